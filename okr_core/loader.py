@@ -1,0 +1,334 @@
+"""Load OKR definition files into an :class:`OkrSet`, or fail listing every problem.
+
+``load_okrs`` reads one YAML file or every ``*.yaml``/``*.yml`` under a folder (sorted,
+recursive, hidden folders skipped), validates each against
+:mod:`okr_core.definitions`, then checks what spans files: duplicate objective ids,
+parents that name no objective, parent cycles, and one cycle name with different dates.
+Each metric source is handed to the ``validate_source`` callback (the connector registry).
+All problems of all files are collected before one :class:`DefinitionError` is raised;
+bad input never escapes as any other exception.
+
+``fingerprint`` hashes file names and bytes without parsing, so the flow can skip
+re-loading unchanged definitions cheaply.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from okr_core._problems import format_loc, line_of, problems_from_validation
+from okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, OkrFileDef
+from okr_core.errors import DefinitionError, OkrError, Problem
+
+__all__ = ["LoadedFile", "OkrSet", "SourceValidator", "fingerprint", "load_okrs"]
+
+SourceValidator = Callable[[Mapping[str, Any]], None]
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """One validated definition file."""
+
+    path: Path
+    definition: OkrFileDef
+
+
+@dataclass
+class OkrSet:
+    """Every objective and key result of a set of definition files.
+
+    Attributes:
+        files: The files, in load order (sorted by relative path).
+        fingerprint: :func:`fingerprint` of the bytes that were loaded.
+        warnings: Advice that is not an error (e.g. objectives with 1 or 6+ KRs).
+    """
+
+    files: list[LoadedFile]
+    fingerprint: str
+    warnings: list[Problem] = field(default_factory=list)
+
+    def objectives(self) -> Iterator[tuple[CycleDef, ObjectiveDef]]:
+        """Yield ``(cycle, objective)`` for every objective, in file order."""
+        for loaded in self.files:
+            for objective in loaded.definition.objectives:
+                yield loaded.definition.cycle, objective
+
+    def key_results(self) -> Iterator[tuple[CycleDef, ObjectiveDef, KeyResultDef]]:
+        """Yield ``(cycle, objective, key_result)`` for every KR, in file order."""
+        for cycle, objective in self.objectives():
+            for kr in objective.key_results:
+                yield cycle, objective, kr
+
+
+def _yaml_files(path: Path) -> list[tuple[str, Path]]:
+    """``(relative name, path)`` of the definition files under ``path``, sorted."""
+    if path.is_file():
+        return [(path.name, path)]
+    if not path.is_dir():
+        raise DefinitionError(
+            [Problem(path, "", None, "no such file or folder; pass the folder of your OKR files")]
+        )
+    found = []
+    for candidate in path.rglob("*"):
+        rel = candidate.relative_to(path)
+        # Skip hidden folders and files (.git, .okr): they hold no definitions.
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if candidate.suffix.lower() in YAML_SUFFIXES and candidate.is_file():
+            found.append((rel.as_posix(), candidate))
+    return sorted(found)
+
+
+def _hash(named_bytes: list[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    for name, data in named_bytes:
+        # Lengths delimit the fields, so moving bytes between name and content changes it.
+        encoded = name.encode("utf-8", "surrogateescape")
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+def fingerprint(path: Path) -> str:
+    """A sha256 over the relative names and bytes of the definition files; no parsing.
+
+    Args:
+        path: A definition file or a folder of them.
+
+    Returns:
+        The hex digest; equal to ``load_okrs(path).fingerprint`` for the same bytes.
+
+    Raises:
+        DefinitionError: ``path`` does not exist or a file cannot be read.
+    """
+    named = []
+    for name, file in _yaml_files(Path(path)):
+        try:
+            named.append((name, file.read_bytes()))
+        except OSError as exc:
+            raise DefinitionError([Problem(file, "", None, f"cannot read: {exc}")]) from exc
+    return _hash(named)
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types -> plain dict/list/str/int/float/bool for validation."""
+    if isinstance(node, dict):
+        return {_plain(k) if not isinstance(k, str) else str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime):
+        return datetime.fromisoformat(node.isoformat())
+    if isinstance(node, date):
+        return date(node.year, node.month, node.day)
+    if node is None:
+        return None
+    return str(node)  # tagged scalars and other exotic nodes: let validation complain
+
+
+@dataclass
+class _Parsed:
+    file: Path
+    root: Any
+    definition: OkrFileDef | None
+
+
+def _parse_file(file: Path, data: bytes, problems: list[Problem]) -> _Parsed | None:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(file, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        return None
+    try:
+        root = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        problems.append(Problem(file, "", line, f"YAML syntax error: {what}"))
+        return None
+    except (YAMLError, RecursionError, ValueError, TypeError, AttributeError) as exc:
+        # ruamel raises several plain exceptions on odd input (e.g. unhashable keys).
+        problems.append(Problem(file, "", None, f"YAML syntax error: {exc}"))
+        return None
+    if root is None:
+        problems.append(Problem(file, "", 1, "file is empty; expected 'cycle:' and 'objectives:'"))
+        return None
+    if not isinstance(root, CommentedMap):
+        problems.append(
+            Problem(file, "", 1, "the top level must be a mapping with 'cycle:' and 'objectives:'")
+        )
+        return None
+    try:
+        plain = _plain(root)
+        definition = OkrFileDef.model_validate(plain)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, file=file, root=root))
+        return _Parsed(file, root, None)
+    except RecursionError:
+        problems.append(Problem(file, "", None, "the YAML is nested too deeply"))
+        return None
+    return _Parsed(file, root, definition)
+
+
+def _check_sources(parsed: _Parsed, validate: SourceValidator, problems: list[Problem]) -> None:
+    # Walk the raw tree, not the models: sources are checked even in files that failed.
+    objectives = parsed.root.get("objectives")
+    if not isinstance(objectives, CommentedSeq):
+        return
+    for i, objective in enumerate(objectives):
+        krs = objective.get("key_results") if isinstance(objective, CommentedMap) else None
+        if not isinstance(krs, CommentedSeq):
+            continue
+        for j, kr in enumerate(krs):
+            source = kr.get("source") if isinstance(kr, CommentedMap) else None
+            if not isinstance(source, CommentedMap) or not isinstance(source.get("type"), str):
+                continue  # the model check already reports it
+            loc: tuple[str | int, ...] = ("objectives", i, "key_results", j, "source")
+            try:
+                validate(_plain(source))
+            except ValidationError as exc:
+                problems.extend(
+                    problems_from_validation(exc, file=parsed.file, root=parsed.root, prefix=loc)
+                )
+            except OkrError as exc:
+                problems.append(
+                    Problem(parsed.file, format_loc(loc), line_of(parsed.root, loc), str(exc))
+                )
+
+
+def _objective_loc(parsed: _Parsed, index: int, key: str) -> tuple[str, int | None]:
+    loc = ("objectives", index, key)
+    return format_loc(loc), line_of(parsed.root, loc)
+
+
+def _check_across_files(parsed_files: list[_Parsed], problems: list[Problem]) -> None:
+    where: dict[str, tuple[_Parsed, int]] = {}
+    for parsed in parsed_files:
+        assert parsed.definition is not None
+        for index, objective in enumerate(parsed.definition.objectives):
+            if objective.id in where:
+                first, first_index = where[objective.id]
+                first_line = _objective_loc(first, first_index, "id")[1]
+                loc, line = _objective_loc(parsed, index, "id")
+                problems.append(Problem(
+                    parsed.file, loc, line,
+                    f"objective id {objective.id!r} is already used in {first.file}:{first_line}",
+                ))
+            else:
+                where[objective.id] = (parsed, index)
+
+    parents: dict[str, str] = {}
+    for oid, (parsed, index) in where.items():
+        assert parsed.definition is not None
+        parent = parsed.definition.objectives[index].parent
+        if parent is None:
+            continue
+        if parent in where:
+            parents[oid] = parent
+            continue
+        close = difflib.get_close_matches(parent, list(where), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(where)[:20])}"
+        loc, line = _objective_loc(parsed, index, "parent")
+        problems.append(Problem(parsed.file, loc, line, f"no objective {parent!r}; {hint}"))
+
+    reported: set[str] = set()
+    for start in parents:
+        chain = [start]
+        while chain[-1] in parents and parents[chain[-1]] not in chain:
+            chain.append(parents[chain[-1]])
+        if chain[-1] in parents and parents[chain[-1]] == start and start not in reported:
+            reported.update(chain)
+            parsed, index = where[start]
+            loc, line = _objective_loc(parsed, index, "parent")
+            cycle_text = " -> ".join([*chain, start])
+            problems.append(Problem(parsed.file, loc, line, f"parent links form a loop: {cycle_text}"))
+
+    cycles: dict[str, tuple[_Parsed, CycleDef]] = {}
+    for parsed in parsed_files:
+        assert parsed.definition is not None
+        cycle = parsed.definition.cycle
+        if cycle.name not in cycles:
+            cycles[cycle.name] = (parsed, cycle)
+            continue
+        first, known = cycles[cycle.name]
+        if (known.start, known.end, known.timezone) != (cycle.start, cycle.end, cycle.timezone):
+            problems.append(Problem(
+                parsed.file, "cycle", line_of(parsed.root, ("cycle",)),
+                f"cycle {cycle.name!r} is {cycle.start}..{cycle.end} ({cycle.timezone}) here "
+                f"but {known.start}..{known.end} ({known.timezone}) in {first.file}",
+            ))
+
+
+def load_okrs(path: Path, *, validate_source: SourceValidator | None = None) -> OkrSet:
+    """Load and validate OKR definitions.
+
+    Args:
+        path: One YAML file, or a folder searched recursively for ``*.yaml``/``*.yml``.
+        validate_source: Called with each KR's ``source`` mapping; raises
+            ``pydantic.ValidationError`` or ``ConfigError`` when it is invalid.
+
+    Returns:
+        The validated set of definitions, with warnings.
+
+    Raises:
+        DefinitionError: Listing every problem in every file.
+    """
+    path = Path(path)
+    files = _yaml_files(path)
+    if not files:
+        raise DefinitionError([Problem(
+            path, "", None,
+            "no *.yaml or *.yml files here; add one with 'cycle:' and 'objectives:' "
+            "(see docs for the format)",
+        )])
+    problems: list[Problem] = []
+    named_bytes: list[tuple[str, bytes]] = []
+    parsed_files: list[_Parsed] = []
+    for name, file in files:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(file, "", None, f"cannot read: {exc.strerror or exc}"))
+            continue
+        named_bytes.append((name, data))
+        parsed = _parse_file(file, data, problems)
+        if parsed is None:
+            continue
+        if validate_source is not None:
+            _check_sources(parsed, validate_source, problems)
+        parsed_files.append(parsed)
+
+    valid = [p for p in parsed_files if p.definition is not None]
+    _check_across_files(valid, problems)
+    if problems:
+        raise DefinitionError(problems)
+
+    warnings = []
+    for parsed in valid:
+        assert parsed.definition is not None
+        for index, objective in enumerate(parsed.definition.objectives):
+            loc = ("objectives", index, "key_results")
+            for message in objective.warnings():
+                warnings.append(Problem(parsed.file, format_loc(loc), line_of(parsed.root, loc), message))
+    loaded = [LoadedFile(p.file, p.definition) for p in valid if p.definition is not None]
+    return OkrSet(files=loaded, fingerprint=_hash(named_bytes), warnings=warnings)

@@ -1,0 +1,438 @@
+"""Pure scoring math: progress, score, pace, forecast, status and objective roll-up.
+
+Nothing here does I/O or imports anything heavy, so it is tested in microseconds.
+Values are ``Decimal`` (or ``None`` for "no value"); progress and scores are ``float``.
+
+Score by kind:
+    * ``increase``/``decrease``: progress clamped to [0, 1], where
+      progress = (value - baseline) / (target - baseline).
+    * ``at_least``: 1.0 while value >= target; below, linear from 1 at the target to 0 at
+      ``floor`` (default floor 0, as PRODUCT.md says "toward a declared floor (or 0)").
+    * ``at_most``: 1.0 while value <= target; above, linear from 1 at the target to 0 at
+      ``floor`` (which lies above the target). Without a floor there is no slope, so the
+      score is 0 as soon as the level is broken.
+    * ``milestone``: 1 if value >= 1 (done) else 0.
+
+Status (:func:`evaluate`), with ``sl`` the objective's success level and ``tolerance`` 0.1:
+    * no value -> ``no_data``; scores stay ``None``, never 0.
+    * score 1.0 (at or past the target, holding the level, milestone done) -> ``on_track``.
+    * ``increase``/``decrease``:
+        - cycle over: final score >= sl -> on_track, >= sl - tolerance -> at_risk, else
+          off_track;
+        - with a forecast (>= 3 points spanning >= 10% of the cycle): the forecast score
+          is compared the same way;
+        - otherwise pace only: clamped progress >= pace * sl -> on_track,
+          >= pace * sl - tolerance -> at_risk, else off_track.
+    * ``at_least``/``at_most``: holding the level -> on_track; level broken but score
+      >= sl -> at_risk; else off_track.
+    * ``milestone``: not done -> on_track during the first 75% of the cycle, at_risk in
+      the last 25%, off_track once the cycle is over.
+
+Objective roll-up (:func:`objective_scores`): an objective's score is the weighted mean of
+its own KR scores (KR weights) and of its child objectives' scores, each child counting
+with weight 1, like one default-weight KR. Unscored KRs and children are left out; an
+objective with nothing scored gets ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "Evaluation",
+    "Forecast",
+    "KrSpec",
+    "ObjectiveScoreInput",
+    "Status",
+    "evaluate",
+    "expected_progress",
+    "forecast",
+    "objective_scores",
+    "progress",
+    "score",
+]
+
+Kind = Literal["increase", "decrease", "at_least", "at_most", "milestone"]
+
+# Forecasts need this share of the cycle between the first and last point; before that a
+# trend is mostly noise, and status relies on pace alone.
+MIN_FORECAST_SPAN = 0.1
+MIN_FORECAST_POINTS = 3
+# Theil-Sen is O(n^2) in pairs; past this many pairs we sample them (deterministically).
+MAX_PAIRS = 2000
+# A not-done milestone becomes at_risk once this share of the cycle has passed.
+MILESTONE_RISK_PACE = 0.75
+
+
+class Status(StrEnum):
+    """Where a KR stands. The last three are about the data, not the metric."""
+
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    OFF_TRACK = "off_track"
+    NO_DATA = "no_data"
+    ERROR = "error"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class KrSpec:
+    """What scoring needs to know about a KR, with the target already absolute."""
+
+    kind: Kind
+    baseline: Decimal | None
+    target: Decimal
+    floor: Decimal | None = None
+    weight: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A robust trend projected to the end of the cycle.
+
+    Attributes:
+        value: Projected value at the cycle's end (median Theil-Sen line).
+        low: Lower end of the band (from the 25th/75th percentile slopes).
+        high: Upper end of the band.
+        slope_per_day: The median slope, in units per day.
+        points: How many points the trend was fitted on.
+    """
+
+    value: float
+    low: float
+    high: float
+    slope_per_day: float
+    points: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of evaluating one KR value at one moment."""
+
+    progress: float | None
+    score: float | None
+    expected_progress: float
+    forecast_value: float | None
+    forecast_score: float | None
+    status: Status
+    reason: str
+
+
+@dataclass(frozen=True)
+class ObjectiveScoreInput:
+    """One objective for :func:`objective_scores`.
+
+    Attributes:
+        kr_scores: ``(score, weight)`` per KR; a ``None`` score means not scored.
+        parent: Id of the objective this one supports, if any.
+    """
+
+    kr_scores: Sequence[tuple[float | None, Decimal | float]] = field(default_factory=tuple)
+    parent: str | None = None
+
+
+def _clamp(x: float, low: float = 0.0, high: float = 1.0) -> float:
+    return min(high, max(low, x))
+
+
+def progress(value: Decimal, baseline: Decimal, target: Decimal) -> float:
+    """Raw progress (value - baseline) / (target - baseline); may be < 0 or > 1.
+
+    One formula for increasing and decreasing KRs: going from 5.5 h down to 2 h, a value of
+    3.75 h is progress 0.5.
+
+    Args:
+        value: The current value.
+        baseline: Where the KR started.
+        target: Where it should end.
+
+    Returns:
+        The raw progress.
+
+    Raises:
+        ValueError: ``target`` equals ``baseline``.
+    """
+    if target == baseline:
+        raise ValueError(f"target equals baseline ({target}); progress is undefined")
+    return float((value - baseline) / (target - baseline))
+
+
+def score(spec: KrSpec, value: Decimal) -> float:
+    """The KR score in [0, 1] for a value (rules per kind in the module docstring).
+
+    Args:
+        spec: The KR's scoring spec.
+        value: The current value.
+
+    Returns:
+        The score, always within [0, 1].
+    """
+    kind = spec.kind
+    if kind == "milestone":
+        return 1.0 if value >= 1 else 0.0
+    if kind in ("increase", "decrease"):
+        if spec.baseline is None or spec.baseline == spec.target:
+            # Direction cannot be told: count only reaching the target.
+            reached = value >= spec.target if kind == "increase" else value <= spec.target
+            return 1.0 if reached else 0.0
+        return _clamp(progress(value, spec.baseline, spec.target))
+    if kind == "at_least":
+        if value >= spec.target:
+            return 1.0
+        floor = spec.floor if spec.floor is not None else Decimal(0)
+        if floor >= spec.target:
+            return 0.0
+        return _clamp(float((value - floor) / (spec.target - floor)))
+    # at_most
+    if value <= spec.target:
+        return 1.0
+    if spec.floor is None or spec.floor <= spec.target:
+        return 0.0
+    return _clamp(float((spec.floor - value) / (spec.floor - spec.target)))
+
+
+def expected_progress(start: datetime, end: datetime, at: datetime) -> float:
+    """Linear pace: the share of the cycle elapsed at ``at``, clamped to [0, 1].
+
+    Args:
+        start: Start of the cycle.
+        end: End of the cycle (exclusive).
+        at: The moment of evaluation.
+
+    Returns:
+        0.0 before the start, 1.0 from the end on.
+    """
+    total = (end - start).total_seconds()
+    if total <= 0:
+        return 1.0 if at >= end else 0.0
+    return _clamp((at - start).total_seconds() / total)
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    # Linear interpolation between closest ranks; the list is never empty here.
+    pos = (len(sorted_values) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
+
+
+def _pairs(n: int) -> list[tuple[int, int]]:
+    total = n * (n - 1) // 2
+    if total <= MAX_PAIRS:
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    # Seeded by n so the same history always gives the same forecast.
+    rng = random.Random(n)
+    pairs = []
+    for _ in range(MAX_PAIRS):
+        i, j = rng.sample(range(n), 2)
+        pairs.append((min(i, j), max(i, j)))
+    return pairs
+
+
+def forecast(
+    points: Sequence[tuple[datetime, Decimal]], start: datetime, end: datetime
+) -> Forecast | None:
+    """Project the value at the cycle's end from a robust (Theil-Sen) trend.
+
+    The slope is the median of pairwise slopes, the intercept the median of
+    ``y - slope * t``, so a few outliers do not move the line. Time is in seconds since
+    ``start``. Points outside [start, end] are ignored.
+
+    Args:
+        points: ``(time, value)`` history of the KR in this cycle, any order.
+        start: Start of the cycle.
+        end: End of the cycle.
+
+    Returns:
+        The forecast, or None with fewer than 3 points or when the points span less than
+        10% of the cycle (too early to trust a trend).
+    """
+    cycle_seconds = (end - start).total_seconds()
+    if cycle_seconds <= 0:
+        return None
+    data = sorted(
+        ((ts - start).total_seconds(), float(v)) for ts, v in points if start <= ts <= end
+    )
+    if len(data) < MIN_FORECAST_POINTS:
+        return None
+    if data[-1][0] - data[0][0] < MIN_FORECAST_SPAN * cycle_seconds:
+        return None
+    slopes = sorted(
+        (data[j][1] - data[i][1]) / (data[j][0] - data[i][0])
+        for i, j in _pairs(len(data))
+        if data[j][0] != data[i][0]
+    )
+    if not slopes:
+        return None
+
+    def project(slope: float) -> float:
+        intercept = statistics.median(y - slope * t for t, y in data)
+        return intercept + slope * cycle_seconds
+
+    median_slope = statistics.median(slopes)
+    band = (project(_percentile(slopes, 0.25)), project(_percentile(slopes, 0.75)))
+    return Forecast(
+        value=project(median_slope),
+        low=min(band),
+        high=max(band),
+        slope_per_day=median_slope * 86400,
+        points=len(data),
+    )
+
+
+def _grade(value: float, level: float, tolerance: float) -> Status:
+    if value >= level:
+        return Status.ON_TRACK
+    if value >= level - tolerance:
+        return Status.AT_RISK
+    return Status.OFF_TRACK
+
+
+def evaluate(
+    spec: KrSpec,
+    value: Decimal | None,
+    *,
+    history: Sequence[tuple[datetime, Decimal]],
+    at: datetime,
+    cycle_start: datetime,
+    cycle_end: datetime,
+    success_level: float,
+    tolerance: float = 0.1,
+) -> Evaluation:
+    """Score a KR value and decide its status (rules in the module docstring).
+
+    Args:
+        spec: The KR's scoring spec.
+        value: The current value, or None when the source had no value.
+        history: Earlier ``(time, value)`` points in this cycle; ``(at, value)`` is added
+            for the forecast unless already the last point.
+        at: The moment of evaluation (aware, like the cycle bounds).
+        cycle_start: Start of the cycle.
+        cycle_end: End of the cycle.
+        success_level: The objective's success level (0.7 aspirational, 1.0 committed).
+        tolerance: How far below the success level still counts as at_risk.
+
+    Returns:
+        The evaluation.
+    """
+    pace = expected_progress(cycle_start, cycle_end, at)
+    if value is None:
+        return Evaluation(None, None, pace, None, None, Status.NO_DATA, "no value")
+
+    current = score(spec, value)
+    if spec.kind == "milestone":
+        return _evaluate_milestone(current, pace, at, cycle_end)
+
+    raw = _raw_progress(spec, value, current)
+    points = list(history)
+    if not points or points[-1][0] < at:
+        points.append((at, value))
+    trend = forecast(points, cycle_start, cycle_end)
+    f_value = f_score = None
+    if trend is not None and not math.isfinite(trend.value):
+        trend = None  # overflowed on absurd values; pace alone is safer
+    if trend is not None:
+        f_value = trend.value
+        f_score = score(spec, Decimal(repr(trend.value)))
+
+    def done(status: Status, reason: str) -> Evaluation:
+        return Evaluation(raw, current, pace, f_value, f_score, status, reason)
+
+    if current >= 1.0:
+        holding = spec.kind in ("at_least", "at_most")
+        return done(
+            Status.ON_TRACK, "holding the level" if holding else f"at target: progress {raw:.2f}"
+        )
+    if spec.kind in ("at_least", "at_most"):
+        status = Status.AT_RISK if current >= success_level else Status.OFF_TRACK
+        return done(status, f"level broken: score {current:.2f} vs {success_level:.2f}")
+    if at >= cycle_end:
+        status = _grade(current, success_level, tolerance)
+        return done(status, f"cycle over: final score {current:.2f} vs {success_level:.2f}")
+    if trend is not None and f_score is not None:
+        status = _grade(f_score, success_level, tolerance)
+        cmp = ">=" if f_score >= success_level else "<"
+        return done(
+            status,
+            f"forecast {f_score:.2f} {cmp} {success_level:.2f}; "
+            f"progress {raw:.2f} vs pace {pace:.2f}",
+        )
+    status = _grade(current, pace * success_level, tolerance)
+    return done(
+        status, f"pace only ({len(points)} points): progress {raw:.2f} vs pace {pace:.2f}"
+    )
+
+
+def _raw_progress(spec: KrSpec, value: Decimal, current: float) -> float:
+    # For levels to hold, "how far along" is the score itself; the raw formula would say
+    # 2.0 for 97% uptime against a 95% level from a 93% baseline.
+    if spec.kind in ("increase", "decrease") and spec.baseline is not None:
+        if spec.baseline != spec.target:
+            return progress(value, spec.baseline, spec.target)
+    return current
+
+
+def _evaluate_milestone(current: float, pace: float, at: datetime, end: datetime) -> Evaluation:
+    if current >= 1.0:
+        return Evaluation(1.0, 1.0, pace, None, None, Status.ON_TRACK, "done")
+    if at >= end:
+        status, reason = Status.OFF_TRACK, "not done; cycle over"
+    elif pace > MILESTONE_RISK_PACE:
+        status, reason = Status.AT_RISK, f"not done; pace {pace:.2f} > {MILESTONE_RISK_PACE}"
+    else:
+        status, reason = Status.ON_TRACK, f"not done yet; pace {pace:.2f}"
+    return Evaluation(0.0, 0.0, pace, None, None, status, reason)
+
+
+def objective_scores(objectives: Mapping[str, ObjectiveScoreInput]) -> dict[str, float | None]:
+    """Objective scores, rolled up the alignment tree.
+
+    Args:
+        objectives: Every objective by id. A ``parent`` not in the mapping is ignored.
+
+    Returns:
+        Score per objective id: weighted mean of its KR scores (KR weights) and its
+        children's scores (weight 1 each); None when nothing under it is scored.
+
+    Raises:
+        ValueError: The parent links form a cycle.
+    """
+    children: dict[str, list[str]] = {oid: [] for oid in objectives}
+    for oid, obj in objectives.items():
+        if obj.parent is not None and obj.parent in objectives:
+            children[obj.parent].append(oid)
+
+    result: dict[str, float | None] = {}
+    visiting: set[str] = set()
+
+    def solve(oid: str) -> float | None:
+        if oid in result:
+            return result[oid]
+        if oid in visiting:
+            raise ValueError(f"objective parent links form a cycle through {oid!r}")
+        visiting.add(oid)
+        total = weights = 0.0
+        for kr_score, weight in objectives[oid].kr_scores:
+            if kr_score is not None:
+                total += kr_score * float(weight)
+                weights += float(weight)
+        for child in children[oid]:
+            child_score = solve(child)
+            if child_score is not None:
+                total += child_score
+                weights += 1.0
+        visiting.discard(oid)
+        result[oid] = total / weights if weights > 0 else None
+        return result[oid]
+
+    for oid in objectives:
+        solve(oid)
+    return result

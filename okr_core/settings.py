@@ -1,0 +1,198 @@
+"""Settings: the only module that reads the environment.
+
+Sources, highest priority first: keyword arguments to :func:`load_settings`, environment
+variables (prefix ``OKR_``, ``__`` between nesting levels), the ``.env`` file in the project
+folder, the ``okr.toml`` file in the project folder. Examples::
+
+    OKR_CONNECTIONS__WAREHOUSE__URL=postgresql+psycopg://bob:pw@db/analytics
+    OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY=8
+    OKR_SECRETS__GA_TOKEN=...
+
+Secrets are :class:`pydantic.SecretStr` and are unwrapped only where they are used; no
+``repr``, log line or error message from this module shows one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from okr_core.errors import ConfigError
+
+__all__ = ["ConnectionSettings", "Settings", "load_settings", "mask_url"]
+
+ENV_PREFIX = "OKR_"
+NESTED_DELIMITER = "__"
+DOTENV_FILE = ".env"
+TOML_FILE = "okr.toml"
+
+
+class ConnectionSettings(BaseModel):
+    """A named connection that metric sources refer to by name."""
+
+    # hide_input_in_errors: a ValidationError must never carry a URL with a password.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    url: SecretStr = Field(description="SQLAlchemy URL or HTTP base URL.")
+    max_concurrency: int = Field(
+        4, ge=1, le=256, description="Queries or requests at once on this connection."
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="Statement or request timeout.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="HTTP only: headers sent with every request."
+    )
+
+    def __repr__(self) -> str:
+        # The default repr already masks SecretStr; we also show the masked URL because
+        # the host and database are what a reader needs when debugging.
+        return (
+            f"ConnectionSettings(url={mask_url(self.url.get_secret_value())!r}, "
+            f"max_concurrency={self.max_concurrency}, timeout_seconds={self.timeout_seconds}, "
+            f"headers={sorted(self.headers)!r})"
+        )
+
+
+class Settings(BaseSettings):
+    """All settings of okr-pipeline. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        hide_input_in_errors=True,
+    )
+
+    project_dir: Path = Field(Path("."), description="Folder of okr.toml, .env and okrs/.")
+    okr_path: Path = Field(Path("okrs"), description="OKR files, relative to project_dir.")
+    store_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the store; default sqlite in <project_dir>/.okr."
+    )
+    connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    max_concurrency: int = Field(16, ge=1, le=1024, description="Sources running at once.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The .env and okr.toml files live in the project folder, which is itself a
+        # setting, so their paths are only known per call, not in model_config.
+        project_dir = _project_dir_from(init_settings)
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=project_dir / DOTENV_FILE)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=project_dir / TOML_FILE)
+        return (init_settings, env_settings, dotenv, toml)
+
+    def resolved_store_url(self) -> str:
+        """The store's SQLAlchemy URL, secret included; use only to connect.
+
+        Returns:
+            ``store_url`` if set, else ``sqlite:///<project_dir>/.okr/okr.db`` (absolute).
+        """
+        if self.store_url is not None:
+            return self.store_url.get_secret_value()
+        db_path = (self.project_dir / ".okr" / "okr.db").resolve()
+        return f"sqlite:///{db_path.as_posix()}"
+
+    def resolved_okr_path(self) -> Path:
+        """The folder (or file) of OKR definitions, resolved against ``project_dir``."""
+        return (self.project_dir / self.okr_path).resolve()
+
+
+def _project_dir_from(init_settings: PydanticBaseSettingsSource) -> Path:
+    if isinstance(init_settings, InitSettingsSource):
+        value = init_settings.init_kwargs.get("project_dir")
+        if value is not None:
+            return Path(value)
+    return Path(os.environ.get(f"{ENV_PREFIX}PROJECT_DIR", "."))
+
+
+def load_settings(project_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from keyword overrides, the environment, ``.env`` and ``okr.toml``.
+
+    Args:
+        project_dir: Folder holding ``okr.toml``, ``.env`` and the OKR files; default
+            ``$OKR_PROJECT_DIR`` or the current folder. Made absolute.
+        **overrides: Setting values that win over every other source.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ConfigError: A setting is invalid; the one-line message names each bad setting
+            (as its environment variable) and never shows its value.
+    """
+    if project_dir is None:
+        project_dir = Path(os.environ.get(f"{ENV_PREFIX}PROJECT_DIR", "."))
+    overrides["project_dir"] = Path(project_dir).resolve()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        # Inputs are hidden (hide_input_in_errors), so chaining cannot leak a secret.
+        raise ConfigError(_settings_error_message(exc)) from exc
+    except (OSError, ValueError) as exc:
+        # A broken okr.toml (TOMLDecodeError is a ValueError) or an unreadable .env.
+        raise ConfigError(
+            f"Cannot read settings in {overrides['project_dir']}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _settings_error_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        env_name = ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in loc)
+        toml_name = ".".join(loc)
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "missing"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        parts.append(f"{env_name} ({toml_name} in {TOML_FILE}): {message}")
+    return "Invalid settings: " + "; ".join(parts)
+
+
+# scheme://user:password@host... The password runs to the last "@" before the path, so
+# an unescaped "@" in a password is still masked whole.
+_USERINFO_RE = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^/?#\s]*)@"
+)
+# Credentials passed in a query string, e.g. ?api_key=... or &password=...
+_QUERY_SECRET_RE = re.compile(
+    r"(?P<key>[?&;](?:password|passwd|pwd|token|access_token|api_key|apikey|key|secret"
+    r"|client_secret|auth|sig|signature)=)(?P<value>[^&;#\s]*)",
+    re.IGNORECASE,
+)
+
+
+def mask_url(url: str) -> str:
+    """Mask the password (and credential query parameters) in a URL.
+
+    Works on any URL, SQLAlchemy URLs included, without importing SQLAlchemy.
+
+    Args:
+        url: The URL, e.g. ``postgresql+psycopg://bob:secret@host/db``.
+
+    Returns:
+        The URL with secrets replaced by ``***``, e.g. ``postgresql+psycopg://bob:***@host/db``.
+    """
+    masked = _USERINFO_RE.sub(
+        lambda m: f"{m['scheme']}{m['user']}:***@" if m["password"] else m[0], url
+    )
+    return _QUERY_SECRET_RE.sub(lambda m: f"{m['key']}***", masked)
