@@ -1,0 +1,288 @@
+"""The ``okr`` command line.
+
+Every user mistake ends as one red line ``Error: ...`` and a documented exit code; the
+traceback is shown only with ``--debug``. Prefect is imported only by the commands that run
+flows, so that ``okr validate`` and ``okr status`` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from flows.prefect_env import apply_quiet_defaults
+from okr_core.errors import ConfigError, DefinitionError, OkrError
+from okr_core.settings import Settings, load_settings, mask_url
+
+apply_quiet_defaults()
+
+
+class ExitCode(IntEnum):
+    """Exit codes of ``okr``."""
+
+    OK = 0
+    USER_ERROR = 1  # a file, a setting or an argument needs fixing
+    USAGE = 2  # the command line itself is wrong (Typer's own code)
+    SOURCES_FAILED = 3  # the run completed, but some KRs' sources failed
+    INTERNAL = 70  # a bug: please report it with the --debug output
+
+
+console = Console()
+err_console = Console(stderr=True)
+app = typer.Typer(
+    name="okr",
+    help="Key results that update themselves: validate OKR files, measure, score and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+_state = {"debug": False}
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (holds okrs/, .env, okr.toml).")
+]
+
+
+def fail(message: str, code: ExitCode = ExitCode.USER_ERROR) -> NoReturn:
+    """Print ``Error: message`` in red on stderr and exit with ``code``."""
+    err_console.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _settings(project: Path) -> Settings:
+    if not project.is_dir():
+        fail(f"project folder '{project}' does not exist")
+    return load_settings(project)
+
+
+@app.command()
+def validate(
+    path: Annotated[
+        Optional[Path], typer.Argument(help="OKR file or folder (default: the project's okrs/).")
+    ] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Check OKR files and list every problem, with file, place and line."""
+    from flows.definitions import load_definitions
+
+    settings = _settings(project)
+    if path is not None:
+        settings = settings.model_copy(update={"okr_path": path.resolve()})
+    try:
+        okr_set = load_definitions(settings)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+        fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
+    objectives = list(okr_set.objectives())
+    krs = list(okr_set.key_results())
+    for warning in okr_set.warnings:
+        console.print(f"[yellow]![/yellow] {warning}", highlight=False, soft_wrap=True)
+    console.print(
+        f"[green]✓[/green] {len(okr_set.files)} file(s), {len(objectives)} objective(s), "
+        f"{len(krs)} key result(s): valid."
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the OKR file format (for editors)."""
+    from flows.schema import okr_file_schema
+
+    console.print_json(json.dumps(okr_file_schema()))
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--as-of '{text}' is not an ISO 8601 time (e.g. 2026-11-24T09:00:00Z)")
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def run(
+    kr: Annotated[
+        Optional[list[str]],
+        typer.Option("--kr", help="Measure only this KR (objective/kr or a unique id); repeatable."),
+    ] = None,
+    all_krs: Annotated[bool, typer.Option("--all", help="Measure every KR, due or not.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and score; store nothing.")] = False,
+    as_of: Annotated[
+        Optional[str], typer.Option("--as-of", help="Evaluate as of this ISO 8601 time.")
+    ] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Measure the KRs that are due (or those named), score them and store the results."""
+    from flows.runner import run_once
+
+    _settings(project)  # fail early, before Prefect starts, on bad settings
+    summary = run_once(
+        project, kr=kr or [], as_of=_parse_time(as_of), dry_run=dry_run, all_krs=all_krs,
+        console=console,
+    )
+    if summary.errors:
+        raise typer.Exit(ExitCode.SOURCES_FAILED)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Show every KR's latest value, progress, score and status."""
+    from flows.render import print_rows, status_json
+    from flows.update import open_store
+
+    store = open_store(_settings(project))
+    try:
+        rows = store.latest_status()
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(status_json(rows) + "\n")
+        return
+    if not rows:
+        console.print("No key results yet: run 'okr run' first.")
+        return
+    print_rows(console, rows)
+
+
+@app.command()
+def connectors() -> None:
+    """List the installed metric source connectors."""
+    from rich.table import Table
+
+    from connectors.registry import describe_sources
+
+    table = Table(title="Installed connectors", title_justify="left")
+    for name in ("type", "class", "package", "description"):
+        table.add_column(name)
+    for row in describe_sources():
+        table.add_row(*[str(cell) for cell in row])
+    console.print(table)
+
+
+@app.command()
+def serve(
+    cron: Annotated[
+        str, typer.Option(help="How often the flow runs; each run measures the KRs that are due.")
+    ] = "*/15 * * * *",
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "okr-update",
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Serve the update flow on its schedule, in the foreground (Ctrl-C stops)."""
+    from flows.runner import serve_flow
+
+    settings = _settings(project)
+    console.print(
+        f"Serving '{name}' on '{cron}' for {project.resolve()} "
+        f"(store {mask_url(settings.resolved_store_url())}); Ctrl-C stops."
+    )
+    serve_flow(project.resolve(), cron=cron, name=name)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the demo project in.")] = Path(
+        "okr-demo"
+    ),
+    port: Annotated[int, typer.Option(help="Port of the demo analytics API.")] = 8765,
+) -> None:
+    """Create a demo project (warehouse, analytics API, OKR files), run it and show the status."""
+    from flows.demo.project import run_demo
+
+    run_demo(directory, port=port, console=console)
+
+
+@app.command("demo-api")
+def demo_api(
+    directory: Annotated[Path, typer.Argument(help="The demo project folder.")] = Path("okr-demo"),
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8765,
+) -> None:
+    """Keep the demo's analytics API running, for later 'okr run's in the demo project."""
+    from flows.demo.analytics_api import serve_forever
+
+    console.print(f"Demo analytics API on http://127.0.0.1:{port} (Ctrl-C stops).")
+    serve_forever(directory, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(project: ProjectOpt = Path(".")) -> None:
+    """Create or migrate the store's tables to the current version."""
+    from okr_store.db import current_revision, make_engine, upgrade
+
+    settings = _settings(project)
+    engine = make_engine(settings.resolved_store_url())
+    try:
+        upgrade(engine)
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(
+        f"Store {mask_url(settings.resolved_store_url())} is at revision {revision}.",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``okr`` console script: one handler for every error."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into messages
+        _report(exc)
+
+
+def _report(exc: Exception) -> NoReturn:
+    import click
+
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    if _state["debug"]:
+        err_console.print_exception()
+    if isinstance(exc, DefinitionError):
+        for problem in exc.problems:
+            err_console.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]Error:[/red] {len(exc.problems)} problem(s) in the OKR files; "
+            "run 'okr validate' after fixing them.",
+            highlight=False,
+        )
+        sys.exit(ExitCode.USER_ERROR)
+    if isinstance(exc, (ConfigError, OkrError)):
+        err_console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(ExitCode.USER_ERROR)
+    err_console.print(
+        f"[red]Error:[/red] unexpected {type(exc).__name__}: {exc}. "
+        "Run again with --debug and report it.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.exit(ExitCode.INTERNAL)

@@ -1,0 +1,33 @@
+"""Load the OKR files with every source checked against the installed connectors and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.base import SourceEnvironment
+from connectors.registry import check_references, parse_source_config
+from okr_core.loader import OkrSet, load_okrs
+from okr_core.settings import Settings
+
+
+def source_environment(settings: Settings) -> SourceEnvironment:
+    """The connections and secrets that sources may refer to by name."""
+    return SourceEnvironment(connections=settings.connections, secrets=settings.secrets)
+
+
+def load_definitions(settings: Settings) -> OkrSet:
+    """Parse and validate the OKR files named by ``settings``.
+
+    Each KR's ``source`` is validated by its connector's config model, and the connections
+    and secrets it names must exist in the settings.
+
+    Raises:
+        DefinitionError: listing every problem found, with file, place and line.
+    """
+    env = source_environment(settings)
+
+    def validate_source(raw: Mapping[str, Any]) -> None:
+        check_references(parse_source_config(raw), env)
+
+    return load_okrs(settings.resolved_okr_path(), validate_source=validate_source)

@@ -1,0 +1,113 @@
+"""Turn fetched values into stored measurements and evaluations (no Prefect, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from flows.fetch import FetchResult
+from okr_core.scoring import Evaluation, KrSpec, Status, evaluate
+from okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
+
+
+def spec_of(kr: StoredKeyResult) -> KrSpec | None:
+    """The scoring spec of a stored KR, or None while its baseline is still unknown."""
+    if kr.kind != "milestone" and kr.target_value is None:
+        return None
+    return KrSpec(
+        kind=kr.kind,
+        baseline=kr.baseline,
+        target=kr.target_value if kr.target_value is not None else Decimal(1),
+        floor=kr.floor,
+        weight=kr.weight,
+    )
+
+
+def evaluate_results(
+    key_results: Mapping[int, StoredKeyResult],
+    results: Sequence[FetchResult],
+    history: Mapping[int, Sequence[tuple[datetime, Decimal]]],
+    *,
+    run_id: int,
+    as_of: datetime,
+) -> tuple[list[MeasurementRecord], list[EvaluationRecord]]:
+    """Score every fetched value against its KR.
+
+    A failed fetch becomes status ``error`` with the message kept; a source that answered
+    with nothing becomes ``no_data``. Neither is ever scored as 0.
+
+    Args:
+        key_results: The KRs fetched, by id.
+        results: What the sources answered.
+        history: Earlier successful values per KR in the cycle (for the forecast).
+        run_id: The run these rows belong to.
+        as_of: The time the run evaluates (the ``--as-of`` time, or now).
+
+    Returns:
+        The measurement and evaluation rows to store.
+    """
+    measurements: list[MeasurementRecord] = []
+    evaluations: list[EvaluationRecord] = []
+    for result in results:
+        kr = key_results[result.kr_id]
+        outcome = "error" if not result.ok else ("no_data" if result.value is None else "ok")
+        measurements.append(
+            MeasurementRecord(
+                kr_id=kr.id,
+                run_id=run_id,
+                measured_at=result.measured_at,
+                as_of=as_of,
+                value=result.value,
+                outcome=outcome,
+                error_message=result.error,
+                error_kind=result.error_kind,
+            )
+        )
+        evaluations.append(_evaluation_row(kr, result, history.get(kr.id, ()), run_id, as_of))
+    return measurements, evaluations
+
+
+def _evaluation_row(
+    kr: StoredKeyResult,
+    result: FetchResult,
+    points: Sequence[tuple[datetime, Decimal]],
+    run_id: int,
+    as_of: datetime,
+) -> EvaluationRecord:
+    if not result.ok:
+        return EvaluationRecord(
+            kr_id=kr.id, run_id=run_id, evaluated_at=as_of, value=None,
+            status=Status.ERROR.value, reason=f"source failed: {result.error}",
+        )
+    spec = spec_of(kr)
+    if spec is None:
+        return EvaluationRecord(
+            kr_id=kr.id, run_id=run_id, evaluated_at=as_of, value=result.value,
+            status=Status.NO_DATA.value, reason="baseline not measured yet",
+        )
+    history = list(points)
+    if result.value is not None:
+        history.append((as_of, result.value))
+    ev: Evaluation = evaluate(
+        spec,
+        result.value,
+        history=history,
+        at=as_of,
+        cycle_start=kr.cycle_start,
+        cycle_end=kr.cycle_end,
+        success_level=kr.success_level,
+    )
+    return EvaluationRecord(
+        kr_id=kr.id,
+        run_id=run_id,
+        evaluated_at=as_of,
+        value=result.value,
+        progress=ev.progress,
+        score=ev.score,
+        expected_progress=ev.expected_progress,
+        forecast_value=ev.forecast_value,
+        forecast_score=ev.forecast_score,
+        status=str(ev.status),
+        reason=ev.reason,
+    )

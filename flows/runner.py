@@ -1,0 +1,67 @@
+"""Run the update flow from the command line: once (``okr run``) or on a schedule (``okr serve``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from rich.console import Console
+
+from flows.update import RunSummary, open_store, update_key_results
+from okr_core.settings import load_settings
+
+
+def run_once(
+    project: Path,
+    *,
+    kr: list[str],
+    as_of: datetime | None,
+    dry_run: bool,
+    all_krs: bool,
+    console: Console,
+) -> RunSummary:
+    """Run the flow once and print what it did, then the status table."""
+    from flows.render import print_rows
+
+    summary = update_key_results(
+        project_dir=str(project.resolve()), kr=kr, as_of=as_of, dry_run=dry_run, all_krs=all_krs
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing due"
+    prefix = "Dry run: " if dry_run else ""
+    console.print(
+        f"{prefix}measured {summary.measured} of {summary.active} KRs as of "
+        f"{summary.as_of.isoformat(timespec='seconds')}: {counts}.",
+        highlight=False,
+    )
+    for ref, message in summary.failed:
+        console.print(f"  [red]failed[/red] {ref}: {message}", highlight=False, soft_wrap=True)
+    if dry_run:
+        for row in summary.rows:
+            console.print(
+                f"  {row['objective']}/{row['id']}: {row['value']} → {row['status']} "
+                f"({row['reason']})",
+                highlight=False,
+            )
+        return summary
+    store = open_store(load_settings(project))
+    try:
+        print_rows(console, store.latest_status())
+    finally:
+        store.close()
+    return summary
+
+
+def serve_flow(project: Path, *, cron: str, name: str) -> None:
+    """Serve the flow in the foreground; a run never starts while the previous one runs."""
+    update_key_results.serve(
+        name=name,
+        cron=cron,
+        parameters={"project_dir": str(project)},
+        # One run at a time; a run scheduled while the last one still runs is dropped, not
+        # queued, so that a slow source cannot build up a backlog.
+        global_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+        description="Measure the key results that are due, score them and store the results.",
+    )

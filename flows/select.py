@@ -1,0 +1,67 @@
+"""Choose which key results a run measures: the ones named, or the ones whose schedule is due."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from cronsim import CronSim
+
+from okr_core.errors import ConfigError
+from okr_store.records import StoredKeyResult
+
+
+def is_due(schedule: str, last_measured_at: datetime | None, as_of: datetime) -> bool:
+    """True when the cron ``schedule`` fired between the last measurement and ``as_of``."""
+    if last_measured_at is None:
+        return True
+    # cronsim iterates in the datetime's own zone; schedules are read in UTC.
+    start = last_measured_at.astimezone(timezone.utc).replace(tzinfo=None)
+    next_fire = next(CronSim(schedule, start))
+    return next_fire <= as_of.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def select_key_results(
+    key_results: Sequence[StoredKeyResult],
+    *,
+    as_of: datetime,
+    names: Sequence[str] = (),
+    due_only: bool = True,
+) -> list[StoredKeyResult]:
+    """Pick the KRs to measure in this run.
+
+    Args:
+        key_results: Every active KR.
+        as_of: The time the run measures.
+        names: KRs asked for by name (``objective/kr``, or the KR id alone where unique);
+            when given, exactly these are measured, due or not.
+        due_only: Measure only KRs whose schedule fired since their last measurement.
+
+    Raises:
+        ConfigError: a name matches no KR, or a bare KR id matches several.
+    """
+    if names:
+        return [resolve_name(name, key_results) for name in dict.fromkeys(names)]
+    if not due_only:
+        return list(key_results)
+    return [kr for kr in key_results if is_due(kr.schedule, kr.last_measured_at, as_of)]
+
+
+def resolve_name(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKeyResult:
+    """Find one KR by ``objective/kr`` or by its id alone.
+
+    Raises:
+        ConfigError: no KR or several KRs answer to ``name``.
+    """
+    exact = [kr for kr in key_results if kr.ref == name]
+    if exact:
+        return exact[0]
+    by_id = [kr for kr in key_results if kr.key == name]
+    if len(by_id) == 1:
+        return by_id[0]
+    if by_id:
+        options = ", ".join(sorted(kr.ref for kr in by_id))
+        raise ConfigError(f"KR id '{name}' is in several objectives; name one of: {options}")
+    raise ConfigError(
+        f"No key result named '{name}'. Use 'objective/kr' or a KR id; 'okr status' lists them."
+    )

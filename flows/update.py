@@ -1,0 +1,256 @@
+"""The ``update_key_results`` flow: load → fetch → compute → store → publish.
+
+The flow is thin on purpose: a handful of task runs whatever the number of KRs (a Prefect
+task run costs milliseconds; a KR's query costs a fraction of one), with the work in plain
+functions that the tests call directly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+
+from flows.definitions import load_definitions, source_environment
+from flows.evaluate import evaluate_results
+from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
+from flows.select import select_key_results
+from okr_core.definitions import resolve_target
+from okr_core.loader import fingerprint
+from okr_core.settings import Settings, load_settings
+from okr_store.db import make_engine, upgrade
+from okr_store.records import EvaluationRecord, StoredKeyResult
+from okr_store.store import Store
+
+ARTIFACT_KEY = "okr-run-results"
+ARTIFACT_MAX_ROWS = 1000
+_SEVERITY = {"error": 0, "off_track": 1, "stale": 2, "at_risk": 3, "no_data": 4, "on_track": 5}
+
+
+@dataclass
+class RunSummary:
+    """What one run did, for the CLI and for callers of the flow."""
+
+    run_id: int | None
+    as_of: datetime
+    active: int
+    measured: int
+    statuses: dict[str, int] = field(default_factory=dict)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    definitions_synced: bool = False
+
+    @property
+    def errors(self) -> int:
+        """How many KRs' sources failed in this run."""
+        return len(self.failed)
+
+
+def open_store(settings: Settings) -> Store:
+    """Open (and migrate) the store named by the settings."""
+    engine = make_engine(settings.resolved_store_url())
+    upgrade(engine)
+    return Store(engine)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+@task(name="load-definitions", cache_policy=NO_CACHE)
+def load_key_results(settings: Settings, store: Store) -> tuple[list[StoredKeyResult], bool]:
+    """Sync the OKR files into the store when they changed; return the active KRs.
+
+    Unchanged files are not parsed again: their fingerprint (a hash of the bytes) matches
+    the one stored at the last sync.
+    """
+    current = fingerprint(settings.resolved_okr_path())
+    synced = False
+    if current != store.definitions_fingerprint():
+        store.sync_definitions(load_definitions(settings))
+        synced = True
+    return store.active_key_results(), synced
+
+
+def _requests(krs: list[StoredKeyResult], as_of: datetime) -> list[FetchRequest]:
+    return [
+        FetchRequest(
+            kr_id=kr.id, kr_ref=kr.ref, source=kr.source, as_of=as_of,
+            cycle_start=kr.cycle_start, cycle_end=kr.cycle_end,
+        )
+        for kr in krs
+    ]
+
+
+@task(name="measure-auto-baselines", cache_policy=NO_CACHE)
+def measure_baselines(
+    krs: list[StoredKeyResult], settings: Settings, store: Store | None, pool: SourcePool
+) -> list[StoredKeyResult]:
+    """Measure ``baseline: auto`` once: the source's value at the cycle's start."""
+    missing = [kr for kr in krs if kr.baseline_auto and kr.baseline is None]
+    if not missing:
+        return krs
+    results = fetch_all(
+        [
+            FetchRequest(kr.id, kr.ref, kr.source, kr.cycle_start, kr.cycle_start, kr.cycle_end)
+            for kr in missing
+        ],
+        source_environment(settings),
+        max_concurrency=settings.max_concurrency,
+        clock=utcnow,
+        pool=pool,
+    )
+    measured: dict[int, StoredKeyResult] = {}
+    for kr, result in zip(missing, results, strict=True):
+        if result.ok and result.value is not None:
+            target = resolve_target(kr.target, result.value)
+            if store is not None:
+                store.set_auto_baseline(kr.id, result.value, target)
+            measured[kr.id] = kr.with_baseline(result.value, target)
+    return [measured.get(kr.id, kr) for kr in krs]
+
+
+@task(name="fetch-values", cache_policy=NO_CACHE)
+def fetch_values(
+    krs: list[StoredKeyResult], settings: Settings, as_of: datetime, pool: SourcePool
+) -> list[FetchResult]:
+    """Fetch every KR's value concurrently (bounded per connection and overall)."""
+    return fetch_all(
+        _requests(krs, as_of),
+        source_environment(settings),
+        max_concurrency=settings.max_concurrency,
+        clock=utcnow,
+        pool=pool,
+    )
+
+
+@task(name="evaluate-and-store", cache_policy=NO_CACHE)
+def evaluate_and_store(
+    krs: list[StoredKeyResult],
+    results: list[FetchResult],
+    store: Store,
+    as_of: datetime,
+    flow_run_id: str | None,
+    dry_run: bool,
+) -> tuple[int | None, list[EvaluationRecord]]:
+    """Score the values and write measurements and evaluations in one batch."""
+    by_id = {kr.id: kr for kr in krs}
+    starts = [kr.cycle_start for kr in krs]
+    history = store.history(list(by_id), since=min(starts)) if starts else {}
+    run_id = None if dry_run else store.start_run(as_of, flow_run_id)
+    measurements, evaluations = evaluate_results(
+        by_id, results, history, run_id=run_id or 0, as_of=as_of
+    )
+    if run_id is not None:
+        store.record_results(run_id, measurements, evaluations)
+        counts = Counter(m.outcome for m in measurements)
+        store.finish_run(
+            run_id,
+            {"total": len(measurements), **counts},
+            "failed" if counts.get("error") else "completed",
+        )
+    return run_id, evaluations
+
+
+def result_rows(
+    krs: list[StoredKeyResult], evaluations: list[EvaluationRecord]
+) -> list[dict[str, Any]]:
+    """One plain row per evaluated KR, worst status first."""
+    by_id = {kr.id: kr for kr in krs}
+    rows = [
+        {
+            "objective": by_id[ev.kr_id].objective_key,
+            "id": by_id[ev.kr_id].key,
+            "value": None if ev.value is None else str(ev.value),
+            "target": None if by_id[ev.kr_id].target_value is None
+            else str(by_id[ev.kr_id].target_value),
+            "progress": None if ev.progress is None else round(ev.progress, 4),
+            "score": None if ev.score is None else round(ev.score, 4),
+            "status": ev.status,
+            "reason": ev.reason,
+        }
+        for ev in evaluations
+    ]
+    rows.sort(key=lambda r: (_SEVERITY.get(r["status"], 9), r["objective"], r["id"]))
+    return rows
+
+
+@task(name="publish-results", cache_policy=NO_CACHE)
+def publish_results(summary: RunSummary) -> None:
+    """Publish the run's results as a Prefect table artifact, worst first."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
+    shown = summary.rows[:ARTIFACT_MAX_ROWS]
+    more = len(summary.rows) - len(shown)
+    create_table_artifact(
+        shown or [{"objective": "", "id": "", "status": "nothing due"}],
+        key=ARTIFACT_KEY,
+        description=(
+            f"{summary.measured} of {summary.active} KRs measured as of "
+            f"{summary.as_of.isoformat(timespec='seconds')}: {counts or 'none'}; "
+            f"{summary.errors} failed" + (f"; {more} more rows not shown" if more else "")
+        ),
+    )
+
+
+@flow(name="update-key-results", log_prints=False)
+def update_key_results(
+    project_dir: str = ".",
+    kr: list[str] | None = None,
+    as_of: datetime | None = None,
+    dry_run: bool = False,
+    all_krs: bool = False,
+) -> RunSummary:
+    """Measure the KRs that are due (or the ones named), score them and store the results.
+
+    Args:
+        project_dir: The project folder (holds ``okrs/``, ``.env`` and ``okr.toml``).
+        kr: Measure only these KRs (``objective/kr`` or a unique KR id), due or not.
+        as_of: Evaluate as of this time instead of now (sources receive it as ``:as_of``).
+        dry_run: Fetch and score, but store nothing.
+        all_krs: Measure every active KR, due or not.
+    """
+    settings = load_settings(Path(project_dir))
+    when = (as_of or utcnow()).astimezone(timezone.utc)
+    store = open_store(settings)
+    try:
+        krs, synced = load_key_results(settings, store)
+        chosen = select_key_results(
+            krs, as_of=when, names=kr or (), due_only=not (all_krs or kr)
+        )
+        with SourcePool(source_environment(settings)) as pool:
+            chosen = measure_baselines(chosen, settings, None if dry_run else store, pool)
+            results = fetch_values(chosen, settings, when, pool)
+        ctx = FlowRunContext.get()
+        flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+        run_id, evaluations = evaluate_and_store(
+            chosen, results, store, when, flow_run_id, dry_run
+        )
+        by_id = {k.id: k for k in chosen}
+        summary = RunSummary(
+            run_id=run_id,
+            as_of=when,
+            active=len(krs),
+            measured=len(chosen),
+            statuses=dict(Counter(ev.status for ev in evaluations)),
+            failed=[(by_id[r.kr_id].ref, r.error or "") for r in results if not r.ok],
+            dry_run=dry_run,
+            rows=result_rows(chosen, evaluations),
+            definitions_synced=synced,
+        )
+        publish_results(summary)
+        if summary.errors:
+            get_run_logger().warning(
+                "%d of %d KRs failed to measure; see 'okr status'", summary.errors, len(chosen)
+            )
+        return summary
+    finally:
+        store.close()
