@@ -1,0 +1,415 @@
+"""SQL metric source: one read-only query against any database SQLAlchemy reaches.
+
+The query must return exactly one row with one number (or a column named ``value``, or the
+column named by ``column``). It runs read-only with a statement timeout, in a transaction
+that is always rolled back, so a source can never change the warehouse it reads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import Field, field_validator
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+
+from connectors.base import BaseSource, BaseSourceConfig, SourceContext
+from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
+from connectors.redaction import Redactor, truncate
+from connectors.values import NotANumberError, to_decimal
+from okr_core.settings import ConnectionSettings
+
+__all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
+
+BIND_PARAMETERS = ("as_of", "cycle_start", "cycle_end")
+MAX_ROWS_COUNTED = 1000
+
+
+class SqlSourceConfig(BaseSourceConfig):
+    """A SQL query returning the KR's current value."""
+
+    type: Literal["sql"] = Field(description="Source type: a SQL query.")
+    connection: str = Field(
+        min_length=1,
+        description="Name of a connection in the settings (OKR_CONNECTIONS__<NAME>__URL).",
+    )
+    query: str = Field(
+        min_length=1,
+        description=(
+            "One SELECT returning one row. May use the bind parameters :as_of, :cycle_start "
+            "and :cycle_end (UTC timestamps; timezone-aware on PostgreSQL, naive UTC elsewhere)."
+        ),
+    )
+    column: str | None = Field(
+        None,
+        min_length=1,
+        description="Column holding the value; default: the only column, or one named 'value'.",
+    )
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=3600, description="Statement timeout; default: the connection's."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _known_parameters(cls, query: str) -> str:
+        cast = re.search(r"(?<![:\w]):(as_of|cycle_start|cycle_end)::", query)
+        if cast:
+            raise ValueError(
+                f"':{cast[1]}::' is read as text, not as a parameter; write "
+                f"CAST(:{cast[1]} AS <type>) instead"
+            )
+        unknown = _bind_names(query) - set(BIND_PARAMETERS)
+        if unknown:
+            names = ", ".join(f":{n}" for n in sorted(unknown))
+            valid = ", ".join(f":{n}" for n in BIND_PARAMETERS)
+            raise ValueError(
+                f"unknown bind parameter {names}. Valid: {valid}. Write a literal colon as '\\:'"
+            )
+        return query
+
+    def connection_names(self) -> set[str]:
+        """The one connection this query runs on.
+
+        Returns:
+            ``{connection}``.
+        """
+        return {self.connection}
+
+    def concurrency_key(self) -> str:
+        """Queries on one connection share its bound.
+
+        Returns:
+            ``"sql:<connection>"``.
+        """
+        return f"sql:{self.connection}"
+
+
+@lru_cache(maxsize=1024)
+def _bind_names(query: str) -> frozenset[str]:
+    # SQLAlchemy's own parser decides what a bind parameter is (it skips '::' casts and
+    # '\:' escapes), so we ask it rather than guess with a regex.
+    return frozenset(sa.text(query).compile().params)
+
+
+class SqlSource(BaseSource[SqlSourceConfig]):
+    """Runs a read-only SQL query returning one number, on any SQLAlchemy database.
+
+    Args:
+        env: Connections and secrets of this run.
+    """
+
+    type_name = "sql"
+    config_model = SqlSourceConfig
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, config: SqlSourceConfig, ctx: SourceContext) -> Decimal | None:
+        """Run the query and return its single value.
+
+        Args:
+            config: The validated SQL source config.
+            ctx: As-of time, cycle bounds (bound as :as_of, :cycle_start, :cycle_end) and
+                the KR reference for messages.
+
+        Returns:
+            The value as an exact Decimal, or None when it is NULL or NaN.
+
+        Raises:
+            RetriableSourceError: Connection failure, timeout, lock or deadlock.
+            FatalSourceError: Bad SQL, a write attempt, or not exactly one numeric value.
+        """
+        where = f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
+        settings = self.env.connections.get(config.connection)
+        if settings is None:
+            known = ", ".join(sorted(self.env.connections)) or "none"
+            raise FatalSourceError(
+                f"{where}: unknown connection {config.connection!r}. Known connections: {known}."
+            )
+        url = settings.url.get_secret_value()
+        redact = Redactor(_url_secrets(url))
+        timeout = config.timeout_seconds or settings.timeout_seconds
+        try:
+            engine = self._engine(config.connection, settings)
+            stmt = _statement(config.query, ctx, engine.dialect)
+            with engine.connect() as conn, _read_only(conn, timeout) as timed_out:
+                try:
+                    result = conn.execute(stmt)
+                    return _single_value(result, config, where)
+                except sa_exc.DBAPIError as exc:
+                    raise _db_error(exc, conn.dialect, timed_out(), timeout, where, redact) from exc
+        except SourceError:
+            raise
+        except sa_exc.DBAPIError as exc:
+            # Raised while connecting or preparing the session, before the query ran.
+            raise _db_error(exc, None, False, timeout, where, redact) from exc
+        except sa_exc.TimeoutError as exc:
+            raise RetriableSourceError(
+                f"{where}: no free database connection within {timeout:g}s "
+                f"(max_concurrency={settings.max_concurrency})"
+            ) from exc
+        except (sa_exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
+            # Bad URL, missing driver, unsupported option: retrying will not help.
+            raise FatalSourceError(
+                f"{where}: {type(exc).__name__}: {redact(truncate(str(exc)))}"
+            ) from exc
+
+    def close(self) -> None:
+        """Dispose every engine this source created."""
+        with self._lock:
+            engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            engine.dispose()
+
+    def _engine(self, name: str, settings: ConnectionSettings) -> Engine:
+        engine = self._engines.get(name)
+        if engine is not None:
+            return engine
+        # One engine (one pool) per connection: creating two under a race would double
+        # the connections the database sees, so creation is serialised.
+        with self._lock:
+            engine = self._engines.get(name)
+            if engine is None:
+                engine = _create_engine(settings)
+                self._engines[name] = engine
+            return engine
+
+    def __repr__(self) -> str:
+        return f"SqlSource(engines={sorted(self._engines)}, env={self.env!r})"
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        password = make_url(url).password
+    except sa_exc.ArgumentError:
+        return []
+    return [str(password)] if password else []
+
+
+def _create_engine(settings: ConnectionSettings) -> Engine:
+    url = make_url(settings.url.get_secret_value())
+    backend = url.get_backend_name()
+    timeout = settings.timeout_seconds
+    connect_args: dict[str, Any] = {}
+    if backend == "postgresql":
+        connect_args["connect_timeout"] = max(2, math.ceil(timeout))  # libpq minimum is 2
+    elif backend in {"mysql", "mariadb"}:
+        connect_args["connect_timeout"] = max(1, math.ceil(timeout))
+    elif backend == "sqlite":
+        connect_args["timeout"] = timeout  # how long to wait for a lock held by a writer
+    # Options written in the URL win over our defaults.
+    connect_args = {k: v for k, v in connect_args.items() if k not in url.query}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect_args}
+    in_memory = backend == "sqlite" and url.database in (None, "", ":memory:")
+    if not in_memory:
+        # Pool as large as the connection's concurrency bound: more would sit idle, fewer
+        # would make allowed queries wait for a connection.
+        kwargs.update(
+            pool_size=settings.max_concurrency, max_overflow=0, pool_timeout=max(timeout, 1.0)
+        )
+    try:
+        return sa.create_engine(url, **kwargs)
+    except TypeError:
+        # A dialect whose pool takes no size (e.g. NullPool): accept its default.
+        for key in ("pool_size", "max_overflow", "pool_timeout"):
+            kwargs.pop(key, None)
+        return sa.create_engine(url, **kwargs)
+
+
+def _statement(query: str, ctx: SourceContext, dialect: Dialect) -> sa.TextClause:
+    stmt = sa.text(query)
+    used = _bind_names(query)
+    if not used:
+        return stmt
+    # Only PostgreSQL stores time zones reliably; elsewhere a naive UTC timestamp compares
+    # correctly with naive UTC columns and is not mangled by the driver.
+    aware = dialect.name == "postgresql"
+    values = {"as_of": ctx.as_of, "cycle_start": ctx.cycle_start, "cycle_end": ctx.cycle_end}
+    params = []
+    for name in sorted(used):
+        value = values[name].astimezone(UTC)
+        if not aware:
+            value = value.replace(tzinfo=None)
+        params.append(sa.bindparam(name, value, type_=sa.DateTime(timezone=aware)))
+    return stmt.bindparams(*params)
+
+
+@contextmanager
+def _read_only(conn: Connection, timeout: float) -> Iterator[Callable[[], bool]]:
+    """Make the connection's transaction read-only with a timeout; always roll back.
+
+    Yields a function telling whether the SQLite deadline fired (other databases report
+    their own timeouts with an error code).
+    """
+    dialect = conn.dialect.name
+    fired = False
+    raw: Any = None
+    if dialect == "postgresql":
+        # Must be the transaction's first statement; the pre-ping runs in autocommit.
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+    elif dialect in {"mysql", "mariadb"}:
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:.3f}")
+        else:
+            conn.exec_driver_sql(f"SET SESSION max_execution_time = {max(1, int(timeout * 1000))}")
+        # Session default first, so even a statement that implicitly commits (DDL) starts
+        # its new transaction read-only.
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        conn.exec_driver_sql("START TRANSACTION READ ONLY")
+    elif dialect == "sqlite":
+        # Re-asserted on every fetch: a pooled connection may have run "PRAGMA query_only=OFF".
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        raw = conn.connection.driver_connection
+        deadline = time.monotonic() + timeout
+
+        def _past_deadline() -> int:
+            nonlocal fired
+            if time.monotonic() > deadline:
+                fired = True
+                return 1  # non-zero aborts the statement with SQLITE_INTERRUPT
+            return 0
+
+        raw.set_progress_handler(_past_deadline, 10_000)
+    try:
+        yield lambda: fired
+    finally:
+        if raw is not None:
+            raw.set_progress_handler(None, 0)
+        # Never commit: whatever the query did, if anything, is undone.
+        try:
+            conn.rollback()
+        except sa_exc.DBAPIError:
+            conn.invalidate()
+
+
+def _single_value(result: sa.CursorResult[Any], config: SqlSourceConfig, where: str) -> Decimal | None:
+    if not result.returns_rows:
+        raise FatalSourceError(
+            f"{where}: the query returned no result set; expected a SELECT returning one row"
+        )
+    columns = list(result.keys())
+    rows = result.fetchmany(MAX_ROWS_COUNTED + 1)
+    if len(rows) != 1:
+        count = "no" if not rows else (
+            f"more than {MAX_ROWS_COUNTED}" if len(rows) > MAX_ROWS_COUNTED else str(len(rows))
+        )
+        raise FatalSourceError(f"{where}: the query returned {count} rows; expected 1")
+    index = _column_index(columns, config.column, where)
+    try:
+        return to_decimal(rows[0][index])
+    except NotANumberError as exc:
+        raise FatalSourceError(f"{where}: column {columns[index]!r} {exc}") from exc
+
+
+def _column_index(columns: Sequence[str], wanted: str | None, where: str) -> int:
+    lowered = [c.lower() for c in columns]
+    shown = ", ".join(repr(c) for c in columns)
+    if wanted is not None:
+        if wanted.lower() in lowered:
+            return lowered.index(wanted.lower())
+        raise FatalSourceError(f"{where}: the query has no column {wanted!r}; columns: {shown}")
+    if len(columns) == 1:
+        return 0
+    if "value" in lowered:
+        return lowered.index("value")
+    raise FatalSourceError(
+        f"{where}: the query returned {len(columns)} columns ({shown}); expected one, "
+        f"or a column named 'value', or set 'column' to choose one"
+    )
+
+
+# Error codes by what they mean for the caller. PostgreSQL: SQLSTATE; MySQL/MariaDB: errno.
+_PG_READ_ONLY = {"25006"}
+_PG_TIMEOUT = {"57014"}
+_PG_RETRIABLE_PREFIXES = ("08", "53", "57P", "40001", "40P01", "55P03")
+_MY_READ_ONLY = {1792, 1290, 1836}
+_MY_TIMEOUT = {1969, 3024, 1317, 1028}
+_MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql")
+_MY_RETRIABLE = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055}
+
+
+def _db_error(
+    exc: sa_exc.DBAPIError,
+    dialect: Dialect | None,
+    timed_out: bool,
+    timeout: float,
+    where: str,
+    redact: Redactor,
+) -> SourceError:
+    detail = redact(truncate(_db_message(exc.orig)))
+    kind = _classify(exc, dialect, timed_out)
+    if kind == "read_only":
+        return FatalSourceError(
+            f"{where}: the query tried to write, but sources are read-only; nothing was "
+            f"changed. Use a SELECT. ({detail})"
+        )
+    if kind == "timeout":
+        return RetriableSourceError(
+            f"{where}: the query timed out after {timeout:g}s; make it faster or raise "
+            f"timeout_seconds. ({detail})"
+        )
+    if kind == "retriable":
+        return RetriableSourceError(f"{where}: database unavailable: {detail}")
+    return FatalSourceError(f"{where}: the query failed: {detail}")
+
+
+def _db_message(orig: BaseException | None) -> str:
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = f"{args[1]} (error {args[0]})"  # MySQL drivers: (errno, message)
+    else:
+        text = str(orig)
+    return " ".join(text.split())
+
+
+def _classify(
+    exc: sa_exc.DBAPIError, dialect: Dialect | None, timed_out: bool
+) -> Literal["read_only", "timeout", "retriable", "fatal"]:
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    errno = args[0] if args else None
+    # MySQL drivers first: PyMySQL also sets a SQLSTATE, but the errno is more precise.
+    if isinstance(errno, int) and type(orig).__module__.startswith(_MYSQL_DRIVERS):
+        if errno in _MY_READ_ONLY:
+            return "read_only"
+        if errno in _MY_TIMEOUT:
+            return "timeout"
+        if errno in _MY_RETRIABLE:
+            return "retriable"
+        return "fatal"
+    sqlite_name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(sqlite_name, str):
+        if sqlite_name.startswith("SQLITE_READONLY"):
+            return "read_only"
+        if timed_out or sqlite_name == "SQLITE_INTERRUPT":
+            return "timeout"
+        if sqlite_name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return "retriable"
+        return "fatal"
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        if sqlstate in _PG_READ_ONLY:
+            return "read_only"
+        if sqlstate in _PG_TIMEOUT:
+            return "timeout"
+        if sqlstate.startswith(_PG_RETRIABLE_PREFIXES):
+            return "retriable"
+        return "fatal"
+    if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        # PEP 249: OperationalError is about the database's operation (disconnects,
+        # unreachable server), not the statement; unknown drivers get the benefit of it.
+        return "retriable"
+    return "fatal"
