@@ -29,7 +29,6 @@ def evaluate_results(
     results: Sequence[FetchResult],
     history: Mapping[int, Sequence[tuple[datetime, Decimal]]],
     *,
-    run_id: int,
     as_of: datetime,
 ) -> tuple[list[MeasurementRecord], list[EvaluationRecord]]:
     """Score every fetched value against its KR.
@@ -41,7 +40,6 @@ def evaluate_results(
         key_results: The KRs fetched, by id.
         results: What the sources answered.
         history: Earlier successful values per KR in the cycle (for the forecast).
-        run_id: The run these rows belong to.
         as_of: The time the run evaluates (the ``--as-of`` time, or now).
 
     Returns:
@@ -54,8 +52,7 @@ def evaluate_results(
         outcome = "error" if not result.ok else ("no_data" if result.value is None else "ok")
         measurements.append(
             MeasurementRecord(
-                kr_id=kr.id,
-                run_id=run_id,
+                kr_id=kr.kr_id,
                 measured_at=result.measured_at,
                 as_of=as_of,
                 value=result.value,
@@ -64,7 +61,7 @@ def evaluate_results(
                 error_kind=result.error_kind,
             )
         )
-        evaluations.append(_evaluation_row(kr, result, history.get(kr.id, ()), run_id, as_of))
+        evaluations.append(_evaluation_row(kr, result, history.get(kr.kr_id, ()), as_of))
     return measurements, evaluations
 
 
@@ -72,18 +69,17 @@ def _evaluation_row(
     kr: StoredKeyResult,
     result: FetchResult,
     points: Sequence[tuple[datetime, Decimal]],
-    run_id: int,
     as_of: datetime,
 ) -> EvaluationRecord:
     if not result.ok:
         return EvaluationRecord(
-            kr_id=kr.id, run_id=run_id, evaluated_at=as_of, value=None,
+            kr_id=kr.kr_id, evaluated_at=as_of, value=None,
             status=Status.ERROR.value, reason=f"source failed: {result.error}",
         )
     spec = spec_of(kr)
     if spec is None:
         return EvaluationRecord(
-            kr_id=kr.id, run_id=run_id, evaluated_at=as_of, value=result.value,
+            kr_id=kr.kr_id, evaluated_at=as_of, value=result.value,
             status=Status.NO_DATA.value, reason="baseline not measured yet",
         )
     history = list(points)
@@ -99,8 +95,7 @@ def _evaluation_row(
         success_level=kr.success_level,
     )
     return EvaluationRecord(
-        kr_id=kr.id,
-        run_id=run_id,
+        kr_id=kr.kr_id,
         evaluated_at=as_of,
         value=result.value,
         progress=ev.progress,

@@ -56,7 +56,7 @@ def resolve_name(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKey
     exact = [kr for kr in key_results if kr.ref == name]
     if exact:
         return exact[0]
-    by_id = [kr for kr in key_results if kr.key == name]
+    by_id = [kr for kr in key_results if kr.kr_key == name]
     if len(by_id) == 1:
         return by_id[0]
     if by_id:

@@ -8,7 +8,7 @@ functions that the tests call directly.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def load_key_results(settings: Settings, store: Store) -> tuple[list[StoredKeyRe
 def _requests(krs: list[StoredKeyResult], as_of: datetime) -> list[FetchRequest]:
     return [
         FetchRequest(
-            kr_id=kr.id, kr_ref=kr.ref, source=kr.source, as_of=as_of,
+            kr_id=kr.kr_id, kr_ref=kr.ref, source=kr.source, as_of=as_of,
             cycle_start=kr.cycle_start, cycle_end=kr.cycle_end,
         )
         for kr in krs
@@ -101,7 +101,7 @@ def measure_baselines(
         return krs
     results = fetch_all(
         [
-            FetchRequest(kr.id, kr.ref, kr.source, kr.cycle_start, kr.cycle_start, kr.cycle_end)
+            FetchRequest(kr.kr_id, kr.ref, kr.source, kr.cycle_start, kr.cycle_start, kr.cycle_end)
             for kr in missing
         ],
         source_environment(settings),
@@ -114,9 +114,9 @@ def measure_baselines(
         if result.ok and result.value is not None:
             target = resolve_target(kr.target, result.value)
             if store is not None:
-                store.set_auto_baseline(kr.id, result.value, target)
-            measured[kr.id] = kr.with_baseline(result.value, target)
-    return [measured.get(kr.id, kr) for kr in krs]
+                store.set_auto_baseline(kr.kr_id, result.value)
+            measured[kr.kr_id] = replace(kr, baseline=result.value, target_value=target)
+    return [measured.get(kr.kr_id, kr) for kr in krs]
 
 
 @task(name="fetch-values", cache_policy=NO_CACHE)
@@ -143,13 +143,11 @@ def evaluate_and_store(
     dry_run: bool,
 ) -> tuple[int | None, list[EvaluationRecord]]:
     """Score the values and write measurements and evaluations in one batch."""
-    by_id = {kr.id: kr for kr in krs}
+    by_id = {kr.kr_id: kr for kr in krs}
     starts = [kr.cycle_start for kr in krs]
     history = store.history(list(by_id), since=min(starts)) if starts else {}
     run_id = None if dry_run else store.start_run(as_of, flow_run_id)
-    measurements, evaluations = evaluate_results(
-        by_id, results, history, run_id=run_id or 0, as_of=as_of
-    )
+    measurements, evaluations = evaluate_results(by_id, results, history, as_of=as_of)
     if run_id is not None:
         store.record_results(run_id, measurements, evaluations)
         counts = Counter(m.outcome for m in measurements)
@@ -165,11 +163,11 @@ def result_rows(
     krs: list[StoredKeyResult], evaluations: list[EvaluationRecord]
 ) -> list[dict[str, Any]]:
     """One plain row per evaluated KR, worst status first."""
-    by_id = {kr.id: kr for kr in krs}
+    by_id = {kr.kr_id: kr for kr in krs}
     rows = [
         {
             "objective": by_id[ev.kr_id].objective_key,
-            "id": by_id[ev.kr_id].key,
+            "id": by_id[ev.kr_id].kr_key,
             "value": None if ev.value is None else str(ev.value),
             "target": None if by_id[ev.kr_id].target_value is None
             else str(by_id[ev.kr_id].target_value),
@@ -234,7 +232,7 @@ def update_key_results(
         run_id, evaluations = evaluate_and_store(
             chosen, results, store, when, flow_run_id, dry_run
         )
-        by_id = {k.id: k for k in chosen}
+        by_id = {k.kr_id: k for k in chosen}
         summary = RunSummary(
             run_id=run_id,
             as_of=when,

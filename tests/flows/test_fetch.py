@@ -1,0 +1,143 @@
+"""The concurrent fetcher: order, isolation of failures, and the per-connection bound."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Literal
+
+import pytest
+
+from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
+from connectors.errors import FatalSourceError, RetriableSourceError
+from flows import fetch
+from flows.fetch import FetchRequest, fetch_all
+from okr_core.settings import ConnectionSettings
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+
+
+class FakeConfig(BaseSourceConfig):
+    type: Literal["fake"] = "fake"
+    connection: str
+    behaviour: str = "value"
+
+    def concurrency_key(self) -> str:
+        return f"fake:{self.connection}"
+
+
+class FakeSource(BaseSource[FakeConfig]):
+    """Records how many fetches ran at once per connection."""
+
+    type_name = "fake"
+    config_model = FakeConfig
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    lock = threading.Lock()
+    closed = 0
+
+    def fetch(self, config: FakeConfig, ctx: SourceContext) -> Decimal | None:
+        with self.lock:
+            n = self.running[config.connection] = self.running.get(config.connection, 0) + 1
+            self.peak[config.connection] = max(self.peak.get(config.connection, 0), n)
+        try:
+            time.sleep(0.01)
+            if config.behaviour == "fatal":
+                raise FatalSourceError(f"{ctx.kr_ref}: bad query")
+            if config.behaviour == "retriable":
+                raise RetriableSourceError(f"{ctx.kr_ref}: timed out")
+            if config.behaviour == "bug":
+                raise ZeroDivisionError("division by zero")
+            if config.behaviour == "none":
+                return None
+            return Decimal(ctx.kr_ref.rsplit("-", 1)[1])
+        finally:
+            with self.lock:
+                self.running[config.connection] -= 1
+
+    def close(self) -> None:
+        FakeSource.closed += 1
+
+
+@pytest.fixture(autouse=True)
+def fake_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeSource.running, FakeSource.peak, FakeSource.closed = {}, {}, 0
+    monkeypatch.setattr(fetch, "get_source_class", lambda name: FakeSource)
+    monkeypatch.setattr(fetch, "parse_source_config", lambda raw: FakeConfig(**raw))
+
+
+def _request(i: int, connection: str = "a", behaviour: str = "value") -> FetchRequest:
+    source: dict[str, Any] = {"type": "fake", "connection": connection, "behaviour": behaviour}
+    return FetchRequest(i, f"obj/kr-{i}", source, NOW, NOW, NOW)
+
+
+def _env(**limits: int) -> SourceEnvironment:
+    return SourceEnvironment(
+        connections={
+            name: ConnectionSettings(url="sqlite://", max_concurrency=limit)
+            for name, limit in limits.items()
+        }
+    )
+
+
+def test_results_keep_request_order_and_values() -> None:
+    results = fetch_all(
+        [_request(i) for i in range(20)], _env(a=4), max_concurrency=8, clock=lambda: NOW
+    )
+    assert [r.kr_id for r in results] == list(range(20))
+    assert [r.value for r in results] == [Decimal(i) for i in range(20)]
+    assert all(r.ok and r.measured_at == NOW for r in results)
+
+
+def test_one_failure_never_stops_the_others() -> None:
+    requests = [
+        _request(0),
+        _request(1, behaviour="fatal"),
+        _request(2, behaviour="retriable"),
+        _request(3, behaviour="bug"),
+        _request(4, behaviour="none"),
+        _request(5),
+    ]
+    results = fetch_all(requests, _env(a=2), max_concurrency=4, clock=lambda: NOW)
+    assert [(r.ok, r.error_kind) for r in results] == [
+        (True, None), (False, "fatal"), (False, "retriable"), (False, "internal"),
+        (True, None), (True, None),
+    ]
+    assert "bad query" in (results[1].error or "")
+    assert "ZeroDivisionError" in (results[3].error or "")
+    assert results[4].value is None and results[4].ok  # no data is not an error
+    assert results[5].value == Decimal(5)
+
+
+def test_each_connection_is_bounded_by_its_own_limit() -> None:
+    requests = [_request(i, "slow") for i in range(24)] + [_request(i, "fast") for i in range(24)]
+    fetch_all(requests, _env(slow=2, fast=6), max_concurrency=16, clock=lambda: NOW)
+    assert FakeSource.peak["slow"] == 2
+    assert 2 < FakeSource.peak["fast"] <= 6
+
+
+def test_global_bound_caps_all_connections() -> None:
+    requests = [_request(i, "x") for i in range(30)]
+    fetch_all(requests, _env(x=50), max_concurrency=3, clock=lambda: NOW)
+    assert FakeSource.peak["x"] == 3
+
+
+def test_invalid_stored_source_fails_only_that_kr(monkeypatch: pytest.MonkeyPatch) -> None:
+    def parse(raw: dict[str, Any]) -> FakeConfig:
+        if raw.get("connection") == "broken":
+            raise ValueError("unknown key 'qurey'")
+        return FakeConfig(**raw)
+
+    monkeypatch.setattr(fetch, "parse_source_config", parse)
+    results = fetch_all(
+        [_request(1), _request(2, "broken")], _env(a=1), max_concurrency=2, clock=lambda: NOW
+    )
+    assert results[0].value == Decimal(1)
+    assert results[1].error_kind == "config" and "qurey" in (results[1].error or "")
+
+
+def test_sources_are_closed_after_the_run() -> None:
+    fetch_all([_request(1)], _env(a=1), max_concurrency=1, clock=lambda: NOW)
+    assert FakeSource.closed == 1
