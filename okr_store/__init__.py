@@ -1,0 +1,31 @@
+"""Persistence of okr-pipeline: SQLAlchemy models, Alembic migrations and the Store.
+
+Imports ``okr_core`` only; never ``connectors``, ``flows`` or ``prefect``.
+"""
+
+from okr_store.db import current_revision, head_revision, make_engine, upgrade
+from okr_store.records import (
+    EvaluationRecord,
+    MeasurementRecord,
+    RunCounts,
+    RunRow,
+    StatusRow,
+    StoredKeyResult,
+    SyncResult,
+)
+from okr_store.store import Store
+
+__all__ = [
+    "EvaluationRecord",
+    "MeasurementRecord",
+    "RunCounts",
+    "RunRow",
+    "StatusRow",
+    "Store",
+    "StoredKeyResult",
+    "SyncResult",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "upgrade",
+]

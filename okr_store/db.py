@@ -1,0 +1,142 @@
+"""Engines and schema migrations for the store.
+
+``make_engine`` gives an engine tuned for the backend; ``upgrade`` brings its schema to the
+newest Alembic revision. Alembic runs from code: the configuration is built here with
+``script_location`` pointing into this package, so no ``alembic.ini`` is needed at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: How long a SQLite connection waits for another writer before failing, in milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: Execution option naming how a SQLite transaction begins ("DEFERRED" or "IMMEDIATE").
+#: Writers begin IMMEDIATE: taking the write lock up front lets busy_timeout queue them,
+#: where a deferred reader upgrading to a writer fails at once with "database is locked".
+SQLITE_BEGIN = "okr_sqlite_begin"
+
+#: Arbitrary constant identifying the migration lock among PostgreSQL advisory locks.
+_PG_MIGRATION_LOCK = 0x6F6B725F6D6967  # "okr_mig"
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Create an engine for the store at ``url``.
+
+    SQLite: creates the database file's folder, turns on WAL (readers do not block the
+    writer), foreign keys and a busy timeout, and lets SQLAlchemy (not the sqlite3 module)
+    emit ``BEGIN`` so DDL is transactional. PostgreSQL: ``pool_pre_ping`` so connections
+    dropped by the server or a proxy are replaced; a bare ``postgresql://`` URL uses psycopg 3.
+
+    Args:
+        url: SQLAlchemy database URL.
+        **kwargs: passed on to :func:`sqlalchemy.create_engine`.
+
+    Returns:
+        The engine. The schema is not touched; call :func:`upgrade`.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _make_sqlite_engine(parsed, **kwargs)
+    if parsed.drivername == "postgresql":
+        # psycopg2 is not a dependency; psycopg 3 is.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(parsed, **kwargs)
+
+
+def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
+    if not in_memory and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The sqlite3 module's own transaction handling begins late and never around DDL;
+        # switching it off lets the "begin" hook below start real transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                # Safe with WAL (a crash loses at most the last commits, never corrupts)
+                # and much faster than FULL for frequent small commits.
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+            raise ValueError(f"invalid {SQLITE_BEGIN} {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def alembic_config() -> Config:
+    """Return an Alembic configuration for the store's migrations (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest migration revision shipped with this package."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the schema revision of the database, or None if it was never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate the database to the newest revision; a no-op when it is already there.
+
+    Safe when several processes call it at once (workers starting together): on PostgreSQL
+    the migration runs under a transaction-scoped advisory lock, on SQLite inside a
+    ``BEGIN IMMEDIATE`` transaction; the second caller waits, then finds nothing to do.
+    Migrations run in one transaction on both, so a failure leaves the schema unchanged.
+
+    Args:
+        engine: engine from :func:`make_engine`.
+    """
+    if current_revision(engine) == head_revision():
+        return  # the common case: no lock, no Alembic machinery
+    config = alembic_config()
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            # Alembic sees the transaction already open and runs inside it (no commit of
+            # its own), so the lock is held until every migration is committed.
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")

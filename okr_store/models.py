@@ -1,0 +1,195 @@
+"""SQLAlchemy models of the store: definitions, runs, and the values they produced.
+
+Definitions (``cycles``, ``objectives``, ``key_results``) mirror the YAML files and are
+synchronised by id; rows are archived, never deleted, so history stays attached.
+Each run (``runs``) records one ``measurements`` row per KR it fetched and one
+``evaluations`` row per KR it scored. ``meta`` holds small key/value facts such as the
+fingerprint of the definitions last synchronised.
+
+The Alembic migrations in ``okr_store/migrations/versions`` must describe exactly these
+tables; ``tests/okr_store/test_migrations.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from okr_store.types import ExactDecimal, UtcDateTime
+
+#: Deterministic constraint names: Alembic batch mode on SQLite needs names to alter
+#: constraints, and autogenerate compares them.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+OUTCOMES = ("ok", "no_data", "error")
+STATUSES = ("on_track", "at_risk", "off_track", "no_data", "error", "stale")
+RUN_STATUSES = ("running", "completed", "partial", "failed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention and the project's column types."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        Decimal: ExactDecimal(),
+        dict[str, Any]: sa.JSON(),
+    }
+
+
+class Cycle(Base):
+    """An OKR cycle (usually a quarter), identified by its name."""
+
+    __tablename__ = "cycles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+
+
+class Objective(Base):
+    """An objective of a cycle, identified by its YAML id (``key``) within the cycle."""
+
+    __tablename__ = "objectives"
+    __table_args__ = (
+        sa.UniqueConstraint("cycle_id", "key"),
+        sa.CheckConstraint("type IN ('aspirational', 'committed')", name="type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(sa.ForeignKey("cycles.id"))
+    key: Mapped[str] = mapped_column(sa.String(200))
+    title: Mapped[str] = mapped_column(sa.Text)
+    owner: Mapped[str] = mapped_column(sa.String(200))
+    type: Mapped[str] = mapped_column(sa.String(16))
+    parent_key: Mapped[str | None] = mapped_column(sa.String(200))
+    success_level: Mapped[float | None] = mapped_column(sa.Double)
+    archived_at: Mapped[datetime | None]
+
+
+class KeyResult(Base):
+    """A key result, identified by its YAML id (``key``) within its objective."""
+
+    __tablename__ = "key_results"
+    __table_args__ = (sa.UniqueConstraint("objective_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    objective_id: Mapped[int] = mapped_column(sa.ForeignKey("objectives.id"))
+    key: Mapped[str] = mapped_column(sa.String(200))
+    title: Mapped[str] = mapped_column(sa.Text)
+    unit: Mapped[str] = mapped_column(sa.String(64))
+    # Declared or inferred by okr_core (KeyResultDef.effective_kind).
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    baseline: Mapped[Decimal | None]
+    baseline_auto: Mapped[bool] = mapped_column(sa.Boolean)
+    # The target as written ("+20%", "120"), and the absolute value it resolves to; null
+    # while it depends on an automatic baseline not measured yet.
+    target: Mapped[str | None] = mapped_column(sa.String(200))
+    target_value: Mapped[Decimal | None]
+    floor: Mapped[Decimal | None]
+    weight: Mapped[Decimal]
+    schedule: Mapped[str] = mapped_column(sa.String(200))
+    source_json: Mapped[dict[str, Any]]
+    source_type: Mapped[str] = mapped_column(sa.String(64))
+    definition_hash: Mapped[str] = mapped_column(sa.String(64))
+    archived_at: Mapped[datetime | None]
+
+
+class Run(Base):
+    """One execution of the pipeline over the active KRs."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        sa.Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    as_of: Mapped[datetime]
+    flow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    total: Mapped[int] = mapped_column(default=0)
+    ok: Mapped[int] = mapped_column(default=0)
+    no_data: Mapped[int] = mapped_column(default=0)
+    error: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(16))
+
+
+class Measurement(Base):
+    """What a metric source returned for one KR in one run (or why it returned nothing)."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        sa.CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        # A missing number is never a number: only "ok" rows carry a value, and all do.
+        sa.CheckConstraint(
+            "(outcome = 'ok' AND value IS NOT NULL) OR (outcome <> 'ok' AND value IS NULL)",
+            name="value_iff_ok",
+        ),
+        # History and "last measured": range scans per KR.
+        sa.Index(None, "kr_id", "measured_at"),
+        # "Last successful value" and successful history, per KR.
+        sa.Index(None, "kr_id", "outcome", "measured_at"),
+        sa.Index(None, "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kr_id: Mapped[int] = mapped_column(sa.ForeignKey("key_results.id"))
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id"))
+    measured_at: Mapped[datetime]
+    as_of: Mapped[datetime]
+    value: Mapped[Decimal | None]
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    error_kind: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class Evaluation(Base):
+    """How one KR stood after one run: progress, score, forecast and status."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", STATUSES), name="status"),
+        # "Latest evaluation of each KR": one index seek per KR.
+        sa.Index(None, "kr_id", "evaluated_at"),
+        sa.Index(None, "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kr_id: Mapped[int] = mapped_column(sa.ForeignKey("key_results.id"))
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id"))
+    evaluated_at: Mapped[datetime]
+    value: Mapped[Decimal | None]
+    progress: Mapped[float | None] = mapped_column(sa.Double)
+    score: Mapped[float | None] = mapped_column(sa.Double)
+    expected_progress: Mapped[float | None] = mapped_column(sa.Double)
+    forecast_value: Mapped[Decimal | None]
+    forecast_score: Mapped[float | None] = mapped_column(sa.Double)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class Meta(Base):
+    """Small key/value facts about the store (e.g. ``definitions_fingerprint``)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)

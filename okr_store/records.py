@@ -1,0 +1,280 @@
+"""Plain values passed into and out of the store.
+
+They carry no SQLAlchemy state and do not depend on ``okr_core``: statuses and outcomes are
+the string values of ``okr_core.scoring.Status`` (a ``StrEnum``, so a Status can be passed
+directly) and of :data:`OUTCOMES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from okr_store.models import OUTCOMES, RUN_STATUSES, STATUSES
+
+__all__ = [
+    "OUTCOMES",
+    "RUN_STATUSES",
+    "STATUSES",
+    "EvaluationRecord",
+    "MeasurementRecord",
+    "RunCounts",
+    "RunRow",
+    "StatusRow",
+    "StoredKeyResult",
+    "SyncResult",
+]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What :meth:`Store.sync_definitions` changed, counted in key results.
+
+    Attributes:
+        added: KRs seen for the first time.
+        updated: KRs whose definition changed (edited in place, history kept), including
+            archived KRs that reappeared (also counted in ``restored``).
+        archived: KRs no longer in the files, now archived (their history is kept).
+        unchanged: KRs identical to what was stored.
+        restored: archived KRs that reappeared and were unarchived.
+        objectives_added: objectives seen for the first time.
+        objectives_updated: objectives whose fields changed or that were unarchived.
+        objectives_archived: objectives no longer in the files, now archived.
+    """
+
+    added: int = 0
+    updated: int = 0
+    archived: int = 0
+    unchanged: int = 0
+    restored: int = 0
+    objectives_added: int = 0
+    objectives_updated: int = 0
+    objectives_archived: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """True if anything at all was written."""
+        return bool(
+            self.added
+            or self.updated
+            or self.archived
+            or self.objectives_added
+            or self.objectives_updated
+            or self.objectives_archived
+        )
+
+
+@dataclass(frozen=True)
+class StoredKeyResult:
+    """Everything a run needs to fetch and score one active KR, without the YAML.
+
+    Attributes:
+        kr_id: primary key of the KR in the store (pass it back in records).
+        ref: ``"objective/kr"``, for messages and ``SourceContext.kr_ref``.
+        cycle: cycle name.
+        objective_key: YAML id of the objective.
+        kr_key: YAML id of the KR.
+        title: KR title.
+        unit: KR unit ("" if none).
+        owner: objective owner.
+        objective_type: ``"aspirational"`` or ``"committed"``.
+        success_level: the objective's success level: declared, else 0.7 (aspirational)
+            or 1.0 (committed).
+        cycle_start: cycle start, aware UTC.
+        cycle_end: cycle end (exclusive), aware UTC.
+        kind: ``increase``/``decrease``/``at_least``/``at_most``/``milestone``.
+        baseline: baseline value; None if not declared or not measured yet (auto).
+        baseline_auto: True for ``baseline: auto`` (measured once at cycle start, see
+            :meth:`Store.set_auto_baseline`).
+        target: the target as written (``"+20%"``, ``"120"``), or None.
+        target_value: absolute target (1 for a milestone); None while it depends on an
+            automatic baseline not measured yet.
+        floor: level where an at_least/at_most score reaches 0, or None.
+        weight: weight in the objective's score.
+        schedule: cron expression of the refresh schedule.
+        source: the source mapping as written in the YAML.
+        source_type: ``source["type"]``.
+        last_measured_at: when the KR was last measured (any outcome), or None.
+        last_success_at: when it last got a value, or None.
+    """
+
+    kr_id: int
+    ref: str
+    cycle: str
+    objective_key: str
+    kr_key: str
+    title: str
+    unit: str
+    owner: str
+    objective_type: str
+    success_level: float
+    cycle_start: datetime
+    cycle_end: datetime
+    kind: str
+    baseline: Decimal | None
+    baseline_auto: bool
+    target: str | None
+    target_value: Decimal | None
+    floor: Decimal | None
+    weight: Decimal
+    schedule: str
+    source: Mapping[str, Any] = field(hash=False)
+    source_type: str
+    last_measured_at: datetime | None
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MeasurementRecord:
+    """One fetch of one KR's source in a run.
+
+    Attributes:
+        kr_id: ``StoredKeyResult.kr_id``.
+        measured_at: when the fetch finished, aware.
+        as_of: the as-of time the source was evaluated against, aware.
+        outcome: ``"ok"`` (value set), ``"no_data"`` or ``"error"`` (value None).
+        value: the metric value, exact.
+        error_message: redacted message for ``error`` (or a note for ``no_data``).
+        error_kind: e.g. ``"retriable"``/``"fatal"`` or the error class name.
+    """
+
+    kr_id: int
+    measured_at: datetime
+    as_of: datetime
+    outcome: str
+    value: Decimal | None = None
+    error_message: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """How one KR stood after a run.
+
+    Attributes:
+        kr_id: ``StoredKeyResult.kr_id``.
+        evaluated_at: evaluation time, aware.
+        status: a ``Status`` value (on_track, at_risk, off_track, no_data, error, stale).
+        value: the value scored (the latest good one), or None.
+        progress: raw progress (may be < 0 or > 1), or None.
+        score: score in [0, 1], or None.
+        expected_progress: share of the cycle elapsed (or the KR's pace), or None.
+        forecast_value: projected value at cycle end, or None.
+        forecast_score: score the forecast would give, or None.
+        reason: one line explaining the status.
+    """
+
+    kr_id: int
+    evaluated_at: datetime
+    status: str
+    value: Decimal | None = None
+    progress: float | None = None
+    score: float | None = None
+    expected_progress: float | None = None
+    forecast_value: Decimal | None = None
+    forecast_score: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """How many KRs a run handled, by outcome."""
+
+    total: int = 0
+    ok: int = 0
+    no_data: int = 0
+    error: int = 0
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run, as listed by :meth:`Store.runs`."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    as_of: datetime
+    flow_run_id: str | None
+    total: int
+    ok: int
+    no_data: int
+    error: int
+    status: str
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """Where one non-archived KR stands: its latest evaluation and measurement.
+
+    Metric fields are None when the KR was never evaluated; a missing number is None,
+    never 0.
+
+    Attributes:
+        kr_id: store id of the KR.
+        cycle: cycle name.
+        objective_key: YAML id of the objective.
+        objective_title: objective title.
+        owner: objective owner.
+        objective_type: ``"aspirational"`` or ``"committed"``.
+        parent_key: the objective this one supports, or None.
+        kr_key: YAML id of the KR.
+        kr_title: KR title.
+        unit: KR unit.
+        kind: KR kind.
+        weight: KR weight in its objective.
+        baseline: baseline value, or None.
+        target: target as written, or None.
+        target_value: absolute target, or None.
+        value: value of the latest evaluation.
+        progress: raw progress of the latest evaluation.
+        score: score of the latest evaluation.
+        expected_progress: expected progress at the latest evaluation.
+        forecast_value: forecast value at cycle end.
+        forecast_score: forecast score at cycle end.
+        status: status of the latest evaluation, or None if never evaluated.
+        reason: reason given with the status ("" if none).
+        evaluated_at: time of the latest evaluation.
+        measured_at: time of the latest measurement (any outcome).
+        outcome: outcome of the latest measurement.
+        error_message: error message of the latest measurement, if it failed.
+        last_good_value: latest successfully measured value.
+        last_good_at: when it was measured.
+    """
+
+    kr_id: int
+    cycle: str
+    objective_key: str
+    objective_title: str
+    owner: str
+    objective_type: str
+    parent_key: str | None
+    kr_key: str
+    kr_title: str
+    unit: str
+    kind: str
+    weight: Decimal
+    baseline: Decimal | None
+    target: str | None
+    target_value: Decimal | None
+    value: Decimal | None
+    progress: float | None
+    score: float | None
+    expected_progress: float | None
+    forecast_value: Decimal | None
+    forecast_score: float | None
+    status: str | None
+    reason: str
+    evaluated_at: datetime | None
+    measured_at: datetime | None
+    outcome: str | None
+    error_message: str | None
+    last_good_value: Decimal | None
+    last_good_at: datetime | None
+
+    @property
+    def ref(self) -> str:
+        """``"objective/kr"``."""
+        return f"{self.objective_key}/{self.kr_key}"

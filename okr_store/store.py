@@ -1,0 +1,277 @@
+"""The store: a thin repository over one SQLAlchemy engine.
+
+Writes run in one transaction each (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers
+queue on the busy timeout instead of failing); reads run on their own connection. The
+heavy lifting lives in :mod:`okr_store.sync` and :mod:`okr_store.queries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from okr_store import queries
+from okr_store import sync as _sync
+from okr_store.db import SQLITE_BEGIN, make_engine, upgrade
+from okr_store.models import RUN_STATUSES, Evaluation, KeyResult, Measurement, Meta, Run
+from okr_store.records import (
+    EvaluationRecord,
+    MeasurementRecord,
+    RunCounts,
+    RunRow,
+    StatusRow,
+    StoredKeyResult,
+    SyncResult,
+)
+
+if TYPE_CHECKING:
+    from okr_core.loader import OkrSet
+
+#: Rows per executemany batch: keeps a single statement's memory bounded for huge runs.
+INSERT_CHUNK = 5000
+
+
+class Store:
+    """Persistence of definitions, runs, measurements and evaluations.
+
+    Args:
+        engine: an engine from :func:`okr_store.db.make_engine` whose schema is at head
+            (see :func:`okr_store.db.upgrade` or :meth:`Store.open`).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Create the engine for ``url``, migrate it to head and return a store on it."""
+        engine = make_engine(url)
+        upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- definitions -------------------------------------------------------------------
+
+    def definitions_fingerprint(self) -> str | None:
+        """Return the fingerprint of the definitions last synchronised, or None.
+
+        Compare it with ``okr_core.loader.fingerprint(path)`` to skip loading and syncing
+        unchanged files.
+        """
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(Meta.value).where(Meta.key == _sync.FINGERPRINT_KEY)
+            ).scalar_one_or_none()
+
+    def sync_definitions(self, okr_set: OkrSet) -> SyncResult:
+        """Synchronise cycles, objectives and KRs with ``okr_set``, in one transaction.
+
+        Matches by YAML ids; edits update in place, removed KRs and objectives are archived
+        (history kept), reappearing ones unarchived. Stores ``okr_set.fingerprint``.
+
+        Args:
+            okr_set: the loaded OKR files.
+
+        Returns:
+            What changed, counted in KRs (and objectives).
+
+        Raises:
+            okr_core.errors.ConfigError: a cycle or objective is declared twice
+                inconsistently across files.
+        """
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two workers syncing at once would both insert the same new KR.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _sync.PG_SYNC_LOCK}
+                )
+            return _sync.sync_definitions(conn, okr_set)
+
+    def active_key_results(self) -> list[StoredKeyResult]:
+        """Return every KR to fetch and score: not archived, objective not archived."""
+        with self._read() as conn:
+            return queries.active_key_results(conn)
+
+    def set_auto_baseline(self, kr_id: int, value: Decimal) -> bool:
+        """Store the measured baseline of a ``baseline: auto`` KR and resolve its target.
+
+        The baseline is measured once: if one is stored already, it is kept.
+
+        Args:
+            kr_id: the KR.
+            value: the value measured at cycle start.
+
+        Returns:
+            True if stored, False if the KR already had its baseline.
+
+        Raises:
+            KeyError: no such KR.
+            ValueError: the KR's baseline is not ``auto``.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(
+                    KeyResult.baseline_auto, KeyResult.baseline, KeyResult.kind, KeyResult.target
+                ).where(KeyResult.id == kr_id)
+            ).one_or_none()
+            if row is None:
+                raise KeyError(f"no key result with id {kr_id}")
+            if not row.baseline_auto:
+                raise ValueError(f"key result {kr_id} has a declared baseline, not 'auto'")
+            if row.baseline is not None:
+                return False
+            target: Decimal | str | None = row.target
+            if target is not None and not target.startswith(("+", "-")):
+                target = Decimal(target)
+            conn.execute(
+                sa.update(KeyResult)
+                .where(KeyResult.id == kr_id)
+                .values(
+                    baseline=value,
+                    target_value=_sync.resolved_target(row.kind, target, value),
+                )
+            )
+            return True
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def start_run(self, as_of: datetime, flow_run_id: str | None = None) -> int:
+        """Record the start of a run and return its id.
+
+        Args:
+            as_of: the time the run evaluates sources against (aware).
+            flow_run_id: the Prefect flow run id, if any.
+        """
+        with self._write() as conn:
+            result = conn.execute(
+                sa.insert(Run).values(
+                    started_at=datetime.now(UTC),
+                    as_of=as_of,
+                    flow_run_id=flow_run_id,
+                    total=0,
+                    ok=0,
+                    no_data=0,
+                    error=0,
+                    status="running",
+                )
+            )
+            run_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            assert isinstance(run_id, int)
+            return run_id
+
+    def record_results(
+        self,
+        run_id: int,
+        measurements: Sequence[MeasurementRecord],
+        evaluations: Sequence[EvaluationRecord],
+    ) -> None:
+        """Store a run's measurements and evaluations, all or nothing.
+
+        Inserted as executemany batches in one transaction: if any row is invalid (unknown
+        KR, a value on a failed measurement, a float instead of a Decimal, an unknown
+        status), nothing of the call is stored and the error propagates.
+
+        Args:
+            run_id: from :meth:`start_run`.
+            measurements: one per KR fetched.
+            evaluations: one per KR scored.
+        """
+        measurement_rows = [{**asdict(m), "run_id": run_id} for m in measurements]
+        evaluation_rows = [
+            {**asdict(e), "status": str(e.status), "run_id": run_id} for e in evaluations
+        ]
+        with self._write() as conn:
+            _insert_chunked(conn, Measurement.__table__, measurement_rows)
+            _insert_chunked(conn, Evaluation.__table__, evaluation_rows)
+
+    def finish_run(
+        self,
+        run_id: int,
+        counts: RunCounts | Mapping[str, int],
+        status: str = "completed",
+    ) -> None:
+        """Record the end of a run.
+
+        Args:
+            run_id: from :meth:`start_run`.
+            counts: KRs handled by outcome (a :class:`RunCounts` or a mapping with the same
+                keys: total, ok, no_data, error).
+            status: one of ``completed``, ``partial``, ``failed``.
+
+        Raises:
+            KeyError: no such run.
+            ValueError: invalid status.
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+        values: dict[str, Any] = asdict(
+            counts if isinstance(counts, RunCounts) else RunCounts(**counts)
+        )
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(Run)
+                .where(Run.id == run_id)
+                .values(finished_at=datetime.now(UTC), status=status, **values)
+            )
+            if result.rowcount != 1:
+                raise KeyError(f"no run with id {run_id}")
+
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        """Return the latest ``limit`` runs, newest first."""
+        with self._read() as conn:
+            return queries.runs(conn, limit)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def history(
+        self,
+        kr_ids: Iterable[int],
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[int, list[tuple[datetime, Decimal]]]:
+        """Return each KR's successful values ``(measured_at, value)``, oldest first.
+
+        Args:
+            kr_ids: the KRs; each gets an entry (empty if no values).
+            since: only values measured at or after this time (e.g. the cycle start).
+            until: only values measured at or before this time.
+        """
+        with self._read() as conn:
+            return queries.history(conn, kr_ids, since, until)
+
+    def latest_status(self, cycle: str | None = None) -> list[StatusRow]:
+        """Return where each non-archived KR stands, ordered by cycle, objective, KR.
+
+        Args:
+            cycle: only this cycle's KRs (by name); all cycles if None.
+        """
+        with self._read() as conn:
+            return queries.latest_status(conn, cycle)
+
+
+def _insert_chunked(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), INSERT_CHUNK):
+        conn.execute(sa.insert(table), rows[start : start + INSERT_CHUNK])
