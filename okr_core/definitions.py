@@ -34,7 +34,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from okr_core.scoring import KrSpec
 
@@ -208,11 +216,14 @@ class CycleDef(_Model):
             ) from None
         return value
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> CycleDef:
-        if self.end < self.start:
-            raise FieldError(("end",), f"cycle ends ({self.end}) before it starts ({self.start})")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, value: date, info: ValidationInfo) -> date:
+        # A field validator (not a model one) so it still runs when another field fails.
+        start = info.data.get("start")
+        if isinstance(start, date) and value < start:
+            raise ValueError(f"cycle ends ({value}) before it starts ({start})")
+        return value
 
     def start_at(self) -> datetime:
         """Start of the cycle: ``start`` at 00:00 in the cycle's timezone, as aware UTC."""

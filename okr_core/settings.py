@@ -168,10 +168,11 @@ def _settings_error_message(exc: ValidationError) -> str:
     return "Invalid settings: " + "; ".join(parts)
 
 
-# scheme://user:password@host... The password runs to the last "@" before the path, so
-# an unescaped "@" in a password is still masked whole.
+# scheme://user:password@host... The password runs to the last "@" before any query, so
+# a password with an unescaped "@" or "/" is still masked whole. The price is over-masking
+# the rare "host:port/path@x" URL, which is the safe way to be wrong.
 _USERINFO_RE = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^/?#\s]*)@"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^?#\s]*)@"
 )
 # Credentials passed in a query string, e.g. ?api_key=... or &password=...
 _QUERY_SECRET_RE = re.compile(
