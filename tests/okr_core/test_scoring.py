@@ -1,0 +1,189 @@
+"""Scoring math: examples by kind, forecast, status rules and objective roll-up."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from okr_core.scoring import (
+    KrSpec,
+    ObjectiveScoreInput,
+    Status,
+    evaluate,
+    expected_progress,
+    forecast,
+    objective_scores,
+    progress,
+    score,
+)
+
+D = Decimal
+START = datetime(2026, 10, 1, tzinfo=UTC)
+END = datetime(2027, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+UP = KrSpec(kind="increase", baseline=D(100), target=D(120))
+DOWN = KrSpec(kind="decrease", baseline=D("5.5"), target=D(2))
+
+
+def test_progress_both_directions() -> None:
+    assert progress(D(110), D(100), D(120)) == 0.5
+    assert progress(D("3.75"), D("5.5"), D(2)) == 0.5
+    assert progress(D(90), D(100), D(120)) == -0.5  # raw: below 0 is kept
+    assert progress(D(130), D(100), D(120)) == 1.5
+    with pytest.raises(ValueError):
+        progress(D(1), D(2), D(2))
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        (UP, D(110), 0.5),
+        (UP, D(90), 0.0),
+        (UP, D(130), 1.0),
+        (DOWN, D(2), 1.0),
+        (DOWN, D(7), 0.0),
+        (KrSpec("at_least", None, D(95)), D(97), 1.0),
+        (KrSpec("at_least", None, D(95), floor=D(90)), D("92.5"), 0.5),
+        (KrSpec("at_least", None, D(95), floor=D(90)), D(80), 0.0),
+        (KrSpec("at_least", None, D(10)), D(5), 0.5),  # default floor 0
+        (KrSpec("at_most", None, D(2)), D(2), 1.0),
+        (KrSpec("at_most", None, D(2)), D("2.1"), 0.0),  # no floor: no slope
+        (KrSpec("at_most", None, D(2), floor=D(4)), D(3), 0.5),
+        (KrSpec("milestone", None, D(1)), D(1), 1.0),
+        (KrSpec("milestone", None, D(1)), D(0), 0.0),
+    ],
+)
+def test_score_table(spec: KrSpec, value: Decimal, expected: float) -> None:
+    assert score(spec, value) == pytest.approx(expected)
+
+
+def test_expected_progress() -> None:
+    assert expected_progress(START, END, START - DAY) == 0.0
+    assert expected_progress(START, END, END + DAY) == 1.0
+    mid = START + (END - START) / 2
+    assert expected_progress(START, END, mid) == pytest.approx(0.5)
+
+
+def _line(n: int, per_day: float, days: int = 30, noise: bool = False) -> list[tuple[datetime, Decimal]]:
+    step = days / max(n - 1, 1)
+    points = []
+    for i in range(n):
+        value = 100 + per_day * step * i + ((-1) ** i * 0.5 if noise else 0)
+        points.append((START + timedelta(days=step * i), D(repr(value))))
+    return points
+
+
+def test_forecast_on_a_line() -> None:
+    result = forecast(_line(10, per_day=1.0), START, END)
+    assert result is not None
+    assert result.value == pytest.approx(192.0)  # 100 + 92 days * 1/day
+    assert result.slope_per_day == pytest.approx(1.0)
+    assert result.low <= result.value <= result.high
+    assert result.points == 10
+
+
+def test_forecast_is_robust_to_an_outlier() -> None:
+    points = _line(11, per_day=1.0)
+    points[5] = (points[5][0], D(10_000))
+    result = forecast(points, START, END)
+    assert result is not None and result.value == pytest.approx(192.0, rel=0.05)
+
+
+def test_forecast_needs_points_and_span() -> None:
+    assert forecast(_line(2, per_day=1.0), START, END) is None
+    assert forecast(_line(5, per_day=1.0, days=5), START, END) is None  # < 10% of the cycle
+    assert forecast(_line(5, per_day=1.0, days=10), START, END) is not None
+
+
+def test_forecast_many_points_is_fast_and_deterministic() -> None:
+    points = _line(3000, per_day=0.5, days=60, noise=True)
+    began = time.perf_counter()
+    first = forecast(points, START, END)
+    assert time.perf_counter() - began < 1.0
+    assert first == forecast(points, START, END)
+    assert first is not None and first.value == pytest.approx(146.0, abs=1.0)
+
+
+def _eval(spec: KrSpec, value: Decimal | None, at: datetime, history=(), level: float = 0.7):
+    return evaluate(
+        spec, value, history=list(history), at=at, cycle_start=START, cycle_end=END,
+        success_level=level,
+    )
+
+
+def test_no_value_is_no_data_never_zero() -> None:
+    result = _eval(UP, None, START + 10 * DAY)
+    assert result.status is Status.NO_DATA
+    assert result.score is None and result.progress is None and result.forecast_score is None
+
+
+def test_pace_only_statuses() -> None:
+    at = START + 46 * DAY  # pace 0.5, target pace 0.5 * 0.7 = 0.35
+    assert _eval(UP, D(108), at).status is Status.ON_TRACK  # 0.40
+    assert _eval(UP, D(105), at).status is Status.AT_RISK  # 0.25 >= 0.25
+    assert _eval(UP, D(101), at).status is Status.OFF_TRACK  # 0.05
+    assert _eval(UP, D(101), at).reason.startswith("pace only (1 points): progress 0.05 vs pace 0.50")
+
+
+def test_forecast_statuses() -> None:
+    at = START + 30 * DAY
+    good = _line(10, per_day=0.25)  # 100 -> 123 by the end: score 1.0
+    result = _eval(UP, good[-1][1], at, good)
+    assert result.status is Status.ON_TRACK and result.forecast_score == pytest.approx(1.0)
+    slow = _line(10, per_day=0.1)  # 100 -> 109.2: forecast score 0.46
+    result = _eval(UP, slow[-1][1], at, slow)
+    assert result.status is Status.OFF_TRACK
+    assert result.reason.startswith("forecast 0.46 < 0.70; progress 0.15 vs pace 0.33")
+
+
+def test_at_target_is_on_track_even_with_bad_trend() -> None:
+    falling = [(START + i * 10 * DAY, D(200 - 10 * i)) for i in range(4)]
+    assert _eval(UP, D(120), START + 40 * DAY, falling).status is Status.ON_TRACK
+
+
+def test_cycle_over_uses_final_score() -> None:
+    assert _eval(UP, D(115), END, level=0.7).status is Status.ON_TRACK
+    assert _eval(UP, D(115), END, level=1.0).status is Status.OFF_TRACK
+
+
+def test_levels_and_milestones() -> None:
+    slo = KrSpec("at_least", None, D("99.9"), floor=D(99))
+    at = START + 10 * DAY
+    assert _eval(slo, D("99.95"), at).status is Status.ON_TRACK
+    assert _eval(slo, D("99.7"), at).status is Status.AT_RISK
+    assert _eval(slo, D("99.1"), at).status is Status.OFF_TRACK
+    ms = KrSpec("milestone", None, D(1))
+    assert _eval(ms, D(0), START + 30 * DAY).status is Status.ON_TRACK
+    assert _eval(ms, D(0), START + 80 * DAY).status is Status.AT_RISK
+    assert _eval(ms, D(0), END).status is Status.OFF_TRACK
+    assert _eval(ms, D(1), END).status is Status.ON_TRACK
+
+
+def test_objective_scores_roll_up() -> None:
+    scores = objective_scores({
+        "company": ObjectiveScoreInput(kr_scores=[(0.5, D(1))]),
+        "team-a": ObjectiveScoreInput(kr_scores=[(1.0, D(3)), (0.0, D(1))], parent="company"),
+        "team-b": ObjectiveScoreInput(kr_scores=[(None, D(1))], parent="company"),
+        "orphan": ObjectiveScoreInput(kr_scores=[(0.2, 1)], parent="gone"),
+    })
+    assert scores["team-a"] == pytest.approx(0.75)
+    assert scores["team-b"] is None  # nothing scored: not 0
+    assert scores["company"] == pytest.approx((0.5 + 0.75) / 2)  # team-b left out
+    assert scores["orphan"] == pytest.approx(0.2)
+
+
+def test_objective_scores_cycle_raises() -> None:
+    with pytest.raises(ValueError, match="cycle"):
+        objective_scores({
+            "a": ObjectiveScoreInput(parent="b"),
+            "b": ObjectiveScoreInput(parent="a"),
+        })
+
+
+def test_status_values() -> None:
+    assert [s.value for s in Status] == [
+        "on_track", "at_risk", "off_track", "no_data", "error", "stale",
+    ]
