@@ -26,9 +26,8 @@ so the loader can point at the right line.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,6 +44,13 @@ from pydantic import (
 )
 
 from okr_core.scoring import KrSpec
+from okr_core.targets import (
+    is_zero_change,
+    parse_baseline,
+    parse_number,
+    parse_target,
+    resolve_target,
+)
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -68,8 +74,6 @@ DEFAULT_SCHEDULE = "0 * * * *"
 RECOMMENDED_KR_COUNT = (2, 5)
 SUCCESS_LEVELS: dict[str, float] = {"aspirational": 0.7, "committed": 1.0}
 
-_RELATIVE_RE = re.compile(r"^([+-])\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)$")
-
 
 class FieldError(ValueError):
     """A cross-field check failed; ``path`` names the field at fault, relative to the model.
@@ -82,94 +86,6 @@ class FieldError(ValueError):
         super().__init__(message)
         self.path = path
         self.message = message
-
-
-def _to_decimal(value: Any, what: str) -> Decimal:
-    # bool is an int subclass; "true" as a baseline is a mistake, not 1.
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number for {what}, got {str(value).lower()}")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int | float):
-        # str() gives the shortest repr, so YAML 0.1 becomes Decimal("0.1"), not 0.1000...55.
-        result = Decimal(str(value))
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip().replace("_", ""))
-        except InvalidOperation:
-            raise ValueError(f"expected a number for {what}, got {value!r}") from None
-    else:
-        raise ValueError(f"expected a number for {what}, got {type(value).__name__}")
-    if not result.is_finite():
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return result
-
-
-def _parse_number(what: str) -> BeforeValidator:
-    def parse(value: Any) -> Decimal | None:
-        return None if value is None else _to_decimal(value, what)
-
-    return BeforeValidator(parse)
-
-
-def _parse_baseline(value: Any) -> Decimal | str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        return _to_decimal(value, "baseline")
-    except ValueError:
-        raise ValueError(
-            f"baseline must be a number or 'auto' (measured at cycle start), got {value!r}"
-        ) from None
-
-
-def _parse_target(value: Any) -> Decimal | str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        match = _RELATIVE_RE.match(text)
-        if match:
-            sign, number, percent = match.groups()
-            return f"{sign}{Decimal(number).normalize():f}{percent}"
-        if text[:1] in "+-":
-            raise ValueError(
-                f"relative target {value!r} must look like '+20%', '-15%', '+5' or '-2.5'"
-            )
-    try:
-        return _to_decimal(value, "target")
-    except ValueError:
-        raise ValueError(
-            f"target must be a number or a relative change like '+20%' or '-5', got {value!r}"
-        ) from None
-
-
-def resolve_target(target: Decimal | str, baseline: Decimal) -> Decimal:
-    """Turn a target into an absolute level, given the baseline.
-
-    Args:
-        target: An absolute ``Decimal``, or a relative string: ``"+20%"``/``"-15%"`` (percent
-            of the baseline) or ``"+5"``/``"-2.5"`` (added to the baseline).
-        baseline: The baseline value (declared, or measured at cycle start for ``auto``).
-
-    Returns:
-        The absolute target.
-
-    Raises:
-        ValueError: ``target`` is not a valid target.
-    """
-    if isinstance(target, Decimal):
-        return target
-    match = _RELATIVE_RE.match(target.strip())
-    if not match:
-        raise ValueError(f"not a relative target: {target!r}")
-    sign, number, percent = match.groups()
-    delta = Decimal(number)
-    if percent:
-        delta = abs(baseline) * delta / Decimal(100)
-    return baseline + delta if sign == "+" else baseline - delta
 
 
 @lru_cache(maxsize=1024)
@@ -243,10 +159,10 @@ class KeyResultDef(_Model):
     description: str = ""
     unit: str = ""
     kind: KrKind | None = None
-    baseline: Annotated[Decimal | Literal["auto"] | None, BeforeValidator(_parse_baseline)] = None
-    target: Annotated[Decimal | str | None, BeforeValidator(_parse_target)] = None
-    floor: Annotated[Decimal | None, _parse_number("floor")] = None
-    weight: Annotated[Decimal, _parse_number("weight")] = Decimal(1)
+    baseline: Annotated[Decimal | Literal["auto"] | None, BeforeValidator(parse_baseline)] = None
+    target: Annotated[Decimal | str | None, BeforeValidator(parse_target)] = None
+    floor: Annotated[Decimal | None, parse_number("floor")] = None
+    weight: Annotated[Decimal, parse_number("weight")] = Decimal(1)
     schedule: str = DEFAULT_SCHEDULE
     source: dict[str, Any]
 
@@ -329,7 +245,7 @@ class KeyResultDef(_Model):
             raise FieldError(("floor",), f"floor applies to at_least/at_most, not {self.kind}")
         if isinstance(self.target, str):
             wants_up = self.target.startswith("+")
-            if wants_up != (self.kind == "increase") or _is_zero_change(self.target):
+            if wants_up != (self.kind == "increase") or is_zero_change(self.target):
                 raise FieldError(
                     ("target",), f"relative target {self.target!r} contradicts kind {self.kind}"
                 )
@@ -396,10 +312,6 @@ class KeyResultDef(_Model):
         return KrSpec(
             kind=kind, baseline=baseline, target=target, floor=self.floor, weight=self.weight
         )
-
-
-def _is_zero_change(relative: str) -> bool:
-    return Decimal(relative.lstrip("+-").rstrip("%")) == 0
 
 
 class ObjectiveDef(_Model):

@@ -375,3 +375,20 @@ def test_textwrap_indented_yaml(tmp_path: Path) -> None:
     assert obj.effective_success_level == 1.0
     assert obj.key_results[0].spec().floor == Decimal(99)
     assert obj.key_results[1].spec().kind == "milestone"
+
+
+@pytest.mark.parametrize(
+    ("target", "baseline", "expected"),
+    [
+        ("+20%", "200", "240"),
+        ("-15%", "200", "170"),
+        ("+5", "10", "15"),
+        ("-2.5", "10", "7.5"),
+        ("+10%", "-50", "-45"),  # percent of the size of the baseline
+        (Decimal("3"), "10", "3"),
+    ],
+)
+def test_resolve_target(target: Any, baseline: str, expected: str) -> None:
+    from okr_core.definitions import resolve_target
+
+    assert resolve_target(target, Decimal(baseline)) == Decimal(expected)
