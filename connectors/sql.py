@@ -163,7 +163,7 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         except (sa_exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
             # Bad URL, missing driver, unsupported option: retrying will not help.
             raise FatalSourceError(
-                f"{where}: {type(exc).__name__}: {redact(truncate(str(exc)))}"
+                f"{where}: {type(exc).__name__}: {truncate(redact(str(exc)))}"
             ) from exc
 
     def close(self) -> None:
@@ -349,7 +349,7 @@ def _db_error(
     where: str,
     redact: Redactor,
 ) -> SourceError:
-    detail = redact(truncate(_db_message(exc.orig)))
+    detail = truncate(redact(_db_message(exc.orig)))
     kind = _classify(exc, dialect, timed_out)
     if kind == "read_only":
         return FatalSourceError(

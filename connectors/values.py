@@ -15,6 +15,7 @@ __all__ = ["NotANumberError", "describe", "to_decimal"]
 # Deliberately stricter than Decimal(): no "1_000", no "Infinity", no surrounding text.
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NAN = frozenset({"nan", "+nan", "-nan"})
+_INF = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 
 
 class NotANumberError(ValueError):
@@ -76,6 +77,8 @@ def to_decimal(value: object) -> Decimal | None:
         text = value.strip()
         if text.lower() in _NAN:
             return None
+        if text.lower() in _INF:
+            raise NotANumberError(f"is {describe(value)}, not a finite number")
         if not _NUMBER.fullmatch(text):
             raise NotANumberError(f"is {describe(value)}, not a number")
         try:

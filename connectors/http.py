@@ -1,0 +1,403 @@
+"""HTTP metric source: one JSON API call, one value picked out with JSONPath.
+
+Works with any JSON API (Prometheus, GA4, internal services): the URL, parameters,
+headers and body may use ``${secret:NAME}`` and time placeholders (see
+``connectors.templating``), and ``value_path`` picks the number out of the response.
+Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential
+backoff, honouring ``Retry-After``; every message is redacted.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import requests
+from jsonpath_ng import JSONPath
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.ext import parse as parse_jsonpath
+from pydantic import Field, field_validator, model_validator
+
+from connectors.auth import AuthConfig, apply_auth
+from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
+from connectors.errors import FatalSourceError, RetriableSourceError, error_class_for_status
+from connectors.redaction import Redactor, truncate
+from connectors.templating import placeholder_errors, render, render_structure, secret_refs
+from connectors.values import NotANumberError, to_decimal
+
+__all__ = ["MAX_BACKOFF_SECONDS", "HttpSource", "HttpSourceConfig", "retry_after_seconds"]
+
+MAX_BACKOFF_SECONDS = 30.0
+USER_AGENT = "okr-pipeline (+https://github.com/okr-pipeline)"
+
+ParamValue = str | int | float | bool
+
+
+class HttpSourceConfig(BaseSourceConfig):
+    """A JSON HTTP API call returning the KR's current value."""
+
+    type: Literal["http"] = Field(description="Source type: a JSON HTTP API.")
+    url: str | None = Field(
+        None, description="Absolute http(s) URL. Either url, or connection (+ path)."
+    )
+    connection: str | None = Field(
+        None,
+        min_length=1,
+        description="Connection in the settings whose url is the base URL and whose "
+        "headers are sent with the request.",
+    )
+    path: str = Field("", description="Path appended to the connection's base URL.")
+    method: Literal["GET", "POST"] = Field("GET", description="HTTP method.")
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Query parameters.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    json_body: Any = Field(None, alias="json", description="JSON request body (POST).")
+    value_path: str = Field(
+        min_length=1, description="JSONPath of the value in the response, e.g. $.data.total."
+    )
+    auth: AuthConfig | None = Field(None, description="Authentication scheme.")
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=600, description="Per-request timeout; default: the connection's, or 30."
+    )
+    retries: int = Field(3, ge=0, le=10, description="Retries after a transient failure.")
+    backoff_seconds: float = Field(
+        0.5, ge=0, le=60, description="First retry delay; doubles per retry, at most 30s."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError(
+                    f"must be an absolute http(s) URL such as https://api.example.com/v1/x; "
+                    f"for a path on a connection use 'connection' and 'path'"
+                )
+        return url
+
+    @field_validator("value_path")
+    @classmethod
+    def _valid_jsonpath(cls, path: str) -> str:
+        _jsonpath(path)  # raises ValueError with the parser's message
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpSourceConfig:
+        if (self.url is None) == (self.connection is None):
+            raise ValueError("set exactly one of 'url' or 'connection' (with 'path')")
+        if self.url is not None and self.path:
+            raise ValueError("'path' goes with 'connection'; put it in 'url' instead")
+        if self.method == "GET" and self.json_body is not None:
+            raise ValueError("a 'json' body needs method: POST")
+        problems = [p for text in self._templates() for p in placeholder_errors(text)]
+        if problems:
+            raise ValueError("; ".join(sorted(set(problems))))
+        return self
+
+    def _templates(self) -> list[str]:
+        texts = [self.url or "", self.path, *self.headers.keys(), *self.headers.values()]
+        texts += [v for v in self.params.values() if isinstance(v, str)]
+        texts += sorted(_strings_in(self.json_body))
+        return texts
+
+    def connection_names(self) -> set[str]:
+        """The connection used as base URL, if any.
+
+        Returns:
+            ``{connection}`` or an empty set.
+        """
+        return {self.connection} if self.connection else set()
+
+    def secret_names(self) -> set[str]:
+        """Secrets named by ``auth`` and by ``${secret:NAME}`` placeholders.
+
+        Returns:
+            The secret names.
+        """
+        names = secret_refs([self.url or "", self.path, self.headers, self.params, self.json_body])
+        if self.auth is not None:
+            names |= self.auth.secret_names()
+        return names
+
+    def concurrency_key(self) -> str:
+        """Requests to one connection, or else one host, share a bound.
+
+        Returns:
+            ``"http:<connection>"`` or ``"http:<host[:port]>"``.
+        """
+        if self.connection:
+            return f"http:{self.connection}"
+        parts = urlsplit(self.url or "")
+        host = (parts.hostname or "").lower()
+        return f"http:{host}:{parts.port}" if parts.port else f"http:{host}"
+
+
+def _strings_in(value: Any) -> set[str]:
+    # Every string inside a nested JSON-like body, keys included, for validation.
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return {s for k, v in value.items() for s in ({str(k)} | _strings_in(v))}
+    if isinstance(value, list):
+        return {s for v in value for s in _strings_in(v)}
+    return set()
+
+
+_PARSE_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1024)
+def _jsonpath(path: str) -> JSONPath:
+    # The PLY-based parser is not known to be thread-safe; parsing is rare and cached.
+    with _PARSE_LOCK:
+        try:
+            return parse_jsonpath(path)
+        # The lexer and parser raise their own errors but also bare Exception subclasses.
+        except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # noqa: BLE001
+            raise ValueError(f"invalid JSONPath {path!r}: {exc}") from None
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Parse a ``Retry-After`` header: delay in seconds, or an HTTP date.
+
+    Args:
+        value: The header value, if any.
+        now: Current time for HTTP dates (default: now, UTC).
+
+    Returns:
+        Seconds to wait (>= 0), or None when absent or unparseable.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class HttpSource(BaseSource[HttpSourceConfig]):
+    """Calls a JSON HTTP API and picks one number out of the response with JSONPath.
+
+    Args:
+        env: Connections and secrets of this run.
+        sleep: Called to wait between retries; injectable so tests need not wait.
+    """
+
+    type_name = "http"
+    config_model = HttpSourceConfig
+
+    def __init__(
+        self, env: SourceEnvironment, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        super().__init__(env)
+        self._sleep = sleep
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def fetch(self, config: HttpSourceConfig, ctx: SourceContext) -> Decimal | None:
+        """Call the API (with retries) and return the value at ``value_path``.
+
+        Args:
+            config: The validated HTTP source config.
+            ctx: As-of time and cycle bounds (for placeholders) and the KR reference.
+
+        Returns:
+            The value as an exact Decimal; None when the path matches nothing, or the value
+            is null or NaN.
+
+        Raises:
+            RetriableSourceError: Connection error, timeout, 429 or 5xx after all retries.
+            FatalSourceError: Other 4xx, invalid JSON, several matches, not a number.
+        """
+        where = f"KR {ctx.kr_ref}: http source"
+        connection = None
+        if config.connection is not None:
+            connection = self.env.connections.get(config.connection)
+            if connection is None:
+                known = ", ".join(sorted(self.env.connections)) or "none"
+                raise FatalSourceError(
+                    f"{where}: unknown connection {config.connection!r}. Known: {known}."
+                )
+        missing = sorted(config.secret_names() - set(self.env.secrets))
+        if missing:
+            known = ", ".join(sorted(self.env.secrets)) or "none"
+            raise FatalSourceError(f"{where}: unknown secret {missing[0]!r}. Known: {known}.")
+        secrets = {name: value.get_secret_value() for name, value in self.env.secrets.items()}
+        # Every secret of the run is redacted, not only the ones this source uses: a
+        # response may echo anything.
+        known_secrets = list(secrets.values())
+        headers: dict[str, str] = {}
+        if connection is not None:
+            base = connection.url.get_secret_value()
+            known_secrets.append(urlsplit(base).password or "")
+            for name, value in connection.headers.items():
+                headers[name] = value.get_secret_value()
+                known_secrets.append(headers[name])
+            path = render(config.path, ctx, secrets, _quote)
+            url = base.rstrip("/") + "/" + path.lstrip("/") if path else base
+        else:
+            url = render(config.url or "", ctx, secrets, _quote)
+        for name, value in config.headers.items():
+            headers[render(name, ctx, secrets)] = render(value, ctx, secrets)
+        params = {k: _param(v, ctx, secrets) for k, v in config.params.items()}
+        known_secrets += apply_auth(config.auth, secrets, headers, params)
+        redact = Redactor(known_secrets)
+        body = render_structure(config.json_body, ctx, secrets)
+        timeout = config.timeout_seconds or (connection.timeout_seconds if connection else 30.0)
+        shown = f"{config.method} {redact(_without_query(url))}"
+        where = f"{where} {shown}"
+        response = self._send(config, url, params, headers, body, timeout, where, redact)
+        return _extract(response, config.value_path, where, redact)
+
+    def _send(
+        self,
+        config: HttpSourceConfig,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: Any,
+        timeout: float,
+        where: str,
+        redact: Redactor,
+    ) -> requests.Response:
+        attempts = config.retries + 1
+        for attempt in range(1, attempts + 1):
+            cause: Exception | None = None
+            status: int | None = None
+            delay = min(config.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+            try:
+                response = self._session().request(
+                    config.method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    json=body,
+                    timeout=timeout,
+                    # Redirects could carry an API-key header to another host; the user
+                    # should configure the final URL instead.
+                    allow_redirects=False,
+                )
+            except requests.Timeout as exc:
+                cause, reason = exc, f"no response within {timeout:g}s"
+            except requests.exceptions.SSLError as exc:
+                raise FatalSourceError(f"{where}: TLS error: {redact(str(exc))}") from exc
+            except requests.ConnectionError as exc:
+                cause, reason = exc, f"cannot connect: {truncate(redact(str(exc)))}"
+            except requests.RequestException as exc:
+                raise FatalSourceError(
+                    f"{where}: request failed: {truncate(redact(str(exc)))}"
+                ) from exc
+            else:
+                if response.status_code < 300:
+                    return response
+                status = response.status_code
+                reason = _status_reason(response, redact)
+                if error_class_for_status(status) is FatalSourceError:
+                    raise FatalSourceError(f"{where}: {reason}", status=status)
+                waited = retry_after_seconds(response.headers.get("Retry-After"))
+                if waited is not None:
+                    if waited > MAX_BACKOFF_SECONDS:
+                        # Holding a worker for minutes helps nobody; the next run retries.
+                        raise RetriableSourceError(
+                            f"{where}: {reason}; the server asks to retry after "
+                            f"{waited:g}s (more than {MAX_BACKOFF_SECONDS:g}s), giving up",
+                            status=status,
+                        )
+                    delay = waited
+            if attempt < attempts:
+                self._sleep(delay)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        raise RetriableSourceError(f"{where}: {reason}{tries}", status=status) from cause
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            # requests.Session is not documented as thread-safe: one per thread.
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every per-thread HTTP session."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"HttpSource(sessions={len(self._sessions)}, env={self.env!r})"
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _param(value: ParamValue, ctx: SourceContext, secrets: dict[str, str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return render(value, ctx, secrets)
+    return str(value)
+
+
+def _without_query(url: str) -> str:
+    # Query strings often carry keys; the path is enough to tell which call failed.
+    return url.split("?", 1)[0]
+
+
+def _status_reason(response: requests.Response, redact: Redactor) -> str:
+    text = response.content.decode(response.encoding or "utf-8", errors="replace")
+    reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+    if 300 <= response.status_code < 400:
+        location = redact(response.headers.get("Location", "?"))
+        return f"{reason}: redirected to {location}; use that URL (redirects are not followed)"
+    return f"{reason}: {truncate(redact(text), 200)}" if text.strip() else reason
+
+
+def _json_constant(name: str) -> Decimal:
+    return Decimal(name)  # "NaN" -> no data; "Infinity" is rejected by to_decimal
+
+
+def _extract(
+    response: requests.Response, value_path: str, where: str, redact: Redactor
+) -> Decimal | None:
+    try:
+        data = json.loads(response.content, parse_float=Decimal, parse_constant=_json_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        text = response.content.decode(response.encoding or "utf-8", errors="replace")
+        raise FatalSourceError(
+            f"{where}: the response is not JSON ({exc}): {truncate(redact(text), 200)!r}"
+        ) from exc
+    matches = _jsonpath(value_path).find(data)
+    if not matches:
+        return None
+    if len(matches) > 1:
+        raise FatalSourceError(
+            f"{where}: value_path {value_path} matched {len(matches)} values; expected 1. "
+            f"Make the path select a single value"
+        )
+    try:
+        return to_decimal(matches[0].value)
+    except NotANumberError as exc:
+        raise FatalSourceError(f"{where}: value at {value_path} {redact(str(exc))}") from exc
