@@ -21,8 +21,6 @@ from flows.prefect_env import apply_quiet_defaults
 from okr_core.errors import ConfigError, DefinitionError, OkrError
 from okr_core.settings import Settings, load_settings, mask_url
 
-apply_quiet_defaults()
-
 
 class ExitCode(IntEnum):
     """Exit codes of ``okr``."""
@@ -61,9 +59,13 @@ def fail(message: str, code: ExitCode = ExitCode.USER_ERROR) -> NoReturn:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     _state["debug"] = debug
+    # Set before Prefect is imported (commands import it lazily): run and demo print their
+    # own summary, so Prefect's log lines stay off the terminal unless --debug is given.
+    apply_quiet_defaults(console_logs=debug or ctx.invoked_subcommand not in ("run", "demo"))
 
 
 def _settings(project: Path) -> Settings:
@@ -279,8 +281,11 @@ def _report(exc: Exception) -> NoReturn:
     if isinstance(exc, (ConfigError, OkrError)):
         err_console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(ExitCode.USER_ERROR)
+    message = str(exc)
+    if len(message) > 500:
+        message = message[:500] + "…"
     err_console.print(
-        f"[red]Error:[/red] unexpected {type(exc).__name__}: {exc}. "
+        f"[red]Error:[/red] unexpected {type(exc).__name__}: {message}. "
         "Run again with --debug and report it.",
         highlight=False,
         soft_wrap=True,

@@ -101,8 +101,15 @@ def _evaluation_row(
         progress=ev.progress,
         score=ev.score,
         expected_progress=ev.expected_progress,
-        forecast_value=ev.forecast_value,
+        forecast_value=_exact(ev.forecast_value),
         forecast_score=ev.forecast_score,
         status=str(ev.status),
         reason=ev.reason,
     )
+
+
+def _exact(value: float | Decimal | None) -> Decimal | None:
+    """A forecast is float math; store it as a Decimal of 12 significant digits."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(f"{value:.12g}")

@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from okr_core.scoring import ObjectiveScoreInput, objective_scores
 from okr_store.records import StatusRow
 
 STATUS_STYLES = {
@@ -22,7 +24,7 @@ STATUS_STYLES = {
     "error": "bold red",
     "stale": "magenta",
 }
-BAR_WIDTH = 12
+BAR_WIDTH = 8
 
 
 def progress_bar(progress: float | None, expected: float | None = None) -> Text:
@@ -53,43 +55,75 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
-    return "just now"
+    return "now"
 
 
-def status_table(rows: Sequence[StatusRow], *, title: str = "Key results") -> Table:
-    """The status table of ``okr status`` and ``okr run``."""
-    table = Table(title=title, title_justify="left", expand=False)
-    for name, justify in (
-        ("Objective / KR", "left"), ("Value", "right"), ("Target", "right"),
-        ("Progress", "left"), ("Score", "right"), ("Status", "left"), ("Measured", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+def objective_score_map(rows: Sequence[StatusRow]) -> dict[str, float | None]:
+    """Each objective's score: the weighted mean of its KRs, rolled up the alignment tree."""
+    inputs: dict[str, ObjectiveScoreInput] = {}
+    for row in rows:
+        current = inputs.get(row.objective_key)
+        scores = list(current.kr_scores) if current else []
+        scores.append((row.score, row.weight))
+        inputs[row.objective_key] = ObjectiveScoreInput(kr_scores=scores, parent=row.parent_key)
+    known = set(inputs)
+    # A parent outside the rows shown (another cycle, archived) does not take part.
+    for key, item in inputs.items():
+        if item.parent is not None and item.parent not in known:
+            inputs[key] = ObjectiveScoreInput(kr_scores=item.kr_scores, parent=None)
+    return objective_scores(inputs)
+
+
+def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> list[Table]:
+    """One table per objective, titled with its score, owner and the objective it supports."""
+    scores = objective_score_map(rows)
+    tables: list[Table] = []
+    table: Table | None = None
     current = None
     for row in rows:
         if row.objective_key != current:
             current = row.objective_key
-            table.add_row(Text(f"{row.objective_title}  ({row.owner})", style="bold"))
-        status = Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", ""))
-        value = format_value(row.value, row.unit)
-        if row.status == "error" and row.last_good_value is not None:
-            value = f"{format_value(row.last_good_value, row.unit)} (last good, {age(row.last_good_at)})"
+            score = scores.get(row.objective_key)
+            parts = [f"[bold]{row.objective_title}[/bold]", row.owner, row.objective_type]
+            parts.append("score —" if score is None else f"score {score:.2f}")
+            if row.parent_key:
+                parts.append(f"supports {row.parent_key}")
+            table = Table(
+                title=" · ".join(parts), title_justify="left", box=box.SIMPLE_HEAD,
+                pad_edge=False, expand=False,
+            )
+            table.add_column("KR", min_width=12, overflow="fold")
+            for name, justify in (
+                ("Value", "right"), ("Target", "right"), ("Progress", "left"),
+                ("Score", "right"), ("Status", "left"), ("Measured", "right"),
+            ):
+                table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+            tables.append(table)
+        assert table is not None
+        value = format_value(row.value)
+        if row.status == "error":
+            # The last good value stays visible, marked with its age, never replaced by 0.
+            value = "—" if row.last_good_value is None else (
+                f"{format_value(row.last_good_value)} ({age(row.last_good_at, now)})"
+            )
         pct = "" if row.progress is None else f" {row.progress:4.0%}"
         table.add_row(
-            f"  {row.kr_key}: {row.kr_title}",
+            f"{row.kr_key} ({row.unit})" if row.unit else row.kr_key,
             value,
-            format_value(row.target_value, row.unit),
+            format_value(row.target_value),
             progress_bar(row.progress, row.expected_progress).append(pct),
             "—" if row.score is None else f"{row.score:.2f}",
-            status,
-            age(row.measured_at),
+            Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", "")),
+            age(row.measured_at, now),
         )
-    return table
+    return tables
 
 
 def reasons(rows: Sequence[StatusRow]) -> list[str]:
     """One line per KR that is not on track, saying why."""
     return [
-        f"{row.objective_key}/{row.kr_key}: {row.status} — {row.error_message or row.reason}"
+        f"{row.objective_key}/{row.kr_key} ({row.kr_title}): {row.status} — "
+        f"{row.error_message or row.reason}"
         for row in rows
         if row.status not in (None, "on_track") and (row.error_message or row.reason)
     ]
@@ -128,7 +162,11 @@ def status_json(rows: Sequence[StatusRow]) -> str:
 
 
 def print_rows(console: Console, rows: Sequence[StatusRow]) -> None:
-    """Print the status table followed by the reasons for anything not on track."""
-    console.print(status_table(rows))
-    for line in reasons(rows):
-        console.print(f"  {line}", highlight=False)
+    """Print the status tables, then why each KR that is not on track is where it is."""
+    for table in status_tables(rows):
+        console.print(table)
+    lines = reasons(rows)
+    if lines:
+        console.print("\n[bold]Why[/bold]")
+    for line in lines:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)

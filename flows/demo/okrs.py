@@ -20,16 +20,29 @@ objectives:
     type: aspirational
     key_results:
       - id: weekly-active-listeners
-        title: Weekly active listeners from 3,000 to 3,600
+        title: Weekly active listeners from 2,100 to 2,400
         unit: listeners
-        baseline: 3000
-        target: 3600
+        baseline: 2100
+        target: 2400
         schedule: "0 6 * * *"
         source:
           type: sql
           connection: warehouse
           query: >
             SELECT count(DISTINCT user_id) FROM listens
+            WHERE ts >= datetime(:as_of, '-7 days') AND ts < datetime(:as_of)
+      - id: weekly-listens
+        title: Weekly listens from 2,800 to 3,050
+        unit: listens
+        baseline: 2800
+        target: 3050
+        weight: 0.5
+        schedule: "0 6 * * *"
+        source:
+          type: sql
+          connection: warehouse
+          query: >
+            SELECT count(*) FROM listens
             WHERE ts >= datetime(:as_of, '-7 days') AND ts < datetime(:as_of)
 
   - id: podcast-discovery
@@ -74,10 +87,10 @@ objectives:
           auth: {{type: bearer, secret: analytics_token}}
           value_path: $.data.value
       - id: satisfaction
-        title: Listener satisfaction from 3.5 to 4.5
+        title: Listener satisfaction from 3.5 to 4
         unit: of 5
         baseline: 3.5
-        target: 4.5
+        target: 4
         source:
           type: sql
           connection: warehouse

@@ -79,7 +79,7 @@ def build_warehouse(path: Path, *, start: date, end: datetime, seed: int = 7) ->
             surveys.append((_iso(day + timedelta(hours=rng.randrange(24))), score))
         for _ in range(20):
             opened = day + timedelta(minutes=rng.randrange(1440))
-            hours = max(0.2, rng.gauss(5.5 - 3.0 * growth, 0.8))
+            hours = max(0.2, rng.gauss(5.5 - 3.6 * growth, 0.8))
             tickets.append((_iso(opened), _iso(opened + timedelta(hours=hours))))
         for minute in range(0, 1440, 10):
             # A rough fortnight in the middle of the quarter pulls uptime under 95%.

@@ -1,0 +1,237 @@
+"""Benchmark: the update flow against the same queries run bare, at 1,000 and 10,000 KRs.
+
+    python bench/bench_flow.py [--sizes 1000 10000] [--concurrency 8]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+What it does, once per run of the script:
+  * creates a synthetic warehouse on PostgreSQL (one ``events`` table, 20 rows per metric)
+    and a store database, both fresh and dropped at the end;
+  * starts a Prefect server (not timed) and points the flow at it.
+For each size N it writes N SQL KRs with distinct queries, syncs them with a first flow run
+(reported, not the headline), then times, each in a fresh process:
+  * bare: the N queries through one SQLAlchemy engine and a thread pool of the same
+    concurrency, nothing else;
+  * flow: one ``update_key_results`` run measuring all N KRs (definitions unchanged, as in
+    a scheduled run): fetch, score, store in batches, publish the artifact.
+It prints flow/bare (target at 10,000: 1.5 or less) and the peak memory of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+ROWS_PER_METRIC = 20
+KRS_PER_OBJECTIVE = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    """Create a fresh database next to ``admin_url``'s and return its URL."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    """Drop the database named by ``url``."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def build_warehouse(url: str, metrics: int) -> None:
+    """One indexed table of ``metrics`` × 20 rows of synthetic events."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE events (metric_id int NOT NULL, ts timestamptz NOT NULL, "
+            "value numeric NOT NULL)"
+        ))
+        conn.execute(sa.text(
+            "INSERT INTO events SELECT m, now() - (r || ' hours')::interval, (m % 97) + r "
+            f"FROM generate_series(1, {metrics}) m, generate_series(1, {ROWS_PER_METRIC}) r"
+        ))
+        conn.execute(sa.text("CREATE INDEX events_metric_ts ON events (metric_id, ts)"))
+        conn.execute(sa.text("ANALYZE events"))
+    engine.dispose()
+
+
+def query_for(i: int) -> str:
+    """The distinct query of KR number ``i``."""
+    return f"SELECT sum(value) FROM events WHERE metric_id = {i} AND ts < :as_of"
+
+
+def write_project(folder: Path, size: int, warehouse: str, store: str, concurrency: int) -> None:
+    """An OKR project of ``size`` SQL KRs, settings in okr.toml."""
+    okrs = folder / "okrs"
+    okrs.mkdir(parents=True)
+    per_file = 1000
+    for f in range(0, size, per_file):
+        lines = [
+            "cycle: {name: bench, start: 2026-10-01, end: 2026-12-31}",
+            "objectives:",
+        ]
+        for o in range(f, min(size, f + per_file), KRS_PER_OBJECTIVE):
+            lines += [f"  - id: obj-{o}", f"    title: Objective {o}", "    owner: bench@example.com",
+                      "    key_results:"]
+            for i in range(o, min(size, o + KRS_PER_OBJECTIVE)):
+                lines += [
+                    f"      - id: kr-{i}",
+                    f"        title: Metric {i}",
+                    "        baseline: 0",
+                    "        target: 400",
+                    "        source:",
+                    "          type: sql",
+                    "          connection: warehouse",
+                    f"          query: \"{query_for(i + 1)}\"",
+                ]
+        (okrs / f"bench-{f // per_file:03d}.yaml").write_text("\n".join(lines) + "\n")
+    (folder / "okr.toml").write_text(textwrap.dedent(f"""\
+        store_url = "{store}"
+        max_concurrency = {concurrency}
+
+        [connections.warehouse]
+        url = "{warehouse}"
+        max_concurrency = {concurrency}
+        """))
+
+
+FLOW_CHILD = """
+import json, resource, sys, time
+from flows.update import update_key_results
+project = sys.argv[1]
+started = time.perf_counter()
+summary = update_key_results(project_dir=project, all_krs=True)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "measured": summary.measured, "errors": summary.errors,
+                  "synced": summary.definitions_synced,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BARE_CHILD = """
+import json, resource, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+import sqlalchemy as sa
+url, size, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+engine = sa.create_engine(url, pool_size=concurrency, max_overflow=0)
+as_of = datetime.now(timezone.utc)
+queries = [sa.text(f"SELECT sum(value) FROM events WHERE metric_id = {i} AND ts < :as_of")
+           for i in range(1, size + 1)]
+def run(q):
+    with engine.connect() as conn:
+        return conn.execute(q, {"as_of": as_of}).scalar_one()
+started = time.perf_counter()
+with ThreadPoolExecutor(max_workers=concurrency) as pool:
+    values = list(pool.map(run, queries))
+seconds = time.perf_counter() - started
+assert len(values) == size
+print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_child(code: str, *args: str, env: dict[str, str]) -> dict[str, float]:
+    """Run ``code`` in a fresh interpreter and return the JSON it prints last."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark step failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a Prefect server on a free port; return it and its API URL once healthy."""
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_LOGGING_LEVEL": "WARNING"}
+    prefect = Path(sys.executable).with_name("prefect")
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                if response.status == 200:
+                    return server, api
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise SystemExit("the Prefect server did not start within 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "OKR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="an admin URL of the PostgreSQL server to create the databases on",
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="okr-bench-"))
+    warehouse = create_database(args.postgres, "okr_bench_wh")
+    stores: list[str] = []
+    server = None
+    try:
+        print(f"building the warehouse ({max(args.sizes)} metrics × {ROWS_PER_METRIC} rows)...")
+        build_warehouse(warehouse, max(args.sizes))
+        server, api = start_prefect_server(work / "prefect-home")
+        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(work / "prefect-home"),
+               "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        print(f"{'KRs':>7} {'bare s':>8} {'flow s':>8} {'flow/bare':>9} "
+              f"{'bare MiB':>9} {'flow MiB':>9} {'first run s':>11}")
+        for size in args.sizes:
+            store = create_database(args.postgres, "okr_bench_store")
+            stores.append(store)
+            project = work / f"project-{size}"
+            write_project(project, size, warehouse, store, args.concurrency)
+            first = run_child(FLOW_CHILD, str(project), env=env)  # parses and syncs
+            bare = run_child(BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env)
+            flow = run_child(FLOW_CHILD, str(project), env=env)
+            if flow["measured"] != size or flow["errors"] or flow["synced"]:
+                raise SystemExit(f"unexpected flow result at {size} KRs: {flow}")
+            print(f"{size:>7} {bare['seconds']:>8.2f} {flow['seconds']:>8.2f} "
+                  f"{flow['seconds'] / bare['seconds']:>9.2f} {bare['peak_mib']:>9.0f} "
+                  f"{flow['peak_mib']:>9.0f} {first['seconds']:>11.2f}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        for url in [warehouse, *stores]:
+            drop_database(args.postgres, url)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
