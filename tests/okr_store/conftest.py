@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,15 @@ from okr_core.definitions import OkrFileDef
 from okr_core.loader import LoadedFile, OkrSet
 from okr_store.db import make_engine, upgrade
 from okr_store.store import Store
+
+
+@pytest.fixture(autouse=True)
+def _sqlalchemy_warnings_are_errors() -> Iterator[None]:
+    # E.g. "Dialect sqlite+pysqlite does *not* support Decimal objects natively": the store
+    # must never trigger it, nor any other SQLAlchemy warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sa.exc.SAWarning)
+        yield
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
