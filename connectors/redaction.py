@@ -64,7 +64,7 @@ _QUERY_PARAM = re.compile(
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token|Digest)\s+[A-Za-z0-9._~+/=-]+", re.I)
 _HEADER_LINE = re.compile(
     r"(?P<name>['\"]?(?:authorization|proxy-authorization|x-api-key|api-key|cookie)['\"]?"
-    r"\s*[:=]\s*)(?P<value>['\"][^'\"]*['\"]|[^\s,}]+)",
+    r"\s*[:=]\s*)(?P<value>['\"][^'\"]*['\"]|(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s,}]+)",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,175 @@
+"""Registry: entry points, unknown types, config parsing and reference checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from connectors import registry
+from connectors.base import SourceEnvironment
+from connectors.errors import SourceConfigError
+from connectors.http import HttpSource, HttpSourceConfig
+from connectors.sql import SqlSource, SqlSourceConfig
+from okr_core.errors import ConfigError
+from okr_core.settings import ConnectionSettings
+
+NotASource = dict  # an importable object that is not a BaseSource
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EntryPoint]]:
+    eps: list[EntryPoint] = []
+    monkeypatch.setattr(registry, "entry_points", lambda group: list(eps))
+    registry.reset_cache()
+    yield eps
+    registry.reset_cache()
+
+
+def test_builtin_types_registered():
+    assert registry.source_types() == {"http": HttpSource, "sql": SqlSource}
+    assert registry.get_source_class("sql") is SqlSource
+    assert list(registry.SOURCE_TYPES) == ["http", "sql"]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("ga5", "Unknown source type 'ga5'. Valid: http, sql."),
+        ("sq", "Unknown source type 'sq'. Valid: http, sql. Did you mean 'sql'?"),
+        ("htp", "Did you mean 'http'?"),
+    ],
+)
+def test_unknown_type(name: str, message: str):
+    with pytest.raises(SourceConfigError) as info:
+        registry.parse_source_config({"type": name})
+    assert message in str(info.value)
+    assert info.value.loc == ("type",)
+    assert isinstance(info.value, ConfigError)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({}, "The source has no 'type'. Valid: http, sql."),
+        ({"type": 3}, "The source 'type' must be a string"),
+        (["sql"], "A source must be a mapping"),
+    ],
+)
+def test_malformed_source(raw: Any, message: str):
+    with pytest.raises(SourceConfigError, match=message.replace(".", r"\.")):
+        registry.parse_source_config(raw)
+
+
+def test_parse_returns_the_types_model():
+    cfg = registry.parse_source_config({"type": "sql", "connection": "wh", "query": "SELECT 1"})
+    assert isinstance(cfg, SqlSourceConfig)
+    cfg2 = registry.parse_source_config(
+        {"type": "http", "url": "https://x.test/m", "value_path": "$.v"}
+    )
+    assert isinstance(cfg2, HttpSourceConfig)
+
+
+def test_bad_fields_raise_validation_error_with_locations():
+    with pytest.raises(ValidationError) as info:
+        registry.parse_source_config(
+            {"type": "sql", "connection": "wh", "query": "SELECT 1", "colunm": "x",
+             "timeout_seconds": -1}
+        )
+    locs = {tuple(e["loc"]) for e in info.value.errors()}
+    assert locs == {("colunm",), ("timeout_seconds",)}
+
+
+def test_non_subclass_entry_point_rejected(fake_entry_points: list[EntryPoint]):
+    fake_entry_points.append(
+        EntryPoint("bogus", "tests.connectors.test_registry:NotASource", registry.ENTRY_POINT_GROUP)
+    )
+    with pytest.raises(SourceConfigError) as info:
+        registry.get_source_class("bogus")
+    message = str(info.value)
+    assert "'bogus'" in message and "tests.connectors.test_registry:NotASource" in message
+    assert "not a subclass of connectors.base.BaseSource" in message
+
+
+def test_unimportable_entry_point(fake_entry_points: list[EntryPoint]):
+    fake_entry_points.append(EntryPoint("gone", "no_such_pkg.mod:X", registry.ENTRY_POINT_GROUP))
+    with pytest.raises(SourceConfigError, match="failed to import: ModuleNotFoundError"):
+        registry.get_source_class("gone")
+    rows = registry.describe_sources()
+    assert rows[0].type == "gone" and rows[0].doc.startswith("unavailable:")
+
+
+def test_type_name_must_match_entry_point(fake_entry_points: list[EntryPoint]):
+    fake_entry_points.append(
+        EntryPoint("web", "connectors.http:HttpSource", registry.ENTRY_POINT_GROUP)
+    )
+    with pytest.raises(SourceConfigError, match="must set type_name = 'web'"):
+        registry.get_source_class("web")
+
+
+def test_conflicting_registrations(fake_entry_points: list[EntryPoint]):
+    fake_entry_points.append(EntryPoint("sql", "connectors.sql:SqlSource", "okr.connectors"))
+    fake_entry_points.append(EntryPoint("sql", "other.sql:SqlSource", "okr.connectors"))
+    with pytest.raises(SourceConfigError, match="registered twice"):
+        registry.get_source_class("sql")
+
+
+def test_lazy_import(fake_entry_points: list[EntryPoint]):
+    fake_entry_points.append(EntryPoint("gone", "no_such_pkg.mod:X", registry.ENTRY_POINT_GROUP))
+    fake_entry_points.append(EntryPoint("sql", "connectors.sql:SqlSource", "okr.connectors"))
+    # Only the asked-for type is imported; the broken one does not get in the way.
+    assert registry.get_source_class("sql") is SqlSource
+    assert "gone" in registry.SOURCE_TYPES
+
+
+def test_describe_sources():
+    rows = registry.describe_sources()
+    assert [r.type for r in rows] == ["http", "sql"]
+    sql_row = rows[1]
+    assert sql_row.class_path == "connectors.sql.SqlSource"
+    assert sql_row.distribution.startswith("okr-pipeline ")
+    assert sql_row.doc.startswith("Runs a read-only SQL query")
+
+
+ENV = SourceEnvironment(
+    connections={"warehouse": ConnectionSettings(url=SecretStr("sqlite://"))},
+    secrets={"ga_token": SecretStr("s3cr3t-value")},
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"type": "sql", "connection": "wh", "query": "SELECT 1"},
+            "Unknown connection 'wh'. Known connections: warehouse. "
+            "Define it with OKR_CONNECTIONS__WH__URL=...",
+        ),
+        (
+            {"type": "http", "url": "https://x.test/m", "value_path": "$.v",
+             "auth": {"type": "bearer", "secret": "ga_tokn"}},
+            "Unknown secret 'ga_tokn'. Known secrets: ga_token. Define it with OKR_SECRETS__GA_TOKN",
+        ),
+        (
+            {"type": "http", "url": "https://x.test/m?k=${secret:other}", "value_path": "$.v"},
+            "Unknown secret 'other'",
+        ),
+    ],
+)
+def test_check_references(raw: dict[str, Any], message: str):
+    cfg = registry.parse_source_config(raw)
+    with pytest.raises(SourceConfigError) as info:
+        registry.check_references(cfg, ENV)
+    assert message in str(info.value)
+    assert "s3cr3t-value" not in str(info.value)
+
+
+def test_check_references_ok():
+    cfg = registry.parse_source_config(
+        {"type": "http", "url": "https://x.test/m", "value_path": "$.v",
+         "auth": {"type": "bearer", "secret": "ga_token"}}
+    )
+    registry.check_references(cfg, ENV)
