@@ -7,6 +7,8 @@ functions that the tests call directly.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -25,7 +27,6 @@ from flows.select import select_key_results
 from okr_core.definitions import resolve_target
 from okr_core.loader import fingerprint
 from okr_core.settings import Settings, load_settings
-from okr_store.db import make_engine, upgrade
 from okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_store.store import Store
 
@@ -56,9 +57,7 @@ class RunSummary:
 
 def open_store(settings: Settings) -> Store:
     """Open (and migrate) the store named by the settings."""
-    engine = make_engine(settings.resolved_store_url())
-    upgrade(engine)
-    return Store(engine)
+    return Store.open(settings.resolved_store_url())
 
 
 def utcnow() -> datetime:
@@ -67,18 +66,27 @@ def utcnow() -> datetime:
 
 
 @task(name="load-definitions", cache_policy=NO_CACHE)
-def load_key_results(settings: Settings, store: Store) -> tuple[list[StoredKeyResult], bool]:
+def load_key_results(
+    settings: Settings, store: Store, scratch: Path | None = None
+) -> tuple[list[StoredKeyResult], Store, bool]:
     """Sync the OKR files into the store when they changed; return the active KRs.
 
     Unchanged files are not parsed again: their fingerprint (a hash of the bytes) matches
-    the one stored at the last sync.
+    the one stored at the last sync. With ``scratch`` (a dry run), changed definitions are
+    synced into a throwaway store in that folder, leaving the real one untouched.
+
+    Returns:
+        The active KRs, the store they were read from, and whether definitions were synced.
     """
     current = fingerprint(settings.resolved_okr_path())
-    synced = False
-    if current != store.definitions_fingerprint():
-        store.sync_definitions(load_definitions(settings))
-        synced = True
-    return store.active_key_results(), synced
+    if current == store.definitions_fingerprint():
+        return store.active_key_results(), store, False
+    okr_set = load_definitions(settings)
+    target = store
+    if scratch is not None:
+        target = Store.open(f"sqlite:///{scratch / 'dry-run.db'}")
+    target.sync_definitions(okr_set)
+    return target.active_key_results(), target, scratch is None
 
 
 def _requests(krs: list[StoredKeyResult], as_of: datetime) -> list[FetchRequest]:
@@ -96,7 +104,11 @@ def measure_baselines(
     krs: list[StoredKeyResult], settings: Settings, store: Store | None, pool: SourcePool
 ) -> list[StoredKeyResult]:
     """Measure ``baseline: auto`` once: the source's value at the cycle's start."""
-    missing = [kr for kr in krs if kr.baseline_auto and kr.baseline is None]
+    # Measured once the cycle has begun, as of its first moment.
+    missing = [
+        kr for kr in krs
+        if kr.baseline_auto and kr.baseline is None and kr.cycle_start <= utcnow()
+    ]
     if not missing:
         return krs
     results = fetch_all(
@@ -218,9 +230,13 @@ def update_key_results(
     """
     settings = load_settings(Path(project_dir))
     when = (as_of or utcnow()).astimezone(timezone.utc)
-    store = open_store(settings)
-    try:
-        krs, synced = load_key_results(settings, store)
+    with contextlib.ExitStack() as cleanup:
+        real_store = open_store(settings)
+        cleanup.callback(real_store.close)
+        scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory())) if dry_run else None
+        krs, store, synced = load_key_results(settings, real_store, scratch)
+        if store is not real_store:
+            cleanup.callback(store.close)
         chosen = select_key_results(
             krs, as_of=when, names=kr or (), due_only=not (all_krs or kr)
         )
@@ -250,5 +266,4 @@ def update_key_results(
                 "%d of %d KRs failed to measure; see 'okr status'", summary.errors, len(chosen)
             )
         return summary
-    finally:
-        store.close()
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions

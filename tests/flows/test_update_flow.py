@@ -1,0 +1,134 @@
+"""The update flow end to end: real SQLite warehouse, real local HTTP API, real stores."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flows.update import open_store, update_key_results
+from okr_core.settings import load_settings
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+DEMO_KRS = 8
+
+
+def _status(project: Path) -> dict[str, object]:
+    store = open_store(load_settings(project))
+    try:
+        return {row.ref: row for row in store.latest_status()}
+    finally:
+        store.close()
+
+
+def _count(project: Path, table: str) -> int:
+    engine = sa.create_engine(load_settings(project).resolved_store_url())
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_demo_project_measures_every_kr(demo_project: Path) -> None:
+    summary = update_key_results(project_dir=str(demo_project), all_krs=True)
+    assert summary.measured == DEMO_KRS and summary.active == DEMO_KRS
+    assert summary.errors == 0, summary.failed
+    assert summary.definitions_synced
+    rows = _status(demo_project)
+    assert len(rows) == DEMO_KRS
+    for ref, row in rows.items():
+        assert row.value is not None, ref  # type: ignore[attr-defined]
+        assert row.status in {"on_track", "at_risk", "off_track"}, (ref, row)  # type: ignore[attr-defined]
+        assert 0.0 <= row.score <= 1.0  # type: ignore[attr-defined]
+    # The HTTP source (Prometheus-shaped answer, number sent as a string) was read exactly.
+    assert rows["support-excellence/uptime"].value > 50  # type: ignore[attr-defined]
+    # baseline: auto was measured at the cycle's start and the relative target resolved.
+    first = rows["podcast-discovery/first-time-listeners"]
+    assert first.baseline is not None and first.target_value == first.baseline * 12 / 10  # type: ignore[attr-defined]
+
+
+def test_second_run_skips_unchanged_definitions_and_only_named_krs(demo_project: Path) -> None:
+    update_key_results(project_dir=str(demo_project), all_krs=True)
+    summary = update_key_results(project_dir=str(demo_project), kr=["uptime", "grow-listening/weekly-listens"])
+    assert not summary.definitions_synced
+    assert summary.measured == 2
+    assert _count(demo_project, "measurements") == DEMO_KRS + 2
+
+
+def test_one_failing_kr_never_stops_the_others(demo_project: Path) -> None:
+    okrs = demo_project / "okrs" / "support.yaml"
+    text = okrs.read_text()
+    text = text.replace("FROM support_tickets", "FROM no_such_table", 1)
+    okrs.write_text(text)
+    summary = update_key_results(project_dir=str(demo_project), all_krs=True)
+    assert summary.measured == DEMO_KRS
+    assert [ref for ref, _ in summary.failed] == ["support-excellence/response-time"]
+    assert "no_such_table" in summary.failed[0][1]
+    rows = _status(demo_project)
+    failed = rows["support-excellence/response-time"]
+    assert failed.status == "error" and failed.value is None  # type: ignore[attr-defined]
+    assert "no_such_table" in (failed.error_message or "")  # type: ignore[attr-defined]
+    assert sum(1 for r in rows.values() if r.status == "error") == 1  # type: ignore[attr-defined]
+
+
+def test_failed_kr_keeps_its_last_good_value(demo_project: Path) -> None:
+    update_key_results(project_dir=str(demo_project), all_krs=True)
+    before = _status(demo_project)["support-excellence/response-time"]
+    okrs = demo_project / "okrs" / "support.yaml"
+    okrs.write_text(okrs.read_text().replace("FROM support_tickets", "FROM no_such_table", 1))
+    update_key_results(project_dir=str(demo_project), all_krs=True)
+    after = _status(demo_project)["support-excellence/response-time"]
+    assert after.status == "error"  # type: ignore[attr-defined]
+    assert after.last_good_value == before.value  # type: ignore[attr-defined]
+
+
+def test_dry_run_stores_no_measurements(demo_project: Path) -> None:
+    update_key_results(project_dir=str(demo_project), all_krs=True)
+    measured = _count(demo_project, "measurements")
+    summary = update_key_results(project_dir=str(demo_project), all_krs=True, dry_run=True)
+    assert summary.measured == DEMO_KRS and summary.run_id is None
+    assert len(summary.rows) == DEMO_KRS
+    assert _count(demo_project, "measurements") == measured
+
+
+def test_as_of_backfill_builds_a_forecast(demo_project: Path) -> None:
+    store = open_store(load_settings(demo_project))
+    start = min(kr.cycle_start for kr in store.active_key_results()) if store.definitions_fingerprint() else None
+    store.close()
+    now = datetime.now(timezone.utc)
+    first = now - timedelta(days=35)
+    for week in range(6):
+        update_key_results(project_dir=str(demo_project), all_krs=True, as_of=first + timedelta(days=7 * week))
+    row = _status(demo_project)["podcast-discovery/subscriptions-per-user"]
+    assert row.forecast_value is not None, row.reason  # type: ignore[attr-defined]
+    assert "forecast" in row.reason  # type: ignore[attr-defined]
+    del start
+
+
+def test_store_on_postgresql(demo_project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OKR_STORE_URL", postgres_url)
+    summary = update_key_results(project_dir=str(demo_project), all_krs=True)
+    assert summary.errors == 0, summary.failed
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            statuses = conn.execute(sa.text("SELECT status FROM evaluations")).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(statuses) == DEMO_KRS
+    assert not (demo_project / ".okr" / "okr.db").exists()
+
+
+def test_invalid_definitions_fail_the_run_with_every_problem(demo_project: Path) -> None:
+    from okr_core.errors import DefinitionError
+
+    okrs = demo_project / "okrs" / "support.yaml"
+    okrs.write_text(okrs.read_text().replace("type: sql", "type: sqll", 1))
+    with pytest.raises(DefinitionError) as info:
+        update_key_results(project_dir=str(demo_project), all_krs=True)
+    assert "sqll" in str(info.value.problems[0])
+    assert "support.yaml" in str(info.value.problems[0])
