@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from connectors.base import BaseSource, BaseSourceConfig, SourceContext
 from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from connectors.redaction import Redactor, truncate
+from connectors.sql_errors import db_error
 from connectors.values import NotANumberError, to_decimal
 from okr_core.settings import ConnectionSettings
 
@@ -149,12 +150,12 @@ class SqlSource(BaseSource[SqlSourceConfig]):
                     result = conn.execute(stmt)
                     return _single_value(result, config, where)
                 except sa_exc.DBAPIError as exc:
-                    raise _db_error(exc, conn.dialect, timed_out(), timeout, where, redact) from exc
+                    raise db_error(exc, timed_out(), timeout, where, redact) from exc
         except SourceError:
             raise
         except sa_exc.DBAPIError as exc:
             # Raised while connecting or preparing the session, before the query ran.
-            raise _db_error(exc, None, False, timeout, where, redact) from exc
+            raise db_error(exc, False, timeout, where, redact) from exc
         except sa_exc.TimeoutError as exc:
             raise RetriableSourceError(
                 f"{where}: no free database connection within {timeout:g}s "
@@ -264,7 +265,8 @@ def _read_only(conn: Connection, timeout: float) -> Iterator[Callable[[], bool]]
         if getattr(conn.dialect, "is_mariadb", False):
             conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:.3f}")
         else:
-            conn.exec_driver_sql(f"SET SESSION max_execution_time = {max(1, int(timeout * 1000))}")
+            ms = max(1, int(timeout * 1000))
+            conn.exec_driver_sql(f"SET SESSION max_execution_time = {ms}")
         # Session default first, so even a statement that implicitly commits (DDL) starts
         # its new transaction read-only.
         conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
@@ -295,7 +297,9 @@ def _read_only(conn: Connection, timeout: float) -> Iterator[Callable[[], bool]]
             conn.invalidate()
 
 
-def _single_value(result: sa.CursorResult[Any], config: SqlSourceConfig, where: str) -> Decimal | None:
+def _single_value(
+    result: sa.CursorResult[Any], config: SqlSourceConfig, where: str
+) -> Decimal | None:
     if not result.returns_rows:
         raise FatalSourceError(
             f"{where}: the query returned no result set; expected a SELECT returning one row"
@@ -329,87 +333,3 @@ def _column_index(columns: Sequence[str], wanted: str | None, where: str) -> int
         f"{where}: the query returned {len(columns)} columns ({shown}); expected one, "
         f"or a column named 'value', or set 'column' to choose one"
     )
-
-
-# Error codes by what they mean for the caller. PostgreSQL: SQLSTATE; MySQL/MariaDB: errno.
-_PG_READ_ONLY = {"25006"}
-_PG_TIMEOUT = {"57014"}
-_PG_RETRIABLE_PREFIXES = ("08", "53", "57P", "40001", "40P01", "55P03")
-_MY_READ_ONLY = {1792, 1290, 1836}
-_MY_TIMEOUT = {1969, 3024, 1317, 1028}
-_MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql")
-_MY_RETRIABLE = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055}
-
-
-def _db_error(
-    exc: sa_exc.DBAPIError,
-    dialect: Dialect | None,
-    timed_out: bool,
-    timeout: float,
-    where: str,
-    redact: Redactor,
-) -> SourceError:
-    detail = truncate(redact(_db_message(exc.orig)))
-    kind = _classify(exc, dialect, timed_out)
-    if kind == "read_only":
-        return FatalSourceError(
-            f"{where}: the query tried to write, but sources are read-only; nothing was "
-            f"changed. Use a SELECT. ({detail})"
-        )
-    if kind == "timeout":
-        return RetriableSourceError(
-            f"{where}: the query timed out after {timeout:g}s; make it faster or raise "
-            f"timeout_seconds. ({detail})"
-        )
-    if kind == "retriable":
-        return RetriableSourceError(f"{where}: database unavailable: {detail}")
-    return FatalSourceError(f"{where}: the query failed: {detail}")
-
-
-def _db_message(orig: BaseException | None) -> str:
-    args = getattr(orig, "args", ())
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        text = f"{args[1]} (error {args[0]})"  # MySQL drivers: (errno, message)
-    else:
-        text = str(orig)
-    return " ".join(text.split())
-
-
-def _classify(
-    exc: sa_exc.DBAPIError, dialect: Dialect | None, timed_out: bool
-) -> Literal["read_only", "timeout", "retriable", "fatal"]:
-    orig = exc.orig
-    args = getattr(orig, "args", ())
-    errno = args[0] if args else None
-    # MySQL drivers first: PyMySQL also sets a SQLSTATE, but the errno is more precise.
-    if isinstance(errno, int) and type(orig).__module__.startswith(_MYSQL_DRIVERS):
-        if errno in _MY_READ_ONLY:
-            return "read_only"
-        if errno in _MY_TIMEOUT:
-            return "timeout"
-        if errno in _MY_RETRIABLE:
-            return "retriable"
-        return "fatal"
-    sqlite_name = getattr(orig, "sqlite_errorname", None)
-    if isinstance(sqlite_name, str):
-        if sqlite_name.startswith("SQLITE_READONLY"):
-            return "read_only"
-        if timed_out or sqlite_name == "SQLITE_INTERRUPT":
-            return "timeout"
-        if sqlite_name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return "retriable"
-        return "fatal"
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if isinstance(sqlstate, str) and sqlstate:
-        if sqlstate in _PG_READ_ONLY:
-            return "read_only"
-        if sqlstate in _PG_TIMEOUT:
-            return "timeout"
-        if sqlstate.startswith(_PG_RETRIABLE_PREFIXES):
-            return "retriable"
-        return "fatal"
-    if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-        # PEP 249: OperationalError is about the database's operation (disconnects,
-        # unreachable server), not the statement; unknown drivers get the benefit of it.
-        return "retriable"
-    return "fatal"

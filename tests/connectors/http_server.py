@@ -41,7 +41,10 @@ STATIC: dict[str, tuple[int, str]] = {
         '"result":[{"metric":{},"value":[1700000000,"42.5"]}]}}',
     ),
     "/prometheus-empty": (200, '{"status":"success","data":{"resultType":"vector","result":[]}}'),
-    "/prometheus-nan": (200, '{"status":"success","data":{"result":[{"value":[1700000000,"NaN"]}]}}'),
+    "/prometheus-nan": (
+        200,
+        '{"status":"success","data":{"result":[{"value":[1700000000,"NaN"]}]}}',
+    ),
     "/null": (200, '{"total": null}'),
     "/nan-literal": (200, '{"total": NaN}'),
     "/infinity": (200, '{"total": "+Inf"}'),

@@ -11,7 +11,6 @@ from connectors.base import SourceContext, SourceEnvironment
 from connectors.errors import FatalSourceError, RetriableSourceError
 from connectors.http import HttpSource, HttpSourceConfig
 from tests.connectors import http_server
-from tests.connectors.conftest import CASSETTES
 
 pytestmark = pytest.mark.usefixtures("cassette")
 
@@ -129,7 +128,9 @@ def test_retries_exhausted(source: HttpSource, ctx: SourceContext, sleeps: list[
     assert sleeps == [0.01, 0.02]
 
 
-def test_retry_after_beyond_cap_gives_up(source: HttpSource, ctx: SourceContext, sleeps: list[float]):
+def test_retry_after_beyond_cap_gives_up(
+    source: HttpSource, ctx: SourceContext, sleeps: list[float]
+):
     cfg = config(path="/flaky/long-wait?fail=1&code=429&retry_after=3600")
     with pytest.raises(RetriableSourceError, match="retry after 3600s"):
         source.fetch(cfg, ctx)
@@ -142,7 +143,11 @@ def test_retry_after_beyond_cap_gives_up(source: HttpSource, ctx: SourceContext,
         ("/bearer", {"type": "bearer", "secret": "api_token"}),
         (
             "/basic",
-            {"type": "basic", "username": http_server.BASIC_USER, "password_secret": "api_password"},
+            {
+                "type": "basic",
+                "username": http_server.BASIC_USER,
+                "password_secret": "api_password",
+            },
         ),
         ("/apikey-header", {"type": "api_key", "secret": "api_key"}),
         ("/apikey-header", {"type": "api_key", "secret": "api_key", "header": "X-API-Key"}),
@@ -162,7 +167,8 @@ def test_wrong_credentials_are_fatal(http_env: SourceEnvironment, ctx: SourceCon
 
 def test_echoed_secret_is_redacted(source: HttpSource, ctx: SourceContext):
     with pytest.raises(FatalSourceError, match="HTTP 403") as info:
-        source.fetch(config(path="/leaky-error", auth={"type": "bearer", "secret": "api_token"}), ctx)
+        auth = {"type": "bearer", "secret": "api_token"}
+        source.fetch(config(path="/leaky-error", auth=auth), ctx)
     assert http_server.SECRETS["api_token"] not in str(info.value)
     # Live: redacted by the source; replayed: already scrubbed in the cassette.
     assert "token ***" in str(info.value) or "token <SCRUBBED>" in str(info.value)

@@ -151,7 +151,8 @@ ENV = SourceEnvironment(
         (
             {"type": "http", "url": "https://x.test/m", "value_path": "$.v",
              "auth": {"type": "bearer", "secret": "ga_tokn"}},
-            "Unknown secret 'ga_tokn'. Known secrets: ga_token. Define it with OKR_SECRETS__GA_TOKN",
+            "Unknown secret 'ga_tokn'. Known secrets: ga_token. "
+            "Define it with OKR_SECRETS__GA_TOKN",
         ),
         (
             {"type": "http", "url": "https://x.test/m?k=${secret:other}", "value_path": "$.v"},
