@@ -61,7 +61,10 @@ def _copy(
     ]
     try:
         processed = [
-            [value if proc is None else proc(value) for proc, value in zip(processors, row, strict=True)]
+            [
+                value if proc is None else proc(value)
+                for proc, value in zip(processors, row, strict=True)
+            ]
             for row in rows
         ]
     except (TypeError, ValueError) as exc:

@@ -98,7 +98,9 @@ def kr_definition_hash(kr: KeyResultDef) -> str:
     return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
 
 
-def resolved_target(kind: str, target: Decimal | str | None, baseline: Decimal | None) -> Decimal | None:
+def resolved_target(
+    kind: str, target: Decimal | str | None, baseline: Decimal | None
+) -> Decimal | None:
     """Absolute target of a KR: 1 for a milestone, None while a relative one lacks a baseline."""
     if kind == "milestone":
         return Decimal(1)  # a milestone's value 1 means done (KeyResultDef.spec)
@@ -172,7 +174,9 @@ def upsert_meta(conn: sa.Connection, key: str, value: str) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
-def sync_definitions(conn: sa.Connection, okr_set: OkrSet, *, now: datetime | None = None) -> SyncResult:
+def sync_definitions(
+    conn: sa.Connection, okr_set: OkrSet, *, now: datetime | None = None
+) -> SyncResult:
     """Bring the stored definitions in line with ``okr_set`` (see the module docstring).
 
     Args:
@@ -210,13 +214,15 @@ def sync_definitions(conn: sa.Connection, okr_set: OkrSet, *, now: datetime | No
 
 def _sync_cycles(conn: sa.Connection, wanted: _Wanted) -> dict[str, int]:
     table = Cycle.__table__
-    existing = {
-        row.name: row
-        for row in conn.execute(sa.select(Cycle.id, Cycle.name, Cycle.start_at, Cycle.end_at, Cycle.timezone))
-    }
+    stmt = sa.select(Cycle.id, Cycle.name, Cycle.start_at, Cycle.end_at, Cycle.timezone)
+    existing = {row.name: row for row in conn.execute(stmt)}
     inserts, updates = [], []
     for name, cycle in wanted.cycles.items():
-        values = {"start_at": cycle.start_at(), "end_at": cycle.end_at(), "timezone": cycle.timezone}
+        values = {
+            "start_at": cycle.start_at(),
+            "end_at": cycle.end_at(),
+            "timezone": cycle.timezone,
+        }
         row = existing.get(name)
         if row is None:
             inserts.append({"name": name, **values})
@@ -240,7 +246,9 @@ def _sync_objectives(
         values = _objective_values(objective)
         row = existing.pop((cycle_ids[cycle_name], key), None)
         if row is None:
-            inserts.append({"cycle_id": cycle_ids[cycle_name], "key": key, "archived_at": None, **values})
+            inserts.append(
+                {"cycle_id": cycle_ids[cycle_name], "key": key, "archived_at": None, **values}
+            )
         elif row.archived_at is not None or any(getattr(row, f) != v for f, v in values.items()):
             updates.append({"id": row.id, "archived_at": None, **values})
     gone = [row.id for row in existing.values() if row.archived_at is None]
@@ -273,9 +281,8 @@ def _sync_key_results(
         objective_id = objective_ids[(cycle_name, objective_key)]
         row = existing.pop((objective_id, key), None)
         if row is None:
-            inserts.append(
-                {"objective_id": objective_id, "key": key, "archived_at": None, **_kr_values(kr, None)}
-            )
+            values = {"objective_id": objective_id, "key": key, "archived_at": None}
+            inserts.append({**values, **_kr_values(kr, None)})
             continue
         if row.definition_hash == kr_definition_hash(kr) and row.archived_at is None:
             unchanged += 1

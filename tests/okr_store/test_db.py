@@ -31,7 +31,8 @@ def test_upgrade_is_idempotent(engine: sa.Engine) -> None:
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT value FROM meta WHERE key = 'probe'")).scalar() == "kept"
+        probe = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'probe'")).scalar()
+    assert probe == "kept"
 
 
 def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
