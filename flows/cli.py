@@ -12,10 +12,13 @@ import sys
 from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
+from rich.markup import escape
 
 from flows.prefect_env import apply_quiet_defaults
 from okr_core.errors import ConfigError, DefinitionError, OkrError
@@ -53,8 +56,14 @@ ProjectOpt = Annotated[
 
 def fail(message: str, code: ExitCode = ExitCode.USER_ERROR) -> NoReturn:
     """Print ``Error: message`` in red on stderr and exit with ``code``."""
-    err_console.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def print_problems(problems: Sequence[object]) -> None:
+    """One red line per problem in the OKR files (file:line: place: what is wrong)."""
+    for problem in problems:
+        err_console.print(f"[red]✗[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -90,13 +99,12 @@ def validate(
     try:
         okr_set = load_definitions(settings)
     except DefinitionError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+        print_problems(exc.problems)
         fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
     objectives = list(okr_set.objectives())
     krs = list(okr_set.key_results())
     for warning in okr_set.warnings:
-        console.print(f"[yellow]![/yellow] {warning}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False, soft_wrap=True)
     console.print(
         f"[green]✓[/green] {len(okr_set.files)} file(s), {len(objectives)} objective(s), "
         f"{len(krs)} key result(s): valid."
@@ -249,7 +257,9 @@ def db_upgrade(project: ProjectOpt = Path(".")) -> None:
 def main() -> None:
     """Entry point of the ``okr`` console script: one handler for every error."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the exit code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -262,16 +272,14 @@ def main() -> None:
 
 
 def _report(exc: Exception) -> NoReturn:
-    import click
-
-    if isinstance(exc, click.ClickException):
-        exc.show()
+    if isinstance(exc, TyperException):  # a wrong command line: usage and the problem
+        if type(exc).__name__ != "NoArgsIsHelpError":  # the help is already on screen
+            exc.show()  # type: ignore[attr-defined]
         sys.exit(ExitCode.USAGE)
     if _state["debug"]:
         err_console.print_exception()
     if isinstance(exc, DefinitionError):
-        for problem in exc.problems:
-            err_console.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+        print_problems(exc.problems)
         err_console.print(
             f"[red]Error:[/red] {len(exc.problems)} problem(s) in the OKR files; "
             "run 'okr validate' after fixing them.",
@@ -279,13 +287,13 @@ def _report(exc: Exception) -> NoReturn:
         )
         sys.exit(ExitCode.USER_ERROR)
     if isinstance(exc, (ConfigError, OkrError)):
-        err_console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(ExitCode.USER_ERROR)
     message = str(exc)
     if len(message) > 500:
         message = message[:500] + "…"
     err_console.print(
-        f"[red]Error:[/red] unexpected {type(exc).__name__}: {message}. "
+        f"[red]Error:[/red] unexpected {type(exc).__name__}: {escape(message)}. "
         "Run again with --debug and report it.",
         highlight=False,
         soft_wrap=True,

@@ -211,8 +211,10 @@ def _check_sources(parsed: _Parsed, validate: SourceValidator, problems: list[Pr
                     problems_from_validation(exc, file=parsed.file, root=parsed.root, prefix=loc)
                 )
             except OkrError as exc:
+                # A connector may say which key of the source is wrong (e.g. ("type",)).
+                where = loc + tuple(getattr(exc, "loc", ()) or ())
                 problems.append(
-                    Problem(parsed.file, format_loc(loc), line_of(parsed.root, loc), str(exc))
+                    Problem(parsed.file, format_loc(where), line_of(parsed.root, where), str(exc))
                 )
 
 
