@@ -36,7 +36,7 @@ from connectors.values import NotANumberError, to_decimal
 __all__ = ["MAX_BACKOFF_SECONDS", "HttpSource", "HttpSourceConfig", "retry_after_seconds"]
 
 MAX_BACKOFF_SECONDS = 30.0
-USER_AGENT = "okr-pipeline (+https://github.com/okr-pipeline)"
+USER_AGENT = "okr-pipeline"
 
 ParamValue = str | int | float | bool
 
