@@ -145,8 +145,11 @@ class Measurement(Base):
         ),
         # History and "last measured": range scans per KR.
         sa.Index(None, "kr_id", "measured_at"),
-        # "Last successful value" and successful history, per KR.
+        # "Last successful value" per KR (wall-clock: staleness, last good value).
         sa.Index(None, "kr_id", "outcome", "measured_at"),
+        # Successful history per KR on the time axis the values describe (as_of), which
+        # is what trends and forecasts need, backfills included.
+        sa.Index(None, "kr_id", "outcome", "as_of"),
         sa.Index(None, "run_id"),
     )
 

@@ -104,30 +104,34 @@ def history(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[int, list[tuple[datetime, Decimal]]]:
-    """Return the successful values of each KR, oldest first.
+    """Return the successful values of each KR, oldest first, by their as-of time.
+
+    The time of each point is the measurement's ``as_of`` (the moment the value describes),
+    not ``measured_at`` (when it was fetched): they differ for backfills (``--as-of``), and
+    trends must follow the former.
 
     Args:
         conn: connection.
         kr_ids: KRs to read; each gets an entry, empty if it has no values.
-        since: only values measured at or after this time.
-        until: only values measured at or before this time.
+        since: only values as of this time or later.
+        until: only values as of this time or earlier.
 
     Returns:
-        ``{kr_id: [(measured_at, value), ...]}``.
+        ``{kr_id: [(as_of, value), ...]}``.
     """
     ids = sorted(set(kr_ids))
     result: dict[int, list[tuple[datetime, Decimal]]] = {kr_id: [] for kr_id in ids}
     for start in range(0, len(ids), IN_CHUNK):
-        stmt = sa.select(Measurement.kr_id, Measurement.measured_at, Measurement.value).where(
+        stmt = sa.select(Measurement.kr_id, Measurement.as_of, Measurement.value).where(
             Measurement.kr_id.in_(ids[start : start + IN_CHUNK]), Measurement.outcome == "ok"
         )
         if since is not None:
-            stmt = stmt.where(Measurement.measured_at >= since)
+            stmt = stmt.where(Measurement.as_of >= since)
         if until is not None:
-            stmt = stmt.where(Measurement.measured_at <= until)
-        stmt = stmt.order_by(Measurement.kr_id, Measurement.measured_at, Measurement.id)
-        for kr_id, measured_at, value in conn.execute(stmt):
-            result[kr_id].append((measured_at, value))
+            stmt = stmt.where(Measurement.as_of <= until)
+        stmt = stmt.order_by(Measurement.kr_id, Measurement.as_of, Measurement.id)
+        for kr_id, as_of, value in conn.execute(stmt):
+            result[kr_id].append((as_of, value))
     return result
 
 

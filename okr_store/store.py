@@ -267,12 +267,15 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> dict[int, list[tuple[datetime, Decimal]]]:
-        """Return each KR's successful values ``(measured_at, value)``, oldest first.
+        """Return each KR's successful values ``(as_of, value)``, oldest first.
+
+        Points are placed at the time they describe (``as_of``), not when they were fetched,
+        so a backfill with ``--as-of`` builds a real trend.
 
         Args:
             kr_ids: the KRs; each gets an entry (empty if no values).
-            since: only values measured at or after this time (e.g. the cycle start).
-            until: only values measured at or before this time.
+            since: only values as of this time or later (e.g. the cycle start).
+            until: only values as of this time or earlier.
         """
         with self._read() as conn:
             return queries.history(conn, kr_ids, since, until)

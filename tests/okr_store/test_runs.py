@@ -101,10 +101,11 @@ def test_history_returns_successful_values_in_order(store: Store, krs: dict[str,
     store.record_results(
         run_id,
         [
-            _ok(a, "3", T0 + 2 * HOUR),
+            # Fetched now, describing T0 + 2h (a backfill): history follows as_of.
+            MeasurementRecord(a, datetime.now(UTC), T0 + 2 * HOUR, "ok", Decimal(3)),
             _ok(a, "0.1", T0),
-            MeasurementRecord(a, T0 + HOUR, T0, "error", None, "timeout", "retriable"),
-            MeasurementRecord(a, T0 + 3 * HOUR, T0, "no_data"),
+            MeasurementRecord(a, T0 + HOUR, T0 + HOUR, "error", None, "timeout", "retriable"),
+            MeasurementRecord(a, T0 + 3 * HOUR, T0 + 3 * HOUR, "no_data"),
             _ok(a, "12345678901234.123456789", T0 + 4 * HOUR),
             _ok(b, "7", T0 - 24 * HOUR),
         ],

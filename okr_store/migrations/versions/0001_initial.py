@@ -162,6 +162,9 @@ def upgrade() -> None:
         "measurements",
         ["kr_id", "outcome", "measured_at"],
     )
+    op.create_index(
+        "ix_measurements_kr_id_outcome_as_of", "measurements", ["kr_id", "outcome", "as_of"]
+    )
     op.create_index("ix_measurements_run_id", "measurements", ["run_id"])
 
 
@@ -169,6 +172,7 @@ def downgrade() -> None:
     """Drop everything (history included)."""
     for index, table in (
         ("ix_measurements_run_id", "measurements"),
+        ("ix_measurements_kr_id_outcome_as_of", "measurements"),
         ("ix_measurements_kr_id_outcome_measured_at", "measurements"),
         ("ix_measurements_kr_id_measured_at", "measurements"),
         ("ix_evaluations_run_id", "evaluations"),
