@@ -144,13 +144,14 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         timeout = config.timeout_seconds or settings.timeout_seconds
         try:
             engine = self._engine(config.connection, settings)
-            stmt = _statement(config.query, ctx, engine.dialect)
-            with engine.connect() as conn, _read_only(conn, timeout) as timed_out:
-                try:
-                    result = conn.execute(stmt)
-                    return _single_value(result, config, where)
-                except sa_exc.DBAPIError as exc:
-                    raise db_error(exc, timed_out(), timeout, where, redact) from exc
+            try:
+                return self._run(engine, config, ctx, timeout, settings, where, redact)
+            except _StaleConnection:
+                # The pool held connections the server dropped (a restart, an idle
+                # timeout); SQLAlchemy has discarded them, so one more try gets a fresh one.
+                return self._run(engine, config, ctx, timeout, settings, where, redact)
+        except _StaleConnection as exc:
+            raise db_error(exc.error, False, timeout, where, redact) from exc.error
         except SourceError:
             raise
         except sa_exc.DBAPIError as exc:
@@ -166,6 +167,27 @@ class SqlSource(BaseSource[SqlSourceConfig]):
             raise FatalSourceError(
                 f"{where}: {type(exc).__name__}: {truncate(redact(str(exc)))}"
             ) from exc
+
+    def _run(
+        self,
+        engine: Engine,
+        config: SqlSourceConfig,
+        ctx: SourceContext,
+        timeout: float,
+        settings: ConnectionSettings,
+        where: str,
+        redact: Redactor,
+    ) -> Decimal | None:
+        stmt = _statement(config.query, ctx, engine.dialect)
+        session_timeout = _session_timeout(engine, settings)
+        with engine.connect() as conn, _read_only(conn, timeout, session_timeout) as timed_out:
+            try:
+                result = conn.execute(stmt)
+                return _single_value(result, config, where)
+            except sa_exc.DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise _StaleConnection(exc) from exc
+                raise db_error(exc, timed_out(), timeout, where, redact) from exc
 
     def close(self) -> None:
         """Dispose every engine this source created."""
@@ -191,6 +213,25 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         return f"SqlSource(engines={sorted(self._engines)}, env={self.env!r})"
 
 
+class _StaleConnection(Exception):
+    """A pooled connection turned out to be dead when used."""
+
+    def __init__(self, error: sa_exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _session_timeout(engine: Engine, settings: ConnectionSettings) -> float | None:
+    # Our session defaults are in place unless the URL brought its own "options".
+    if engine.dialect.name != "postgresql" or "options" in engine.url.query:
+        return None
+    return settings.timeout_seconds
+
+
 def _url_secrets(url: str) -> list[str]:
     try:
         password = make_url(url).password
@@ -206,13 +247,20 @@ def _create_engine(settings: ConnectionSettings) -> Engine:
     connect_args: dict[str, Any] = {}
     if backend == "postgresql":
         connect_args["connect_timeout"] = max(2, math.ceil(timeout))  # libpq minimum is 2
+        # Read-only and the statement timeout as the session's defaults, set when the
+        # connection opens: a query then costs no extra round trip (see _read_only).
+        connect_args["options"] = (
+            f"-c default_transaction_read_only=on -c statement_timeout={_ms(timeout)}"
+        )
     elif backend in {"mysql", "mariadb"}:
         connect_args["connect_timeout"] = max(1, math.ceil(timeout))
     elif backend == "sqlite":
         connect_args["timeout"] = timeout  # how long to wait for a lock held by a writer
     # Options written in the URL win over our defaults.
     connect_args = {k: v for k, v in connect_args.items() if k not in url.query}
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect_args}
+    # No pre-ping: it costs a round trip per query. A connection that died is detected
+    # when used, SQLAlchemy then drops the whole pool, and fetch() retries once.
+    kwargs: dict[str, Any] = {"connect_args": connect_args}
     in_memory = backend == "sqlite" and url.database in (None, "", ":memory:")
     if not in_memory:
         # Pool as large as the connection's concurrency bound: more would sit idle, fewer
@@ -248,8 +296,16 @@ def _statement(query: str, ctx: SourceContext, dialect: Dialect) -> sa.TextClaus
 
 
 @contextmanager
-def _read_only(conn: Connection, timeout: float) -> Iterator[Callable[[], bool]]:
+def _read_only(
+    conn: Connection, timeout: float, session_timeout: float | None = None
+) -> Iterator[Callable[[], bool]]:
     """Make the connection's transaction read-only with a timeout; always roll back.
+
+    Args:
+        conn: The connection, before its first statement.
+        timeout: The statement timeout for this query, in seconds.
+        session_timeout: On PostgreSQL, the timeout the session was opened with (read-only
+            by default too), or None when the session defaults were not set.
 
     Yields a function telling whether the SQLite deadline fired (other databases report
     their own timeouts with an error code).
@@ -258,9 +314,13 @@ def _read_only(conn: Connection, timeout: float) -> Iterator[Callable[[], bool]]
     fired = False
     raw: Any = None
     if dialect == "postgresql":
-        # Must be the transaction's first statement; the pre-ping runs in autocommit.
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+        # The session was opened read-only with the connection's timeout (_create_engine);
+        # SET is transactional in PostgreSQL, so the rollback below undoes any SET a query
+        # makes. Only a KR's own timeout needs a statement here.
+        if session_timeout is None:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        if session_timeout is None or _ms(timeout) != _ms(session_timeout):
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {_ms(timeout)}")
     elif dialect in {"mysql", "mariadb"}:
         if getattr(conn.dialect, "is_mariadb", False):
             conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:.3f}")

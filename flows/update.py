@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.utilities.annotations import quote
 
 from flows.definitions import load_definitions, source_environment
 from flows.evaluate import evaluate_results
@@ -241,12 +242,14 @@ def update_key_results(
             krs, as_of=when, names=kr or (), due_only=not (all_krs or kr)
         )
         with SourcePool(source_environment(settings)) as pool:
-            chosen = measure_baselines(chosen, settings, None if dry_run else store, pool)
-            results = fetch_values(chosen, settings, when, pool)
+            # quote(): Prefect would otherwise walk every item of these lists to track
+            # inputs, which costs more than the queries themselves at 10,000 KRs.
+            chosen = measure_baselines(quote(chosen), settings, None if dry_run else store, pool)
+            results = fetch_values(quote(chosen), settings, when, pool)
         ctx = FlowRunContext.get()
         flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
         run_id, evaluations = evaluate_and_store(
-            chosen, results, store, when, flow_run_id, dry_run
+            quote(chosen), quote(results), store, when, flow_run_id, dry_run
         )
         by_id = {k.kr_id: k for k in chosen}
         summary = RunSummary(
@@ -260,7 +263,7 @@ def update_key_results(
             rows=result_rows(chosen, evaluations),
             definitions_synced=synced,
         )
-        publish_results(summary)
+        publish_results(quote(summary))
         if summary.errors:
             get_run_logger().warning(
                 "%d of %d KRs failed to measure; see 'okr status'", summary.errors, len(chosen)
