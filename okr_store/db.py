@@ -7,6 +7,9 @@ newest Alembic revision. Alembic runs from code: the configuration is built here
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +79,7 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
                 # Safe with WAL (a crash loses at most the last commits, never corrupts)
                 # and much faster than FULL for frequent small commits.
                 cursor.execute("PRAGMA synchronous = NORMAL")
@@ -91,6 +94,22 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    # WAL is a property of the file: once set it stays. Switching to it needs a moment with
+    # no other connection in a transaction, and SQLite reports "database is locked" at once
+    # rather than waiting out busy_timeout, so processes starting together retry briefly.
+    for attempt in range(100):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 def alembic_config() -> Config:
