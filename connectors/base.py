@@ -9,7 +9,7 @@ threads, so sources keep their expensive state (engines, HTTP sessions) thread-s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -134,6 +134,7 @@ class BaseSource(ABC, Generic[ConfigT]):
 
     type_name: ClassVar[str]
     config_model: ClassVar[type[BaseSourceConfig]]
+    max_batch: ClassVar[int] = 1  # KRs handed to one fetch_many call at most
 
     def __init__(self, env: SourceEnvironment) -> None:
         self.env = env
@@ -156,6 +157,30 @@ class BaseSource(ABC, Generic[ConfigT]):
             RetriableSourceError: The fetch may succeed later (timeout, connection, 5xx).
             FatalSourceError: Retrying will not help (bad query, auth, result shape).
         """
+
+    def fetch_many(
+        self, items: Sequence[tuple[ConfigT, SourceContext]]
+    ) -> list[Decimal | None | Exception]:
+        """Fetch several KRs' values, in order; a failure is returned, not raised.
+
+        The runner hands a source up to ``max_batch`` KRs that share a concurrency key
+        (the same connection). The default fetches them one by one; a source that can
+        share work between them (one database connection and transaction for many
+        queries) overrides it.
+
+        Args:
+            items: ``(config, context)`` pairs.
+
+        Returns:
+            One entry per item: the value, None for no data, or the exception it raised.
+        """
+        results: list[Decimal | None | Exception] = []
+        for config, ctx in items:
+            try:
+                results.append(self.fetch(config, ctx))
+            except Exception as exc:  # noqa: BLE001 - returned, so one KR never stops others
+                results.append(exc)
+        return results
 
     def close(self) -> None:
         """Release engines, sessions and other resources. Safe to call more than once."""

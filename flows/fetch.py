@@ -1,19 +1,24 @@
 """Fetch the current value of many key results at once, with bounded concurrency.
 
 A company has thousands of KRs, and a Prefect task run costs several milliseconds while an
-indexed query costs about half of one, so the fetching is plain threads inside one task:
-a global pool (``Settings.max_concurrency``) and, inside it, a semaphore per connection
-(``ConnectionSettings.max_concurrency``) so that one slow database cannot take every worker
-and no connection pool is asked for more connections than it has. Prefect's timeouts cannot
-interrupt a blocking call in a worker thread, so every source sets its own network and
-statement timeouts; here we only bound how many run at once.
+indexed query costs about half of one, so the fetching is plain threads inside one task.
+KRs are grouped by their source's concurrency key (one database or API connection). Each
+key gets at most ``ConnectionSettings.max_concurrency`` *lanes*, threads that take batches
+of its KRs in turn, so one slow database can neither take every worker nor be asked for
+more connections than its pool has; all lanes share one pool of
+``Settings.max_concurrency`` threads. A batch is up to the source's ``max_batch`` KRs,
+which lets the SQL source run many queries over one connection and transaction.
+
+Prefect's timeouts cannot interrupt a blocking call in a worker thread, so every source
+sets its own network and statement timeouts; here we only bound how many run at once.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +32,7 @@ from connectors.registry import get_source_class, parse_source_config
 DEFAULT_KEY_CONCURRENCY = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FetchRequest:
     """One value to fetch: which KR, from which source, as of when."""
 
@@ -39,7 +44,7 @@ class FetchRequest:
     cycle_end: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FetchResult:
     """What a source answered for one KR: a value, no data (``value is None``), or an error."""
 
@@ -48,7 +53,6 @@ class FetchResult:
     value: Decimal | None = None
     error: str | None = None
     error_kind: str | None = None
-    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -86,11 +90,26 @@ class SourcePool:
         self.close()
 
 
+LANES_PER_LIMIT = 4  # batches per lane at least, so that lanes share the work evenly
+
+
 def _key_limit(key: str, env: SourceEnvironment) -> int:
     # Keys look like "sql:warehouse" or "http:analytics"; a named connection sets its bound.
     _, _, name = key.partition(":")
     connection = env.connections.get(name)
     return connection.max_concurrency if connection else DEFAULT_KEY_CONCURRENCY
+
+
+def _result(kr_id: int, outcome: Decimal | None | Exception, when: datetime) -> FetchResult:
+    if not isinstance(outcome, Exception):
+        return FetchResult(kr_id, when, value=outcome)
+    if isinstance(outcome, SourceError):
+        kind = "retriable" if isinstance(outcome, RetriableSourceError) else "fatal"
+        return FetchResult(kr_id, when, error=str(outcome), error_kind=kind)
+    # A connector bug must not stop the run; it is reported with the KR.
+    return FetchResult(
+        kr_id, when, error=f"{type(outcome).__name__}: {outcome}", error_kind="internal"
+    )
 
 
 def fetch_all(
@@ -113,66 +132,73 @@ def fetch_all(
     Returns:
         One result per request, in the order of ``requests``.
     """
-    own_pool = pool is None
-    sources = pool or SourcePool(env)
-    semaphores: dict[str, threading.BoundedSemaphore] = {}
-    prepared: list[tuple[FetchRequest, BaseSourceConfig | None, str | None]] = []
-    for request in requests:
+    results: list[FetchResult | None] = [None] * len(requests)
+    queues: dict[str, deque[list[tuple[int, BaseSourceConfig]]]] = {}
+    grouped: dict[str, list[tuple[int, BaseSourceConfig]]] = {}
+    for index, request in enumerate(requests):
         try:
             config = parse_source_config(request.source)
         except Exception as exc:  # noqa: BLE001 - a bad stored source fails that KR only
-            prepared.append((request, None, f"invalid source: {exc}"))
+            results[index] = FetchResult(
+                request.kr_id, clock(), error=f"invalid source: {exc}", error_kind="config"
+            )
             continue
-        key = config.concurrency_key()
-        if key not in semaphores:
-            semaphores[key] = threading.BoundedSemaphore(_key_limit(key, env))
-        prepared.append((request, config, key))
+        grouped.setdefault(config.concurrency_key(), []).append((index, config))
 
-    def run(item: tuple[FetchRequest, BaseSourceConfig | None, str | None]) -> FetchResult:
-        request, config, key_or_error = item
-        if config is None:
-            return FetchResult(
-                request.kr_id, clock(), error=key_or_error, error_kind="config"
-            )
-        ctx = SourceContext(
-            as_of=request.as_of,
-            cycle_start=request.cycle_start,
-            cycle_end=request.cycle_end,
-            kr_ref=request.kr_ref,
-        )
-        assert key_or_error is not None
-        with semaphores[key_or_error]:
-            started = time.perf_counter()
+    own_pool = pool is None
+    sources = pool or SourcePool(env)
+    lanes: list[tuple[str, int]] = []
+    for key, items in grouped.items():
+        limit = _key_limit(key, env)
+        max_batch = max(1, get_source_class(items[0][1].type).max_batch)
+        size = max(1, min(max_batch, math.ceil(len(items) / (limit * LANES_PER_LIMIT))))
+        queues[key] = deque(items[i : i + size] for i in range(0, len(items), size))
+        lanes.append((key, min(limit, len(queues[key]))))
+
+    def lane(key: str) -> None:
+        queue = queues[key]
+        while True:
             try:
-                value = sources.get(config).fetch(config, ctx)
-            except SourceError as exc:
-                kind = "retriable" if isinstance(exc, RetriableSourceError) else "fatal"
-                return FetchResult(
-                    request.kr_id, clock(), error=str(exc), error_kind=kind,
-                    seconds=time.perf_counter() - started,
-                )
-            except Exception as exc:  # noqa: BLE001 - a connector bug must not stop the run
-                return FetchResult(
-                    request.kr_id, clock(),
-                    error=f"{type(exc).__name__} in {config.type} source: {exc}",
-                    error_kind="internal", seconds=time.perf_counter() - started,
-                )
-            return FetchResult(
-                request.kr_id, clock(), value=value, seconds=time.perf_counter() - started
-            )
+                batch = queue.popleft()  # deque.popleft is atomic: lanes need no lock
+            except IndexError:
+                return
+            items = [
+                (config, SourceContext(
+                    as_of=requests[i].as_of, cycle_start=requests[i].cycle_start,
+                    cycle_end=requests[i].cycle_end, kr_ref=requests[i].kr_ref,
+                ))
+                for i, config in batch
+            ]
+            try:
+                outcomes = sources.get(batch[0][1]).fetch_many(items)
+            except Exception as exc:  # noqa: BLE001 - a connector bug fails its batch only
+                outcomes = [exc] * len(batch)
+            when = clock()
+            for (i, _), outcome in zip(batch, outcomes, strict=True):
+                results[i] = _result(requests[i].kr_id, outcome, when)
 
+    # Lanes of different keys alternate in the queue, so every connection starts early.
+    order = [key for round_ in _round_robin(lanes) for key in round_]
     try:
-        if not prepared:
-            return []
-        workers = max(1, min(max_concurrency, len(prepared)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
-            return list(ex.map(run, prepared))
+        if order:
+            workers = max(1, min(max_concurrency, len(order)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
+                for future in [ex.submit(lane, key) for key in order]:
+                    future.result()
     finally:
         if own_pool:
             sources.close()
+    missing = [requests[i].kr_ref for i, r in enumerate(results) if r is None]
+    if missing:  # every lane drains its queue, so this is a bug, not a source failure
+        raise RuntimeError(f"no result for {', '.join(missing[:5])}")
+    return results  # type: ignore[return-value]
 
 
-def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    """Yield successive slices of ``items`` of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _round_robin(lanes: Sequence[tuple[str, int]]) -> list[list[str]]:
+    rounds: list[list[str]] = []
+    for key, count in lanes:
+        for n in range(count):
+            if len(rounds) <= n:
+                rounds.append([])
+            rounds[n].append(key)
+    return rounds
