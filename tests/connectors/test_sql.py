@@ -237,3 +237,20 @@ def test_config_keys():
     assert cfg.connection_names() == {"wh"}
     assert cfg.secret_names() == set()
     assert cfg.concurrency_key() == "sql:wh"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT count(*) FROM t WHERE ts < :as_of",
+        "SELECT :as_of::date, x::int FROM t WHERE a = :cycle_start AND b < :cycle_end",
+        r"SELECT '\:as_of' || :cycle_end",
+        "SELECT 1 WHERE 'a:b' = 'a:b' AND c = :as_of_x",
+        "SELECT :as_of:x",
+    ],
+)
+def test_bind_names_agree_with_sqlalchemy(query: str) -> None:
+    # _bind_names matches SQLAlchemy's pattern instead of compiling; they must agree.
+    from connectors.sql import _bind_names
+
+    assert _bind_names(query) == frozenset(sa.text(query).compile().params)

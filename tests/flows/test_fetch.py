@@ -141,3 +141,47 @@ def test_invalid_stored_source_fails_only_that_kr(monkeypatch: pytest.MonkeyPatc
 def test_sources_are_closed_after_the_run() -> None:
     fetch_all([_request(1)], _env(a=1), max_concurrency=1, clock=lambda: NOW)
     assert FakeSource.closed == 1
+
+
+class BatchingSource(FakeSource):
+    """A source that takes batches, recording their sizes and keys."""
+
+    max_batch = 10
+    batches: list[tuple[str, int]] = []
+
+    def fetch_many(self, items):  # type: ignore[no-untyped-def]
+        with self.lock:
+            BatchingSource.batches.append((items[0][0].connection, len(items)))
+        assert len({config.connection for config, _ in items}) == 1  # one connection a batch
+        return super().fetch_many(items)
+
+
+def test_batches_never_exceed_max_batch_and_stay_on_one_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    BatchingSource.batches = []
+    monkeypatch.setattr(fetch, "get_source_class", lambda name: BatchingSource)
+    requests = [_request(i, "a") for i in range(200)] + [_request(i, "b") for i in range(200, 205)]
+    results = fetch_all(requests, _env(a=2, b=2), max_concurrency=4, clock=lambda: NOW)
+    assert [r.value for r in results] == [Decimal(i) for i in range(205)]
+    sizes = {key: [n for k, n in BatchingSource.batches if k == key] for key in ("a", "b")}
+    assert max(sizes["a"]) == 10 and sum(sizes["a"]) == 200
+    # Few KRs on a connection: small batches, so that its lanes still share the work.
+    assert sum(sizes["b"]) == 5 and max(sizes["b"]) == 1
+    assert FakeSource.peak["a"] <= 2 and FakeSource.peak["b"] <= 2
+
+
+def test_a_crashing_batch_fails_only_its_krs(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Crashing(BatchingSource):
+        def fetch_many(self, items):  # type: ignore[no-untyped-def]
+            if items[0][0].connection == "bad":
+                raise RuntimeError("connector bug")
+            return super().fetch_many(items)
+
+    monkeypatch.setattr(fetch, "get_source_class", lambda name: Crashing)
+    results = fetch_all(
+        [_request(1, "bad"), _request(2, "good")], _env(bad=1, good=1),
+        max_concurrency=2, clock=lambda: NOW,
+    )
+    assert results[0].error_kind == "internal" and "connector bug" in (results[0].error or "")
+    assert results[1].value == Decimal(2)
