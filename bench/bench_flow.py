@@ -19,30 +19,25 @@ It prints flow/bare (target at 10,000: 1.5 or less) and the peak memory of each 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from flows.prefect_server import local_prefect_server
+
 HERE = Path(__file__).resolve().parent
 ROWS_PER_METRIC = 20
 KRS_PER_OBJECTIVE = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def create_database(admin_url: str, prefix: str) -> str:
@@ -137,6 +132,8 @@ import json, resource, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 import sqlalchemy as sa
+
+from flows.prefect_server import local_prefect_server
 url, size, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 engine = sa.create_engine(url, pool_size=concurrency, max_overflow=0)
 as_of = datetime.now(timezone.utc)
@@ -164,29 +161,6 @@ def run_child(code: str, *args: str, env: dict[str, str]) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a Prefect server on a free port; return it and its API URL once healthy."""
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_LOGGING_LEVEL": "WARNING"}
-    prefect = Path(sys.executable).with_name("prefect")
-    server = subprocess.Popen(
-        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                if response.status == 200:
-                    return server, api
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise SystemExit("the Prefect server did not start within 120 s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
@@ -202,11 +176,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="okr-bench-"))
     warehouse = create_database(args.postgres, "okr_bench_wh")
     stores: list[str] = []
-    server = None
+    stack = contextlib.ExitStack()
     try:
         print(f"building the warehouse ({max(args.sizes)} metrics × {ROWS_PER_METRIC} rows)...")
         build_warehouse(warehouse, max(args.sizes))
-        server, api = start_prefect_server(work / "prefect-home")
+        os.environ["PREFECT_HOME"] = str(work / "prefect-home")
+        api = stack.enter_context(local_prefect_server())
         env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(work / "prefect-home"),
                "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         print(f"{'KRs':>7} {'bare s':>8} {'flow s':>8} {'flow/bare':>9} "
@@ -225,9 +200,7 @@ def main() -> None:
                   f"{flow['seconds'] / bare['seconds']:>9.2f} {bare['peak_mib']:>9.0f} "
                   f"{flow['peak_mib']:>9.0f} {first['seconds']:>11.2f}")
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        stack.close()
         for url in [warehouse, *stores]:
             drop_database(args.postgres, url)
         shutil.rmtree(work, ignore_errors=True)

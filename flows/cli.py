@@ -208,7 +208,7 @@ def serve(
         f"Serving '{name}' on '{cron}' for {project.resolve()} "
         f"(store {mask_url(settings.resolved_store_url())}); Ctrl-C stops."
     )
-    serve_flow(project.resolve(), cron=cron, name=name)
+    serve_flow(project.resolve(), cron=cron, name=name, console=console)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from pathlib import Path
 
@@ -52,8 +53,28 @@ def run_once(
     return summary
 
 
-def serve_flow(project: Path, *, cron: str, name: str) -> None:
-    """Serve the flow in the foreground; a run never starts while the previous one runs."""
+def serve_flow(project: Path, *, cron: str, name: str, console: Console) -> None:
+    """Serve the flow in the foreground; a run never starts while the previous one runs.
+
+    Uses the configured Prefect API, or starts a local Prefect server for the duration.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.prefect_server import configured_api_url, local_prefect_server
+
+    with contextlib.ExitStack() as stack:
+        api_url = configured_api_url()
+        if api_url is None:
+            console.print("No PREFECT_API_URL set: starting a local Prefect server...")
+            api_url = stack.enter_context(local_prefect_server())
+            console.print(
+                f"Prefect server at {api_url.removesuffix('/api')} (its UI shows the runs)."
+            )
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        _serve(project, cron=cron, name=name)
+
+
+def _serve(project: Path, *, cron: str, name: str) -> None:
     update_key_results.serve(
         name=name,
         cron=cron,

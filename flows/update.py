@@ -5,7 +5,6 @@ task run costs milliseconds; a KR's query costs a fraction of one), with the wor
 functions that the tests call directly.
 """
 
-from __future__ import annotations
 
 import contextlib
 import gc
