@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -160,7 +160,7 @@ class BaseSource(ABC, Generic[ConfigT]):
 
     def fetch_many(
         self, items: Sequence[tuple[ConfigT, SourceContext]]
-    ) -> list[Decimal | None | Exception]:
+    ) -> list[Decimal | Exception | None]:
         """Fetch several KRs' values, in order; a failure is returned, not raised.
 
         The runner hands a source up to ``max_batch`` KRs that share a concurrency key
@@ -174,7 +174,7 @@ class BaseSource(ABC, Generic[ConfigT]):
         Returns:
             One entry per item: the value, None for no data, or the exception it raised.
         """
-        results: list[Decimal | None | Exception] = []
+        results: list[Decimal | Exception | None] = []
         for config, ctx in items:
             try:
                 results.append(self.fetch(config, ctx))
@@ -185,7 +185,7 @@ class BaseSource(ABC, Generic[ConfigT]):
     def close(self) -> None:
         """Release engines, sessions and other resources. Safe to call more than once."""
 
-    def __enter__(self) -> BaseSource[ConfigT]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext import parse as parse_jsonpath
+from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import Field, field_validator, model_validator
 
 from connectors.auth import AuthConfig, apply_auth
@@ -78,8 +78,8 @@ class HttpSourceConfig(BaseSourceConfig):
             parts = urlsplit(url)
             if parts.scheme not in {"http", "https"} or not parts.netloc:
                 raise ValueError(
-                    f"must be an absolute http(s) URL such as https://api.example.com/v1/x; "
-                    f"for a path on a connection use 'connection' and 'path'"
+                    "must be an absolute http(s) URL such as https://api.example.com/v1/x; "
+                    "for a path on a connection use 'connection' and 'path'"
                 )
         return url
 
@@ -254,8 +254,8 @@ class HttpSource(BaseSource[HttpSourceConfig]):
             url = base.rstrip("/") + "/" + path.lstrip("/") if path else base
         else:
             url = render(config.url or "", ctx, secrets, _quote)
-        for name, value in config.headers.items():
-            headers[render(name, ctx, secrets)] = render(value, ctx, secrets)
+        for name, template in config.headers.items():
+            headers[render(name, ctx, secrets)] = render(template, ctx, secrets)
         params = {k: _param(v, ctx, secrets) for k, v in config.params.items()}
         known_secrets += apply_auth(config.auth, secrets, headers, params)
         redact = Redactor(known_secrets)

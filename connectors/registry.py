@@ -113,7 +113,7 @@ def _load(ep: EntryPoint) -> type[BaseSource[Any]]:
     where = f"entry point {ep.name!r} = {ep.value!r} ({_dist(ep)}, group {ENTRY_POINT_GROUP!r})"
     try:
         obj = ep.load()
-    except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported
+    except Exception as exc:  # any import failure of a plugin is reported
         raise SourceConfigError(
             f"Cannot load source type {ep.name!r}: {where} failed to import: "
             f"{type(exc).__name__}: {exc}"

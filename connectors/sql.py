@@ -176,7 +176,7 @@ class SqlSource(BaseSource[SqlSourceConfig]):
 
     def fetch_many(
         self, items: Sequence[tuple[SqlSourceConfig, SourceContext]]
-    ) -> list[Decimal | None | Exception]:
+    ) -> list[Decimal | Exception | None]:
         """Run several KRs' queries; on PostgreSQL over one connection and transaction.
 
         One query per KR costs three round trips on its own (BEGIN, query, ROLLBACK); here
@@ -197,13 +197,15 @@ class SqlSource(BaseSource[SqlSourceConfig]):
             return super().fetch_many(items)
         engine, settings = shared
         alone = [
-            i for i, (config, _) in enumerate(items)
+            i
+            for i, (config, _) in enumerate(items)
             if config.connection != items[0][0].connection
-            or _ms(config.timeout_seconds or settings.timeout_seconds) != _ms(settings.timeout_seconds)
+            or _ms(config.timeout_seconds or settings.timeout_seconds)
+            != _ms(settings.timeout_seconds)
         ]
         alone_set = set(alone)
         together = [i for i in range(len(items)) if i not in alone_set]
-        results: list[Decimal | None | Exception] = [None] * len(items)
+        results: list[Decimal | Exception | None] = [None] * len(items)
         for i, outcome in zip(alone, super().fetch_many([items[i] for i in alone]), strict=True):
             results[i] = outcome
         outcomes = self._in_one_transaction(engine, settings, [items[i] for i in together])
@@ -233,20 +235,23 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         engine: Engine,
         settings: ConnectionSettings,
         items: Sequence[tuple[SqlSourceConfig, SourceContext]],
-    ) -> list[Decimal | None | Exception]:
+    ) -> list[Decimal | Exception | None]:
         redact = Redactor(_url_secrets(settings.url.get_secret_value()))
         timeout = settings.timeout_seconds
-        results: list[Decimal | None | Exception] = []
+        results: list[Decimal | Exception | None] = []
         reconnected = False
         while len(results) < len(items):
             try:
                 with engine.connect() as conn:
                     try:
-                        for config, ctx in items[len(results):]:
-                            where = f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
+                        for config, ctx in items[len(results) :]:
+                            where = (
+                                f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
+                            )
                             try:
                                 result = conn.exec_driver_sql(
-                                    _driver_sql(config.query, engine.dialect), _params(config.query, ctx)
+                                    _driver_sql(config.query, engine.dialect),
+                                    _params(config.query, ctx),
                                 )
                                 results.append(_single_value(result, config, where))
                                 continue
@@ -266,7 +271,7 @@ class SqlSource(BaseSource[SqlSourceConfig]):
                 continue
             except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
                 # Could not get a connection: every KR left in the batch fails with it.
-                for config, ctx in items[len(results):]:
+                for config, ctx in items[len(results) :]:
                     where = f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
                     error: Exception = (
                         db_error(exc, False, timeout, where, redact)
@@ -494,8 +499,12 @@ def _single_value(
     columns = list(result.keys())
     rows = result.fetchmany(MAX_ROWS_COUNTED + 1)
     if len(rows) != 1:
-        count = "no" if not rows else (
-            f"more than {MAX_ROWS_COUNTED}" if len(rows) > MAX_ROWS_COUNTED else str(len(rows))
+        count = (
+            "no"
+            if not rows
+            else (
+                f"more than {MAX_ROWS_COUNTED}" if len(rows) > MAX_ROWS_COUNTED else str(len(rows))
+            )
         )
         raise FatalSourceError(f"{where}: the query returned {count} rows; expected 1")
     index = _column_index(columns, config.column, where)

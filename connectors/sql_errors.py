@@ -6,7 +6,7 @@ SQLite: error name), so the SQL source maps each to what the caller should do.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import exc as sa_exc
 
@@ -63,7 +63,7 @@ def db_error(
 
 
 def _db_message(orig: BaseException | None) -> str:
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
         text = f"{args[1]} (error {args[0]})"  # MySQL drivers: (errno, message)
     else:
@@ -75,7 +75,7 @@ def _classify(
     exc: sa_exc.DBAPIError, timed_out: bool
 ) -> Literal["read_only", "timeout", "retriable", "fatal"]:
     orig = exc.orig
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     errno = args[0] if args else None
     # MySQL drivers first: PyMySQL also sets a SQLSTATE, but the errno is more precise.
     if isinstance(errno, int) and type(orig).__module__.startswith(_MYSQL_DRIVERS):

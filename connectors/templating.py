@@ -98,9 +98,7 @@ def render(
     return _ANY.sub(_value, text)
 
 
-def render_structure(
-    value: Any, ctx: SourceContext, secrets: Mapping[str, str]
-) -> Any:
+def render_structure(value: Any, ctx: SourceContext, secrets: Mapping[str, str]) -> Any:
     """Render placeholders in every string of a nested JSON-like value (keys included).
 
     Args:

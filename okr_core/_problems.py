@@ -27,7 +27,10 @@ _CHILD_MODELS: dict[type[BaseModel], dict[str, type[BaseModel]]] = {
 
 
 def format_loc(loc: Loc) -> str:
-    """``("objectives", 1, "key_results", 2, "target")`` -> ``objectives[1].key_results[2].target``."""
+    """Format a pydantic loc as a path.
+
+    ``("objectives", 1, "key_results", 2, "target")`` -> ``objectives[1].key_results[2].target``.
+    """
     text = ""
     for part in loc:
         if isinstance(part, int):
@@ -114,8 +117,12 @@ def _message(error: ErrorDetails, loc: Loc, *, in_file_model: bool) -> str:
             f"{value!r} is not a valid id: use letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
-    if kind in ("date_type", "date_parsing", "date_from_datetime_parsing",
-                "date_from_datetime_inexact"):
+    if kind in (
+        "date_type",
+        "date_parsing",
+        "date_from_datetime_parsing",
+        "date_from_datetime_inexact",
+    ):
         return f"expected a date like 2026-10-01, got {_yaml_type(value)}"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number, got {_yaml_type(value)}"
@@ -151,6 +158,11 @@ def problems_from_validation(
         # Pydantic tags function validators in the loc (e.g. "function-after[...]").
         loc = [part for part in loc if not (isinstance(part, str) and "[" in part)]
         problems.append(
-            Problem(file, format_loc(loc), line_of(root, loc), _message(error, error["loc"], in_file_model=not prefix))
+            Problem(
+                file,
+                format_loc(loc),
+                line_of(root, loc),
+                _message(error, error["loc"], in_file_model=not prefix),
+            )
         )
     return problems

@@ -123,7 +123,7 @@ def fingerprint(path: Path) -> str:
 
 
 def _plain(node: Any) -> Any:
-    """ruamel's round-trip types -> plain dict/list/str/int/float/bool for validation."""
+    """Ruamel's round-trip types -> plain dict/list/str/int/float/bool for validation."""
     if isinstance(node, dict):
         return {_plain(k) if not isinstance(k, str) else str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):
@@ -156,7 +156,9 @@ def _parse_file(file: Path, data: bytes, problems: list[Problem]) -> _Parsed | N
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problems.append(Problem(file, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        problems.append(
+            Problem(file, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+        )
         return None
     try:
         root = YAML(typ="rt", pure=True).load(text)
@@ -232,10 +234,15 @@ def _check_across_files(parsed_files: list[_Parsed], problems: list[Problem]) ->
                 first, first_index = where[objective.id]
                 first_line = _objective_loc(first, first_index, "id")[1]
                 loc, line = _objective_loc(parsed, index, "id")
-                problems.append(Problem(
-                    parsed.file, loc, line,
-                    f"objective id {objective.id!r} is already used in {first.file}:{first_line}",
-                ))
+                problems.append(
+                    Problem(
+                        parsed.file,
+                        loc,
+                        line,
+                        f"objective id {objective.id!r} is already used in "
+                        f"{first.file}:{first_line}",
+                    )
+                )
             else:
                 where[objective.id] = (parsed, index)
 
@@ -263,7 +270,9 @@ def _check_across_files(parsed_files: list[_Parsed], problems: list[Problem]) ->
             parsed, index = where[start]
             loc, line = _objective_loc(parsed, index, "parent")
             cycle_text = " -> ".join([*chain, start])
-            problems.append(Problem(parsed.file, loc, line, f"parent links form a loop: {cycle_text}"))
+            problems.append(
+                Problem(parsed.file, loc, line, f"parent links form a loop: {cycle_text}")
+            )
 
     cycles: dict[str, tuple[_Parsed, CycleDef]] = {}
     for parsed in parsed_files:
@@ -274,11 +283,15 @@ def _check_across_files(parsed_files: list[_Parsed], problems: list[Problem]) ->
             continue
         first, known = cycles[cycle.name]
         if (known.start, known.end, known.timezone) != (cycle.start, cycle.end, cycle.timezone):
-            problems.append(Problem(
-                parsed.file, "cycle", line_of(parsed.root, ("cycle",)),
-                f"cycle {cycle.name!r} is {cycle.start}..{cycle.end} ({cycle.timezone}) here "
-                f"but {known.start}..{known.end} ({known.timezone}) in {first.file}",
-            ))
+            problems.append(
+                Problem(
+                    parsed.file,
+                    "cycle",
+                    line_of(parsed.root, ("cycle",)),
+                    f"cycle {cycle.name!r} is {cycle.start}..{cycle.end} ({cycle.timezone}) here "
+                    f"but {known.start}..{known.end} ({known.timezone}) in {first.file}",
+                )
+            )
 
 
 def load_okrs(path: Path, *, validate_source: SourceValidator | None = None) -> OkrSet:
@@ -298,11 +311,17 @@ def load_okrs(path: Path, *, validate_source: SourceValidator | None = None) -> 
     path = Path(path)
     files = _yaml_files(path)
     if not files:
-        raise DefinitionError([Problem(
-            path, "", None,
-            "no *.yaml or *.yml files here; add one with 'cycle:' and 'objectives:' "
-            "(see docs for the format)",
-        )])
+        raise DefinitionError(
+            [
+                Problem(
+                    path,
+                    "",
+                    None,
+                    "no *.yaml or *.yml files here; add one with 'cycle:' and 'objectives:' "
+                    "(see docs for the format)",
+                )
+            ]
+        )
     problems: list[Problem] = []
     named_bytes: list[tuple[str, bytes]] = []
     parsed_files: list[_Parsed] = []
@@ -331,6 +350,8 @@ def load_okrs(path: Path, *, validate_source: SourceValidator | None = None) -> 
         for index, objective in enumerate(parsed.definition.objectives):
             loc = ("objectives", index, "key_results")
             for message in objective.warnings():
-                warnings.append(Problem(parsed.file, format_loc(loc), line_of(parsed.root, loc), message))
+                warnings.append(
+                    Problem(parsed.file, format_loc(loc), line_of(parsed.root, loc), message)
+                )
     loaded = [LoadedFile(p.file, p.definition) for p in valid if p.definition is not None]
     return OkrSet(files=loaded, fingerprint=_hash(named_bytes), warnings=warnings)

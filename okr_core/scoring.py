@@ -366,17 +366,18 @@ def evaluate(
             f"progress {raw:.2f} vs pace {pace:.2f}",
         )
     status = _grade(current, pace * success_level, tolerance)
-    return done(
-        status, f"pace only ({len(points)} points): progress {raw:.2f} vs pace {pace:.2f}"
-    )
+    return done(status, f"pace only ({len(points)} points): progress {raw:.2f} vs pace {pace:.2f}")
 
 
 def _raw_progress(spec: KrSpec, value: Decimal, current: float) -> float:
     # For levels to hold, "how far along" is the score itself; the raw formula would say
     # 2.0 for 97% uptime against a 95% level from a 93% baseline.
-    if spec.kind in ("increase", "decrease") and spec.baseline is not None:
-        if spec.baseline != spec.target:
-            return progress(value, spec.baseline, spec.target)
+    if (
+        spec.kind in ("increase", "decrease")
+        and spec.baseline is not None
+        and spec.baseline != spec.target
+    ):
+        return progress(value, spec.baseline, spec.target)
     return current
 
 

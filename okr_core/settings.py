@@ -92,6 +92,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read init kwargs, then the environment, then ``.env``, then ``okr.toml``."""
         # The .env and okr.toml files live in the project folder, which is itself a
         # setting, so their paths are only known per call, not in model_config.
         project_dir = _project_dir_from(init_settings)

@@ -41,6 +41,7 @@ def _to_decimal(value: Any, what: str) -> Decimal:
 
 def parse_number(what: str) -> BeforeValidator:
     """A validator turning a YAML number (or numeric text) into an exact Decimal."""
+
     def parse(value: Any) -> Decimal | None:
         return None if value is None else _to_decimal(value, what)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from okr_store.types import ExactDecimal, UtcDateTime
 
@@ -43,8 +44,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 class Base(DeclarativeBase):
     """Declarative base with the naming convention and the project's column types."""
 
+    if TYPE_CHECKING:
+        # Every model here maps a plain Table (DeclarativeBase types it as FromClause).
+        __table__: ClassVar[sa.Table]
+
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, TypeEngine[Any]]] = {
         datetime: UtcDateTime(),
         Decimal: ExactDecimal(),
         dict[str, Any]: sa.JSON(),

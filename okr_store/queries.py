@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TypeVarTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -22,12 +22,14 @@ from okr_store.records import RunRow, StatusRow, StoredKeyResult
 #: Bound on the ids in one IN list: SQLite and drivers cap parameters per statement.
 IN_CHUNK = 1000
 
+_Ts = TypeVarTuple("_Ts")
+
 
 def _active() -> list[sa.ColumnElement[bool]]:
     return [KeyResult.archived_at.is_(None), Objective.archived_at.is_(None)]
 
 
-def _definitions_join(stmt: sa.Select[Any]) -> sa.Select[Any]:
+def _definitions_join(stmt: sa.Select[*_Ts]) -> sa.Select[*_Ts]:
     return stmt.join(Objective, Objective.id == KeyResult.objective_id).join(
         Cycle, Cycle.id == Objective.cycle_id
     )
@@ -131,7 +133,8 @@ def history(
             stmt = stmt.where(Measurement.as_of <= until)
         stmt = stmt.order_by(Measurement.kr_id, Measurement.as_of, Measurement.id)
         for kr_id, as_of, value in conn.execute(stmt):
-            result[kr_id].append((as_of, value))
+            # Not None: the value_iff_ok check constraint gives every "ok" row a value.
+            result[kr_id].append((as_of, cast(Decimal, value)))
     return result
 
 

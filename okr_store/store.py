@@ -149,9 +149,10 @@ class Store:
                 raise ValueError(f"key result {kr_id} has a declared baseline, not 'auto'")
             if row.baseline is not None:
                 return False
-            target: Decimal | str | None = row.target
-            if target is not None and not target.startswith(("+", "-")):
-                target = Decimal(target)
+            written: str | None = row.target
+            target: Decimal | str | None = written
+            if written is not None and not written.startswith(("+", "-")):
+                target = Decimal(written)
             conn.execute(
                 sa.update(KeyResult)
                 .where(KeyResult.id == kr_id)
@@ -288,4 +289,3 @@ class Store:
         """
         with self._read() as conn:
             return queries.latest_status(conn, cycle)
-

@@ -270,9 +270,14 @@ def _sync_key_results(
         (row.objective_id, row.key): row
         for row in conn.execute(
             sa.select(
-                KeyResult.id, KeyResult.objective_id, KeyResult.key, KeyResult.definition_hash,
-                KeyResult.archived_at, KeyResult.baseline_auto, KeyResult.baseline,
-            )  # fmt: skip
+                KeyResult.id,
+                KeyResult.objective_id,
+                KeyResult.key,
+                KeyResult.definition_hash,
+                KeyResult.archived_at,
+                KeyResult.baseline_auto,
+                KeyResult.baseline,
+            )
         )
     }
     inserts, updates = [], []

@@ -105,8 +105,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         """Return an aware UTC datetime."""
         if value is None:
             return None
-        if isinstance(value, str):  # aggregates over SQLite text can lose the type
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        # Aggregates over SQLite text can lose the type.
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)

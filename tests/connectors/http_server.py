@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
@@ -61,16 +62,16 @@ STATIC: dict[str, tuple[int, str]] = {
 class Handler(BaseHTTPRequestHandler):
     """Routes by path; see STATIC and the dynamic endpoints in ``_route``."""
 
-    hits: Counter[str] = Counter()
+    hits: ClassVar[Counter[str]] = Counter()
     lock = threading.Lock()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep pytest output clean
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._route(None)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self._route(self.rfile.read(length))
 

@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from connectors import registry
 from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
-from connectors.errors import SourceError
+from connectors.errors import SourceConfigError, SourceError
 from okr_core.settings import ConnectionSettings
 from tests.connectors import http_server
 
@@ -63,10 +63,21 @@ CASES: dict[str, Case] = {
     ),
     "http": Case(
         env=_http_env,
-        valid={"type": "http", "connection": "api", "path": "/bearer", "value_path": "$.total",
-               "auth": {"type": "bearer", "secret": "tok"}},
-        failing={"type": "http", "connection": "api", "path": "/echo", "retries": 0,
-                 "params": {"token": "${secret:wrong}"}, "value_path": "$.query"},
+        valid={
+            "type": "http",
+            "connection": "api",
+            "path": "/bearer",
+            "value_path": "$.total",
+            "auth": {"type": "bearer", "secret": "tok"},
+        },
+        failing={
+            "type": "http",
+            "connection": "api",
+            "path": "/echo",
+            "retries": 0,
+            "params": {"token": "${secret:wrong}"},
+            "value_path": "$.query",
+        },
         required={"value_path"},
     ),
 }
@@ -96,8 +107,10 @@ def ctx_() -> SourceContext:
     from datetime import UTC, datetime
 
     return SourceContext(
-        datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC),
-        datetime(2024, 7, 1, tzinfo=UTC), "obj/kr",
+        datetime(2024, 5, 1, tzinfo=UTC),
+        datetime(2024, 4, 1, tzinfo=UTC),
+        datetime(2024, 7, 1, tzinfo=UTC),
+        "obj/kr",
     )
 
 
@@ -140,7 +153,7 @@ def test_missing_fields_named(case: Case):
 def test_references_checked(case: Case, request: pytest.FixtureRequest):
     cfg = registry.parse_source_config(case.valid)
     registry.check_references(cfg, case.env(request))
-    with pytest.raises(registry.SourceConfigError):
+    with pytest.raises(SourceConfigError):
         registry.check_references(cfg, SourceEnvironment())
 
 

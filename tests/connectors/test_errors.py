@@ -29,11 +29,21 @@ def test_hierarchy():
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (400, FatalSourceError), (401, FatalSourceError), (403, FatalSourceError),
-        (404, FatalSourceError), (410, FatalSourceError), (422, FatalSourceError),
-        (301, FatalSourceError), (408, RetriableSourceError), (425, RetriableSourceError),
-        (429, RetriableSourceError), (500, RetriableSourceError), (502, RetriableSourceError),
-        (503, RetriableSourceError), (504, RetriableSourceError), (599, RetriableSourceError),
+        (400, FatalSourceError),
+        (401, FatalSourceError),
+        (403, FatalSourceError),
+        (404, FatalSourceError),
+        (410, FatalSourceError),
+        (422, FatalSourceError),
+        (301, FatalSourceError),
+        (408, RetriableSourceError),
+        (425, RetriableSourceError),
+        (429, RetriableSourceError),
+        (500, RetriableSourceError),
+        (502, RetriableSourceError),
+        (503, RetriableSourceError),
+        (504, RetriableSourceError),
+        (599, RetriableSourceError),
     ],
 )
 def test_status_table(status: int, expected: type[SourceError]):
@@ -70,8 +80,11 @@ def test_redactor_basic_auth_token():
 
 def test_redact_value_for_repr():
     value = {"Authorization": "Bearer lit", "X-Other": "plain", "Auth": "Bearer ${secret:t}"}
-    assert redact_value(value) == {"Authorization": "***", "X-Other": "plain",
-                                   "Auth": "Bearer ${secret:t}"}
+    assert redact_value(value) == {
+        "Authorization": "***",
+        "X-Other": "plain",
+        "Auth": "Bearer ${secret:t}",
+    }
     assert redact_value(["https://a:b@h"]) == ["https://a:***@h"]
     assert redact_text("nothing here") == "nothing here"
 
@@ -84,10 +97,20 @@ def test_truncate():
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (None, None), (True, Decimal(1)), (False, Decimal(0)), (7, Decimal(7)),
-        (Decimal("1.10"), Decimal("1.10")), (0.1, Decimal("0.1")), (float("nan"), None),
-        (Decimal("NaN"), None), ("42.5", Decimal("42.5")), (" -3e2 ", Decimal("-3e2")),
-        ("NaN", None), ("nan", None), (b"12", Decimal(12)), (".5", Decimal("0.5")),
+        (None, None),
+        (True, Decimal(1)),
+        (False, Decimal(0)),
+        (7, Decimal(7)),
+        (Decimal("1.10"), Decimal("1.10")),
+        (0.1, Decimal("0.1")),
+        (float("nan"), None),
+        (Decimal("NaN"), None),
+        ("42.5", Decimal("42.5")),
+        (" -3e2 ", Decimal("-3e2")),
+        ("NaN", None),
+        ("nan", None),
+        (b"12", Decimal(12)),
+        (".5", Decimal("0.5")),
     ],
 )
 def test_to_decimal(value: Any, expected: Decimal | None):
@@ -98,10 +121,16 @@ def test_to_decimal(value: Any, expected: Decimal | None):
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
-        ("abc", "is 'abc', not a number"), ("1_000", "not a number"), ("", "not a number"),
-        ("+Inf", "not a finite number"), (float("inf"), "not a finite number"),
-        (Decimal("-Infinity"), "not a finite number"), ({"a": 1}, "an object"),
-        ([1], "a list"), (object(), "not a number"), ("12 apples", "not a number"),
+        ("abc", "is 'abc', not a number"),
+        ("1_000", "not a number"),
+        ("", "not a number"),
+        ("+Inf", "not a finite number"),
+        (float("inf"), "not a finite number"),
+        (Decimal("-Infinity"), "not a finite number"),
+        ({"a": 1}, "an object"),
+        ([1], "a list"),
+        (object(), "not a number"),
+        ("12 apples", "not a number"),
     ],
 )
 def test_to_decimal_rejects(value: Any, fragment: str):

@@ -80,7 +80,11 @@ def test_decimal_is_exact_not_float(source: HttpSource, ctx: SourceContext):
     ],
 )
 def test_fatal_errors(
-    source: HttpSource, ctx: SourceContext, sleeps: list[float], path: str, value_path: str,
+    source: HttpSource,
+    ctx: SourceContext,
+    sleeps: list[float],
+    path: str,
+    value_path: str,
     fragment: str,
 ):
     with pytest.raises(FatalSourceError) as info:
@@ -111,7 +115,10 @@ def test_error_body_is_truncated(source: HttpSource, ctx: SourceContext):
     ],
 )
 def test_transient_errors_are_retried(
-    source: HttpSource, ctx: SourceContext, sleeps: list[float], query: str,
+    source: HttpSource,
+    ctx: SourceContext,
+    sleeps: list[float],
+    query: str,
     expected_sleeps: list[float],
 ):
     name = query.replace("&", "-").replace("=", "")
@@ -122,7 +129,7 @@ def test_transient_errors_are_retried(
 
 def test_retries_exhausted(source: HttpSource, ctx: SourceContext, sleeps: list[float]):
     cfg = config(path="/status/503", retries=2, backoff_seconds=0.01)
-    with pytest.raises(RetriableSourceError, match="HTTP 503.*after 3 attempts") as info:
+    with pytest.raises(RetriableSourceError, match=r"HTTP 503.*after 3 attempts") as info:
         source.fetch(cfg, ctx)
     assert info.value.status == 503
     assert sleeps == [0.01, 0.02]
@@ -222,7 +229,9 @@ def test_numeric_param_is_sent(source: HttpSource, ctx: SourceContext):
 
 def test_post_json_body(source: HttpSource, ctx: SourceContext):
     cfg = config(
-        path="/query", method="POST", json={"metric_value": "17.25", "at": "${as_of}"},
+        path="/query",
+        method="POST",
+        json={"metric_value": "17.25", "at": "${as_of}"},
         value_path="$.result.value",
     )
     assert source.fetch(cfg, ctx) == Decimal("17.25")

@@ -76,8 +76,13 @@ def test_parse_returns_the_types_model():
 def test_bad_fields_raise_validation_error_with_locations():
     with pytest.raises(ValidationError) as info:
         registry.parse_source_config(
-            {"type": "sql", "connection": "wh", "query": "SELECT 1", "colunm": "x",
-             "timeout_seconds": -1}
+            {
+                "type": "sql",
+                "connection": "wh",
+                "query": "SELECT 1",
+                "colunm": "x",
+                "timeout_seconds": -1,
+            }
         )
     locs = {tuple(e["loc"]) for e in info.value.errors()}
     assert locs == {("colunm",), ("timeout_seconds",)}
@@ -149,8 +154,12 @@ ENV = SourceEnvironment(
             "Define it with OKR_CONNECTIONS__WH__URL=...",
         ),
         (
-            {"type": "http", "url": "https://x.test/m", "value_path": "$.v",
-             "auth": {"type": "bearer", "secret": "ga_tokn"}},
+            {
+                "type": "http",
+                "url": "https://x.test/m",
+                "value_path": "$.v",
+                "auth": {"type": "bearer", "secret": "ga_tokn"},
+            },
             "Unknown secret 'ga_tokn'. Known secrets: ga_token. "
             "Define it with OKR_SECRETS__GA_TOKN",
         ),
@@ -170,7 +179,11 @@ def test_check_references(raw: dict[str, Any], message: str):
 
 def test_check_references_ok():
     cfg = registry.parse_source_config(
-        {"type": "http", "url": "https://x.test/m", "value_path": "$.v",
-         "auth": {"type": "bearer", "secret": "ga_token"}}
+        {
+            "type": "http",
+            "url": "https://x.test/m",
+            "value_path": "$.v",
+            "auth": {"type": "bearer", "secret": "ga_token"},
+        }
     )
     registry.check_references(cfg, ENV)

@@ -166,7 +166,7 @@ def test_statement_timeout(db_url: str, backend: str, ctx: SourceContext):
     env = SourceEnvironment(connections={"wh": ConnectionSettings(url=SecretStr(db_url))})
     with SqlSource(env) as source:
         started = time.monotonic()
-        with pytest.raises(RetriableSourceError, match="timed out after 0.5s"):
+        with pytest.raises(RetriableSourceError, match=r"timed out after 0\.5s"):
             source.fetch(sql(SLEEP[backend], timeout_seconds=0.5), ctx)
         assert time.monotonic() - started < 3
         # The connection is usable afterwards.
@@ -199,8 +199,11 @@ def test_password_masked_in_query_errors(postgres_url: str, ctx: SourceContext):
     # Trust auth accepts any password, so the query runs and fails on the server; the
     # message echoes the query, which here contains the password.
     url = sa.make_url(postgres_url).set(password="pw-51aa07-SECRET")
-    env = SourceEnvironment(connections={"wh": ConnectionSettings(url=SecretStr(
-        url.render_as_string(hide_password=False)))})
+    env = SourceEnvironment(
+        connections={
+            "wh": ConnectionSettings(url=SecretStr(url.render_as_string(hide_password=False)))
+        }
+    )
     with SqlSource(env) as source, pytest.raises(FatalSourceError) as info:
         source.fetch(sql("SELECT nope FROM x WHERE 'pw-51aa07-SECRET' = 'pw-51aa07-SECRET'"), ctx)
     assert "pw-51aa07-SECRET" not in str(info.value)
@@ -227,8 +230,11 @@ def test_sqlite_in_memory(ctx: SourceContext):
     ],
 )
 def test_query_validation(query: str, fragment: str):
-    with pytest.raises(ValidationError, match=r"(?s)query.*" + fragment.replace("(", r"\(")
-                       .replace(")", r"\)").replace(".", r"\.").replace("*", r"\*")):
+    with pytest.raises(
+        ValidationError,
+        match=r"(?s)query.*"
+        + fragment.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.").replace("*", r"\*"),
+    ):
         sql(query)
 
 

@@ -42,20 +42,24 @@ def source(db_url: str) -> Iterator[SqlSource]:
         yield src
 
 
-def items(ctx: SourceContext, *queries: str, **fields: Any) -> list[tuple[SqlSourceConfig, SourceContext]]:
-    return [
-        (SqlSourceConfig(type="sql", connection="wh", query=q, **fields), ctx) for q in queries
-    ]
+def items(
+    ctx: SourceContext, *queries: str, **fields: Any
+) -> list[tuple[SqlSourceConfig, SourceContext]]:
+    return [(SqlSourceConfig(type="sql", connection="wh", query=q, **fields), ctx) for q in queries]
 
 
 def test_values_in_order(source: SqlSource, ctx: SourceContext) -> None:
     results = source.fetch_many(
-        items(ctx, "SELECT v FROM t", "SELECT v + 1 FROM t", "SELECT NULL", "SELECT count(*) FROM t")
+        items(
+            ctx, "SELECT v FROM t", "SELECT v + 1 FROM t", "SELECT NULL", "SELECT count(*) FROM t"
+        )
     )
     assert results == [Decimal(7), Decimal(8), None, Decimal(1)]
 
 
-def test_a_failing_kr_does_not_affect_the_next(source: SqlSource, ctx: SourceContext, db_url: str) -> None:
+def test_a_failing_kr_does_not_affect_the_next(
+    source: SqlSource, ctx: SourceContext, db_url: str
+) -> None:
     results = source.fetch_many(
         items(
             ctx,
@@ -79,7 +83,9 @@ def test_a_failing_kr_does_not_affect_the_next(source: SqlSource, ctx: SourceCon
 
 
 @pytest.mark.postgres
-def test_session_changes_are_undone_before_the_next_kr(postgres_url: str, ctx: SourceContext) -> None:
+def test_session_changes_are_undone_before_the_next_kr(
+    postgres_url: str, ctx: SourceContext
+) -> None:
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (v int); INSERT INTO t VALUES (7)")

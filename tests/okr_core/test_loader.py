@@ -78,93 +78,162 @@ ERROR_TABLE = [
     pytest.param("- a\n- b\n", "", 1, "top level must be a mapping", id="top-not-mapping"),
     pytest.param("", "", 1, "empty", id="empty-file"),
     pytest.param(
-        HEADER + objective().replace("    title: Objective obj\n", "    title: O\n    colour: red\n"),
-        "objectives[0].colour", 5, "unknown key 'colour' (valid: id, title,", id="unknown-key",
+        HEADER
+        + objective().replace("    title: Objective obj\n", "    title: O\n    colour: red\n"),
+        "objectives[0].colour",
+        5,
+        "unknown key 'colour' (valid: id, title,",
+        id="unknown-key",
     ),
     pytest.param(
         HEADER + objective().replace("target: 10", "targte: 10"),
-        "objectives[0].key_results[0].targte", 10, "did you mean 'target'", id="typo-key",
+        "objectives[0].key_results[0].targte",
+        10,
+        "did you mean 'target'",
+        id="typo-key",
     ),
     pytest.param(
-        HEADER + objective(krs="      - id: k1\n        title: A\n        kind: milestone\n"
-                               "        source: {type: sql}\n"
-                               "      - id: k1\n        title: B\n        kind: milestone\n"
-                               "        source: {type: sql}\n"),
-        "objectives[0].key_results[1].id", 11, "duplicate key result id 'k1'", id="dup-kr",
+        HEADER
+        + objective(
+            krs="      - id: k1\n        title: A\n        kind: milestone\n"
+            "        source: {type: sql}\n"
+            "      - id: k1\n        title: B\n        kind: milestone\n"
+            "        source: {type: sql}\n"
+        ),
+        "objectives[0].key_results[1].id",
+        11,
+        "duplicate key result id 'k1'",
+        id="dup-kr",
     ),
     pytest.param(
         HEADER + objective("a") + objective("a"),
-        "objectives[1].id", 17, "duplicate objective id 'a'", id="dup-objective-in-file",
+        "objectives[1].id",
+        17,
+        "duplicate objective id 'a'",
+        id="dup-objective-in-file",
     ),
     pytest.param(
         "cycle: {name: Q, start: 2026-10-01, end: 2026-09-30}\nobjectives:\n" + objective(),
-        "cycle.end", 1, "before it starts", id="end-before-start",
+        "cycle.end",
+        1,
+        "before it starts",
+        id="end-before-start",
     ),
     pytest.param(
         "cycle:\n  name: Q\n  start: 2026-10-01\n  end: 2026-12-31\n  timezone: Europe/Berlinn\n"
         "objectives:\n" + objective(),
-        "cycle.timezone", 5, "unknown timezone 'Europe/Berlinn'", id="bad-timezone",
+        "cycle.timezone",
+        5,
+        "unknown timezone 'Europe/Berlinn'",
+        id="bad-timezone",
     ),
     pytest.param(
-        HEADER + objective().replace("target: 10\n", "target: 10\n        schedule: '61 * * * *'\n"),
-        "objectives[0].key_results[0].schedule", 11, "not a valid cron", id="bad-cron",
+        HEADER
+        + objective().replace("target: 10\n", "target: 10\n        schedule: '61 * * * *'\n"),
+        "objectives[0].key_results[0].schedule",
+        11,
+        "not a valid cron",
+        id="bad-cron",
     ),
     pytest.param(
         HEADER + objective().replace("target: 10\n", "target: 10\n        schedule: '@daily x'\n"),
-        "objectives[0].key_results[0].schedule", 11, "5 cron fields", id="cron-field-count",
+        "objectives[0].key_results[0].schedule",
+        11,
+        "5 cron fields",
+        id="cron-field-count",
     ),
     pytest.param(
         HEADER + objective().replace("target: 10", "target: '+20 percent'"),
-        "objectives[0].key_results[0].target", 10, "'+20%'", id="bad-relative-target",
+        "objectives[0].key_results[0].target",
+        10,
+        "'+20%'",
+        id="bad-relative-target",
     ),
     pytest.param(
         HEADER + objective().replace("baseline: 0\n        target: 10", "target: '+20%'"),
-        "objectives[0].key_results[0].baseline", 7, "needs a baseline", id="relative-no-baseline",
+        "objectives[0].key_results[0].baseline",
+        7,
+        "needs a baseline",
+        id="relative-no-baseline",
     ),
     pytest.param(
         HEADER + objective().replace("target: 10", "target: 0"),
-        "objectives[0].key_results[0].target", 10, "target equals baseline", id="no-direction",
+        "objectives[0].key_results[0].target",
+        10,
+        "target equals baseline",
+        id="no-direction",
     ),
     pytest.param(
         HEADER + objective().replace("target: 10", "target: 10\n        kind: decrease"),
-        "objectives[0].key_results[0].target", 10, "decrease needs target < baseline",
+        "objectives[0].key_results[0].target",
+        10,
+        "decrease needs target < baseline",
         id="kind-contradicts",
     ),
     pytest.param(
         HEADER + objective().replace("target: 10", "target: 10\n        weight: 0"),
-        "objectives[0].key_results[0].weight", 11, "greater than 0", id="zero-weight",
+        "objectives[0].key_results[0].weight",
+        11,
+        "greater than 0",
+        id="zero-weight",
     ),
     pytest.param(
         HEADER + objective().replace("baseline: 0", "baseline: lots"),
-        "objectives[0].key_results[0].baseline", 9, "number or 'auto'", id="bad-baseline",
+        "objectives[0].key_results[0].baseline",
+        9,
+        "number or 'auto'",
+        id="bad-baseline",
     ),
     pytest.param(
         HEADER + objective().replace("id: k1", "id: 'k 1'"),
-        "objectives[0].key_results[0].id", 7, "not a valid id", id="bad-slug",
+        "objectives[0].key_results[0].id",
+        7,
+        "not a valid id",
+        id="bad-slug",
     ),
     pytest.param(
         HEADER + objective().replace("{type: sql, query: SELECT 1}", "{query: SELECT 1}"),
-        "objectives[0].key_results[0].source.type", 11, "needs a 'type'", id="source-no-type",
+        "objectives[0].key_results[0].source.type",
+        11,
+        "needs a 'type'",
+        id="source-no-type",
     ),
     pytest.param(
         HEADER + objective().replace("    owner: maya@example.com\n", ""),
-        "objectives[0].owner", 3, "missing required key 'owner'", id="missing-owner",
+        "objectives[0].owner",
+        3,
+        "missing required key 'owner'",
+        id="missing-owner",
     ),
     pytest.param(
-        HEADER + objective().replace("    owner: maya@example.com\n",
-                                     "    owner: m\n    type: stretch\n"),
-        "objectives[0].type", 6, "'aspirational' or 'committed'", id="bad-type",
+        HEADER
+        + objective().replace("    owner: maya@example.com\n", "    owner: m\n    type: stretch\n"),
+        "objectives[0].type",
+        6,
+        "'aspirational' or 'committed'",
+        id="bad-type",
     ),
     pytest.param(
-        HEADER + objective().replace("    owner: maya@example.com\n",
-                                     "    owner: m\n    success_level: 1.5\n"),
-        "objectives[0].success_level", 6, "less than or equal to 1", id="bad-success-level",
+        HEADER
+        + objective().replace(
+            "    owner: maya@example.com\n", "    owner: m\n    success_level: 1.5\n"
+        ),
+        "objectives[0].success_level",
+        6,
+        "less than or equal to 1",
+        id="bad-success-level",
     ),
     pytest.param(
-        HEADER + objective(krs="      - id: up\n        title: Up\n        kind: at_least\n"
-                               "        target: 95\n        floor: 99\n"
-                               "        source: {type: sql}\n"),
-        "objectives[0].key_results[0].floor", 11, "floor < target", id="at-least-floor",
+        HEADER
+        + objective(
+            krs="      - id: up\n        title: Up\n        kind: at_least\n"
+            "        target: 95\n        floor: 99\n"
+            "        source: {type: sql}\n"
+        ),
+        "objectives[0].key_results[0].floor",
+        11,
+        "floor < target",
+        id="at-least-floor",
     ),
 ]
 
@@ -186,7 +255,7 @@ def test_all_files_reported_together(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "cycle: [\n")
     write(tmp_path, "sub/b.yml", HEADER + objective().replace("target: 10", "target: x"))
     write(tmp_path, "c.yaml", HEADER + objective("c", parent="nope"))
-    files = {p.file.name for p in problems_of(tmp_path)}
+    files = {p.file.name if p.file else None for p in problems_of(tmp_path)}
     assert files == {"a.yaml", "b.yml", "c.yaml"}
 
 
@@ -286,8 +355,7 @@ def test_validate_source_callback(tmp_path: Path) -> None:
     path = write(tmp_path, "q4.yaml", HEADER + objective(krs=krs))
     got = {(p.loc, p.line, p.message) for p in problems_of(path, validate_source=_validate_source)}
     assert got == {
-        ("objectives[0].key_results[1].source", 14,
-         "Unknown source type 'ga5'. Valid: http, sql."),
+        ("objectives[0].key_results[1].source", 14, "Unknown source type 'ga5'. Valid: http, sql."),
         ("objectives[0].key_results[2].source.query", 18, "missing required key 'query'"),
         ("objectives[0].key_results[2].source.quer", 20, "unknown key 'quer'"),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,17 @@ from ruamel.yaml import YAML
 
 from okr_core.errors import DefinitionError
 from okr_core.loader import OkrSet, load_okrs
-from okr_core.scoring import KrSpec, Status, evaluate, progress, score
+from okr_core.scoring import Kind, KrSpec, Status, evaluate, progress, score
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2027, 1, 1, tzinfo=UTC)
 
-numbers = st.decimals(min_value=-10**9, max_value=10**9, allow_nan=False, allow_infinity=False, places=4)
-kinds = st.sampled_from(["increase", "decrease", "at_least", "at_most", "milestone"])
+numbers = st.decimals(
+    min_value=-(10**9), max_value=10**9, allow_nan=False, allow_infinity=False, places=4
+)
+kinds: st.SearchStrategy[Kind] = st.sampled_from(
+    ["increase", "decrease", "at_least", "at_most", "milestone"]
+)
 moments = st.datetimes(
     min_value=datetime(2026, 9, 1), max_value=datetime(2027, 2, 1), timezones=st.just(UTC)
 )
@@ -46,19 +50,28 @@ def test_progress_formula_both_directions(baseline: Decimal, target: Decimal, sh
         return
     value = baseline + (target - baseline) * Decimal(share.numerator) / Decimal(share.denominator)
     assert abs(progress(value, baseline, target) - float(share)) < 1e-6
-    kind = "increase" if target > baseline else "decrease"
+    kind: Kind = "increase" if target > baseline else "decrease"
     clamped = min(1.0, max(0.0, float(share)))
     assert abs(score(KrSpec(kind, baseline, target), value) - clamped) < 1e-6
 
 
-@given(specs(), moments, st.lists(st.tuples(moments, numbers), max_size=20),
-       st.floats(min_value=0.1, max_value=1.0))
+@given(
+    specs(),
+    moments,
+    st.lists(st.tuples(moments, numbers), max_size=20),
+    st.floats(min_value=0.1, max_value=1.0),
+)
 def test_kr_at_target_is_never_off_track(
     spec: KrSpec, at: datetime, history: list[tuple[datetime, Decimal]], level: float
 ) -> None:
     target = Decimal(1) if spec.kind == "milestone" else spec.target
     result = evaluate(
-        spec, target, history=sorted(history), at=at, cycle_start=START, cycle_end=END,
+        spec,
+        target,
+        history=sorted(history),
+        at=at,
+        cycle_start=START,
+        cycle_end=END,
         success_level=level,
     )
     assert result.status is Status.ON_TRACK
@@ -70,7 +83,12 @@ def test_no_value_is_never_scored(
     spec: KrSpec, at: datetime, history: list[tuple[datetime, Decimal]]
 ) -> None:
     result = evaluate(
-        spec, None, history=sorted(history), at=at, cycle_start=START, cycle_end=END,
+        spec,
+        None,
+        history=sorted(history),
+        at=at,
+        cycle_start=START,
+        cycle_end=END,
         success_level=0.7,
     )
     assert result.status is Status.NO_DATA
@@ -82,7 +100,12 @@ def test_evaluate_scores_stay_in_range(
     spec: KrSpec, value: Decimal, at: datetime, history: list[tuple[datetime, Decimal]]
 ) -> None:
     result = evaluate(
-        spec, value, history=sorted(history), at=at, cycle_start=START, cycle_end=END,
+        spec,
+        value,
+        history=sorted(history),
+        at=at,
+        cycle_start=START,
+        cycle_end=END,
         success_level=0.7,
     )
     assert result.score is not None and 0.0 <= result.score <= 1.0
@@ -93,19 +116,47 @@ def test_evaluate_scores_stay_in_range(
 
 # --- loader: any input is an OkrSet or a DefinitionError --------------------------------
 
-KEYS = ["cycle", "objectives", "name", "start", "end", "timezone", "id", "title", "owner",
-        "type", "parent", "key_results", "baseline", "target", "kind", "floor", "weight",
-        "schedule", "source", "success_level", "unit", "query"]
+KEYS = [
+    "cycle",
+    "objectives",
+    "name",
+    "start",
+    "end",
+    "timezone",
+    "id",
+    "title",
+    "owner",
+    "type",
+    "parent",
+    "key_results",
+    "baseline",
+    "target",
+    "kind",
+    "floor",
+    "weight",
+    "schedule",
+    "source",
+    "success_level",
+    "unit",
+    "query",
+]
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-    | st.text(max_size=12) | st.sampled_from(["auto", "+20%", "-5", "2026-10-01", "UTC",
-                                             "0 * * * *", "increase", "milestone", "sql"])
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["auto", "+20%", "-5", "2026-10-01", "UTC", "0 * * * *", "increase", "milestone", "sql"]
+    )
     | st.dates()
 )
 structures = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), children, max_size=5)
+    ),
     max_leaves=25,
 )
 yaml_text = st.text(
@@ -150,23 +201,45 @@ def test_loader_any_structure(data: Any) -> None:
 
 
 valid_kr = st.fixed_dictionaries(
-    {"id": st.sampled_from(["k1", "k2"]), "title": st.just("K"), "source": st.just({"type": "sql"})},
-    optional={"baseline": scalars, "target": scalars, "kind": scalars, "floor": scalars,
-              "weight": scalars, "schedule": scalars, "unit": scalars},
+    {
+        "id": st.sampled_from(["k1", "k2"]),
+        "title": st.just("K"),
+        "source": st.just({"type": "sql"}),
+    },
+    optional={
+        "baseline": scalars,
+        "target": scalars,
+        "kind": scalars,
+        "floor": scalars,
+        "weight": scalars,
+        "schedule": scalars,
+        "unit": scalars,
+    },
 )
-near_valid = st.fixed_dictionaries({
-    "cycle": st.fixed_dictionaries(
-        {"name": st.just("Q"), "start": st.dates(), "end": st.dates()},
-        optional={"timezone": st.sampled_from(["UTC", "Europe/Berlin", "Nope/Zone", ""])},
-    ),
-    "objectives": st.lists(st.fixed_dictionaries(
-        {"id": st.sampled_from(["a", "b", "c"]), "title": st.just("T"), "owner": st.just("o"),
-         "key_results": st.lists(valid_kr, min_size=0, max_size=3)},
-        optional={"parent": st.sampled_from(["a", "b", "c", "zz"]),
-                  "type": st.sampled_from(["aspirational", "committed", "x"]),
-                  "success_level": scalars},
-    ), max_size=3),
-})
+near_valid = st.fixed_dictionaries(
+    {
+        "cycle": st.fixed_dictionaries(
+            {"name": st.just("Q"), "start": st.dates(), "end": st.dates()},
+            optional={"timezone": st.sampled_from(["UTC", "Europe/Berlin", "Nope/Zone", ""])},
+        ),
+        "objectives": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.sampled_from(["a", "b", "c"]),
+                    "title": st.just("T"),
+                    "owner": st.just("o"),
+                    "key_results": st.lists(valid_kr, min_size=0, max_size=3),
+                },
+                optional={
+                    "parent": st.sampled_from(["a", "b", "c", "zz"]),
+                    "type": st.sampled_from(["aspirational", "committed", "x"]),
+                    "success_level": scalars,
+                },
+            ),
+            max_size=3,
+        ),
+    }
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -67,7 +67,9 @@ def test_expected_progress() -> None:
     assert expected_progress(START, END, mid) == pytest.approx(0.5)
 
 
-def _line(n: int, per_day: float, days: int = 30, noise: bool = False) -> list[tuple[datetime, Decimal]]:
+def _line(
+    n: int, per_day: float, days: int = 30, noise: bool = False
+) -> list[tuple[datetime, Decimal]]:
     step = days / max(n - 1, 1)
     points = []
     for i in range(n):
@@ -109,7 +111,12 @@ def test_forecast_many_points_is_fast_and_deterministic() -> None:
 
 def _eval(spec: KrSpec, value: Decimal | None, at: datetime, history=(), level: float = 0.7):
     return evaluate(
-        spec, value, history=list(history), at=at, cycle_start=START, cycle_end=END,
+        spec,
+        value,
+        history=list(history),
+        at=at,
+        cycle_start=START,
+        cycle_end=END,
         success_level=level,
     )
 
@@ -125,7 +132,9 @@ def test_pace_only_statuses() -> None:
     assert _eval(UP, D(108), at).status is Status.ON_TRACK  # 0.40
     assert _eval(UP, D(105), at).status is Status.AT_RISK  # 0.25 >= 0.25
     assert _eval(UP, D(101), at).status is Status.OFF_TRACK  # 0.05
-    assert _eval(UP, D(101), at).reason.startswith("pace only (1 points): progress 0.05 vs pace 0.50")
+    assert _eval(UP, D(101), at).reason.startswith(
+        "pace only (1 points): progress 0.05 vs pace 0.50"
+    )
 
 
 def test_forecast_statuses() -> None:
@@ -163,12 +172,14 @@ def test_levels_and_milestones() -> None:
 
 
 def test_objective_scores_roll_up() -> None:
-    scores = objective_scores({
-        "company": ObjectiveScoreInput(kr_scores=[(0.5, D(1))]),
-        "team-a": ObjectiveScoreInput(kr_scores=[(1.0, D(3)), (0.0, D(1))], parent="company"),
-        "team-b": ObjectiveScoreInput(kr_scores=[(None, D(1))], parent="company"),
-        "orphan": ObjectiveScoreInput(kr_scores=[(0.2, 1)], parent="gone"),
-    })
+    scores = objective_scores(
+        {
+            "company": ObjectiveScoreInput(kr_scores=[(0.5, D(1))]),
+            "team-a": ObjectiveScoreInput(kr_scores=[(1.0, D(3)), (0.0, D(1))], parent="company"),
+            "team-b": ObjectiveScoreInput(kr_scores=[(None, D(1))], parent="company"),
+            "orphan": ObjectiveScoreInput(kr_scores=[(0.2, 1)], parent="gone"),
+        }
+    )
     assert scores["team-a"] == pytest.approx(0.75)
     assert scores["team-b"] is None  # nothing scored: not 0
     assert scores["company"] == pytest.approx((0.5 + 0.75) / 2)  # team-b left out
@@ -177,13 +188,20 @@ def test_objective_scores_roll_up() -> None:
 
 def test_objective_scores_cycle_raises() -> None:
     with pytest.raises(ValueError, match="cycle"):
-        objective_scores({
-            "a": ObjectiveScoreInput(parent="b"),
-            "b": ObjectiveScoreInput(parent="a"),
-        })
+        objective_scores(
+            {
+                "a": ObjectiveScoreInput(parent="b"),
+                "b": ObjectiveScoreInput(parent="a"),
+            }
+        )
 
 
 def test_status_values() -> None:
     assert [s.value for s in Status] == [
-        "on_track", "at_risk", "off_track", "no_data", "error", "stale",
+        "on_track",
+        "at_risk",
+        "off_track",
+        "no_data",
+        "error",
+        "stale",
     ]

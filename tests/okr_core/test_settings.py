@@ -76,9 +76,18 @@ def test_store_url_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize(
     ("env", "expected_name"),
     [
-        ({"OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY": "0"}, "OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY"),
-        ({"OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY": "999"}, "OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY"),
-        ({"OKR_CONNECTIONS__WAREHOUSE__TIMEOUT_SECONDS": "-1"}, "OKR_CONNECTIONS__WAREHOUSE__TIMEOUT_SECONDS"),
+        (
+            {"OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY": "0"},
+            "OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY",
+        ),
+        (
+            {"OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY": "999"},
+            "OKR_CONNECTIONS__WAREHOUSE__MAX_CONCURRENCY",
+        ),
+        (
+            {"OKR_CONNECTIONS__WAREHOUSE__TIMEOUT_SECONDS": "-1"},
+            "OKR_CONNECTIONS__WAREHOUSE__TIMEOUT_SECONDS",
+        ),
         ({"OKR_MAX_CONCURRENCY": "many"}, "OKR_MAX_CONCURRENCY"),
     ],
 )
@@ -99,7 +108,7 @@ def test_invalid_setting_names_the_variable(
 
 def test_missing_connection_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OKR_CONNECTIONS__WAREHOUSE__TIMEOUT_SECONDS", "3")
-    with pytest.raises(ConfigError, match="OKR_CONNECTIONS__WAREHOUSE__URL.*missing"):
+    with pytest.raises(ConfigError, match=r"OKR_CONNECTIONS__WAREHOUSE__URL.*missing"):
         load_settings(tmp_path)
 
 
@@ -121,7 +130,7 @@ def test_broken_toml_is_config_error(tmp_path: Path) -> None:
 
 def test_unknown_toml_key(tmp_path: Path) -> None:
     (tmp_path / "okr.toml").write_text("max_concurency = 3\n")
-    with pytest.raises(ConfigError, match="OKR_MAX_CONCURENCY.*unknown setting"):
+    with pytest.raises(ConfigError, match=r"OKR_MAX_CONCURENCY.*unknown setting"):
         load_settings(tmp_path)
 
 
@@ -135,12 +144,20 @@ def test_settings_is_pydantic_settings() -> None:
     [
         ("postgresql://bob:pw@host/db", "postgresql://bob:***@host/db"),
         ("postgresql+psycopg://bob:p@ss:w/rd@host:5432/db", None),
-        ("mysql+pymysql://root:xyz@127.0.0.1:3306/test?charset=utf8",
-         "mysql+pymysql://root:***@127.0.0.1:3306/test?charset=utf8"),
+        (
+            "mysql+pymysql://root:xyz@127.0.0.1:3306/test?charset=utf8",
+            "mysql+pymysql://root:***@127.0.0.1:3306/test?charset=utf8",
+        ),
         ("redis://:only-pw@cache:6379/0", "redis://:***@cache:6379/0"),
         ("https://user:tok@api.example.com/v1?x=1", "https://user:***@api.example.com/v1?x=1"),
-        ("https://api.example.com/v1?api_key=abc123&x=1", "https://api.example.com/v1?api_key=***&x=1"),
-        ("https://api.example.com:8443/a?email=a@b.com", "https://api.example.com:8443/a?email=a@b.com"),
+        (
+            "https://api.example.com/v1?api_key=abc123&x=1",
+            "https://api.example.com/v1?api_key=***&x=1",
+        ),
+        (
+            "https://api.example.com:8443/a?email=a@b.com",
+            "https://api.example.com:8443/a?email=a@b.com",
+        ),
         ("sqlite:////tmp/okr.db", "sqlite:////tmp/okr.db"),
         ("postgresql://bob@host/db", "postgresql://bob@host/db"),
     ],

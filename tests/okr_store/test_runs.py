@@ -127,7 +127,7 @@ def test_history_returns_successful_values_in_order(store: Store, krs: dict[str,
 def test_history_chunks_long_id_lists(store: Store, krs: dict[str, int]) -> None:
     run_id = store.start_run(T0)
     store.record_results(run_id, [_ok(krs["b"], "1", T0)], [])
-    ids = list(range(100_000, 102_500)) + [krs["b"]]
+    ids = [*range(100_000, 102_500), krs["b"]]
     result = store.history(ids)
     assert len(result) == 2501
     assert result[krs["b"]] == [(T0, Decimal(1))]

@@ -114,9 +114,11 @@ def test_removed_objective_is_archived_and_restored(store: Store, engine: sa.Eng
     assert result == SyncResult(archived=1, unchanged=2, objectives_archived=1)
     assert sorted(_ids(store)) == ["growth/churn", "growth/signups"]
     with engine.connect() as conn:
-        archived = conn.execute(
-            sa.select(Objective.key).where(Objective.archived_at.is_not(None))
-        ).scalars().all()
+        archived = (
+            conn.execute(sa.select(Objective.key).where(Objective.archived_at.is_not(None)))
+            .scalars()
+            .all()
+        )
     assert archived == ["ops"]
     result = store.sync_definitions(okr_set(_base()))
     assert result == SyncResult(updated=1, restored=1, unchanged=2, objectives_updated=1)

@@ -83,7 +83,7 @@ def test_naive_timestamps_are_refused(probe_engine: sa.Engine) -> None:
         conn.execute(sa.insert(probe).values(t=datetime(2026, 1, 1)))
 
 
-def test_store_keeps_definition_decimals_exact(store) -> None:  # type: ignore[no-untyped-def]
+def test_store_keeps_definition_decimals_exact(store) -> None:
     store.sync_definitions(
         okr_set(
             [

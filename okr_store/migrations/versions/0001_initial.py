@@ -75,9 +75,7 @@ def upgrade() -> None:
         sa.Column("success_level", sa.Double(), nullable=True),
         sa.Column("archived_at", TIMESTAMP, nullable=True),
         sa.CheckConstraint("type IN ('aspirational', 'committed')", name="ck_objectives_type"),
-        sa.ForeignKeyConstraint(
-            ["cycle_id"], ["cycles.id"], name="fk_objectives_cycle_id_cycles"
-        ),
+        sa.ForeignKeyConstraint(["cycle_id"], ["cycles.id"], name="fk_objectives_cycle_id_cycles"),
         sa.PrimaryKeyConstraint("id", name="pk_objectives"),
         sa.UniqueConstraint("cycle_id", "key", name="uq_objectives_cycle_id_key"),
     )
@@ -143,9 +141,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("error_kind", sa.String(64), nullable=True),
-        sa.CheckConstraint(
-            "outcome IN ('ok', 'no_data', 'error')", name="ck_measurements_outcome"
-        ),
+        sa.CheckConstraint("outcome IN ('ok', 'no_data', 'error')", name="ck_measurements_outcome"),
         sa.CheckConstraint(
             "(outcome = 'ok' AND value IS NOT NULL) OR (outcome <> 'ok' AND value IS NULL)",
             name="ck_measurements_value_iff_ok",
