@@ -1,0 +1,5 @@
+"""``python -m flows``: the ``okr`` command."""
+
+from flows.cli import main
+
+main()

@@ -1,0 +1,168 @@
+"""The ``okr`` command as a user runs it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OKR = [sys.executable, "-m", "flows"]
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment of our own: a fresh Prefect home, no OKR_* settings leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OKR_", "PREFECT_"))}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    env["COLUMNS"] = "120"
+    return env
+
+
+def okr(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*OKR, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "| ERROR" not in output, output
+
+
+VALID = """\
+cycle: {name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
+objectives:
+  - id: growth
+    title: Grow
+    owner: o@example.com
+    key_results:
+      - id: signups
+        title: Signups from 10 to 20
+        baseline: 10
+        target: 20
+        source: {type: sql, connection: warehouse, query: "SELECT 12"}
+      - id: launch
+        title: Launch the app
+        kind: milestone
+        source: {type: sql, connection: warehouse, query: "SELECT 1"}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "okrs").mkdir()
+    (tmp_path / "okrs" / "q4.yaml").write_text(VALID)
+    (tmp_path / ".env").write_text(f"OKR_CONNECTIONS__WAREHOUSE__URL=sqlite:///{tmp_path}/wh.db\n")
+    return tmp_path
+
+
+def test_validate_ok(project: Path, cli_env: dict[str, str]) -> None:
+    result = okr("validate", cwd=project, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "1 objective(s), 2 key result(s): valid" in result.stdout
+
+
+def test_validate_lists_every_problem_with_place_and_line(project: Path, cli_env: dict[str, str]) -> None:
+    bad = VALID.replace("type: sql, connection: warehouse, query: \"SELECT 12\"", "type: sqll")
+    bad = bad.replace("    owner: o@example.com\n", "    owner: o@example.com\n    colour: blue\n")
+    (project / "okrs" / "q4.yaml").write_text(bad)
+    result = okr("validate", cwd=project, env=cli_env)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    lines = result.stderr.splitlines()
+    assert any("q4.yaml:6: objectives[0].colour: unknown key 'colour'" in line for line in lines), lines
+    assert any("q4.yaml:" in line and "source.type: Unknown source type 'sqll'" in line for line in lines), lines
+    assert lines[-1].startswith("Error: 2 problem(s)")
+
+
+def test_unknown_connection_names_the_setting_to_define(project: Path, cli_env: dict[str, str]) -> None:
+    (project / ".env").write_text("")
+    result = okr("validate", cwd=project, env=cli_env)
+    assert result.returncode == 1
+    assert "OKR_CONNECTIONS__WAREHOUSE__URL" in result.stderr
+    assert "[connections.warehouse]" in result.stderr  # Rich markup must not eat it
+
+
+def test_bad_setting_is_one_line(project: Path, cli_env: dict[str, str]) -> None:
+    result = okr("validate", cwd=project, env={**cli_env, "OKR_MAX_CONCURRENCY": "zero"})
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "OKR_MAX_CONCURRENCY" in result.stderr and result.stderr.count("\n") <= 3
+
+
+def test_schema_is_json_with_every_connector(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = okr("schema", cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    source = schema["$defs"]["KeyResultDef"]["properties"]["source"]
+    assert set(source["discriminator"]["mapping"]) >= {"sql", "http"}
+
+
+def test_connectors_lists_builtins(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = okr("connectors", cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0
+    assert "sql" in result.stdout and "http" in result.stdout
+
+
+def test_usage_errors_exit_2(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = okr("nope", cwd=tmp_path, env=cli_env)
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_run_then_status(project: Path, cli_env: dict[str, str]) -> None:
+    result = okr("run", cwd=project, env=cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_no_traceback(result)
+    assert "measured 2 of 2 KRs" in result.stdout
+    status = okr("status", "--json", cwd=project, env=cli_env)
+    rows = {row["id"]: row for row in json.loads(status.stdout)}
+    assert rows["signups"]["value"] == "12" and rows["signups"]["progress"] == pytest.approx(0.2)
+    assert rows["launch"]["score"] == 1.0 and rows["launch"]["status"] == "on_track"
+    assert all(row["measured_at"] for row in rows.values())
+    table = okr("status", cwd=project, env=cli_env)
+    assert "signups" in table.stdout and "score" in table.stdout
+
+
+def test_run_with_failing_source_exits_3_without_traceback(project: Path, cli_env: dict[str, str]) -> None:
+    (project / "okrs" / "q4.yaml").write_text(VALID.replace("SELECT 12", "SELECT x FROM missing"))
+    result = okr("run", cwd=project, env=cli_env)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert_no_traceback(result)
+    assert "failed growth/signups" in result.stdout and "missing" in result.stdout
+
+
+def test_run_unknown_kr_is_a_clear_error(project: Path, cli_env: dict[str, str]) -> None:
+    result = okr("run", "--kr", "nope", cwd=project, env=cli_env)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "Error: No key result named 'nope'" in result.stderr
+    debug = okr("--debug", "run", "--kr", "nope", cwd=project, env=cli_env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_status_json_of_a_new_project_is_empty(project: Path, cli_env: dict[str, str]) -> None:
+    result = okr("status", "--json", cwd=project, env=cli_env)
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_demo_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    from tests.flows.conftest import free_port
+
+    result = okr("demo", "demo", "--port", str(free_port()), cwd=tmp_path, env=cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_no_traceback(result)
+    for kr in ("first-time-listeners", "subscriptions-per-user", "recommendation-ctr",
+               "satisfaction", "response-time", "uptime"):
+        assert kr in result.stdout
+    assert "measured 8 of 8 KRs" in result.stdout
+    status = okr("status", "--json", cwd=tmp_path / "demo", env=cli_env)
+    rows = json.loads(status.stdout)
+    assert len(rows) == 8 and all(row["value"] is not None for row in rows)
