@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -59,17 +58,21 @@ def drop_database(admin_url: str, url: str) -> None:
 
 
 def build_warehouse(url: str, metrics: int) -> None:
-    """One indexed table of ``metrics`` × 20 rows of synthetic events."""
+    """One indexed table of ``metrics`` x 20 rows of synthetic events."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE events (metric_id int NOT NULL, ts timestamptz NOT NULL, "
-            "value numeric NOT NULL)"
-        ))
-        conn.execute(sa.text(
-            "INSERT INTO events SELECT m, now() - (r || ' hours')::interval, (m % 97) + r "
-            f"FROM generate_series(1, {metrics}) m, generate_series(1, {ROWS_PER_METRIC}) r"
-        ))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE events (metric_id int NOT NULL, ts timestamptz NOT NULL, "
+                "value numeric NOT NULL)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO events SELECT m, now() - (r || ' hours')::interval, (m % 97) + r "
+                f"FROM generate_series(1, {metrics}) m, generate_series(1, {ROWS_PER_METRIC}) r"
+            )
+        )
         conn.execute(sa.text("CREATE INDEX events_metric_ts ON events (metric_id, ts)"))
         conn.execute(sa.text("ANALYZE events"))
     engine.dispose()
@@ -91,8 +94,12 @@ def write_project(folder: Path, size: int, warehouse: str, store: str, concurren
             "objectives:",
         ]
         for o in range(f, min(size, f + per_file), KRS_PER_OBJECTIVE):
-            lines += [f"  - id: obj-{o}", f"    title: Objective {o}", "    owner: bench@example.com",
-                      "    key_results:"]
+            lines += [
+                f"  - id: obj-{o}",
+                f"    title: Objective {o}",
+                "    owner: bench@example.com",
+                "    key_results:",
+            ]
             for i in range(o, min(size, o + KRS_PER_OBJECTIVE)):
                 lines += [
                     f"      - id: kr-{i}",
@@ -102,17 +109,19 @@ def write_project(folder: Path, size: int, warehouse: str, store: str, concurren
                     "        source:",
                     "          type: sql",
                     "          connection: warehouse",
-                    f"          query: \"{query_for(i + 1)}\"",
+                    f'          query: "{query_for(i + 1)}"',
                 ]
         (okrs / f"bench-{f // per_file:03d}.yaml").write_text("\n".join(lines) + "\n")
-    (folder / "okr.toml").write_text(textwrap.dedent(f"""\
+    (folder / "okr.toml").write_text(
+        textwrap.dedent(f"""\
         store_url = "{store}"
         max_concurrency = {concurrency}
 
         [connections.warehouse]
         url = "{warehouse}"
         max_concurrency = {concurrency}
-        """))
+        """)
+    )
 
 
 FLOW_CHILD = """
@@ -147,7 +156,8 @@ with ThreadPoolExecutor(max_workers=concurrency) as pool:
     values = list(pool.map(run, queries))
 seconds = time.perf_counter() - started
 assert len(values) == size
-print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 """
 
 
@@ -162,6 +172,7 @@ def run_child(code: str, *args: str, env: dict[str, str]) -> dict[str, float]:
 
 
 def main() -> None:
+    """Run the benchmark with the sizes and concurrency given on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--concurrency", type=int, default=8)
@@ -178,14 +189,21 @@ def main() -> None:
     stores: list[str] = []
     stack = contextlib.ExitStack()
     try:
-        print(f"building the warehouse ({max(args.sizes)} metrics × {ROWS_PER_METRIC} rows)...")
+        print(f"building the warehouse ({max(args.sizes)} metrics x {ROWS_PER_METRIC} rows)...")
         build_warehouse(warehouse, max(args.sizes))
         os.environ["PREFECT_HOME"] = str(work / "prefect-home")
         api = stack.enter_context(local_prefect_server())
-        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(work / "prefect-home"),
-               "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        print(f"{'KRs':>7} {'bare s':>8} {'flow s':>8} {'flow/bare':>9} "
-              f"{'bare MiB':>9} {'flow MiB':>9} {'first run s':>11}")
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "PREFECT_HOME": str(work / "prefect-home"),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+        print(
+            f"{'KRs':>7} {'bare s':>8} {'flow s':>8} {'flow/bare':>9} "
+            f"{'bare MiB':>9} {'flow MiB':>9} {'first run s':>11}"
+        )
         for size in args.sizes:
             store = create_database(args.postgres, "okr_bench_store")
             stores.append(store)
@@ -196,9 +214,11 @@ def main() -> None:
             flow = run_child(FLOW_CHILD, str(project), env=env)
             if flow["measured"] != size or flow["errors"] or flow["synced"]:
                 raise SystemExit(f"unexpected flow result at {size} KRs: {flow}")
-            print(f"{size:>7} {bare['seconds']:>8.2f} {flow['seconds']:>8.2f} "
-                  f"{flow['seconds'] / bare['seconds']:>9.2f} {bare['peak_mib']:>9.0f} "
-                  f"{flow['peak_mib']:>9.0f} {first['seconds']:>11.2f}")
+            print(
+                f"{size:>7} {bare['seconds']:>8.2f} {flow['seconds']:>8.2f} "
+                f"{flow['seconds'] / bare['seconds']:>9.2f} {bare['peak_mib']:>9.0f} "
+                f"{flow['peak_mib']:>9.0f} {first['seconds']:>11.2f}"
+            )
     finally:
         stack.close()
         for url in [warehouse, *stores]:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from collections.abc import Sequence
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from typer.exceptions import TyperException
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from flows.prefect_env import apply_quiet_defaults
 from okr_core.errors import ConfigError, DefinitionError, OkrError
@@ -86,7 +86,7 @@ def _settings(project: Path) -> Settings:
 @app.command()
 def validate(
     path: Annotated[
-        Optional[Path], typer.Argument(help="OKR file or folder (default: the project's okrs/).")
+        Path | None, typer.Argument(help="OKR file or folder (default: the project's okrs/).")
     ] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
@@ -126,19 +126,23 @@ def _parse_time(text: str | None) -> datetime | None:
         when = datetime.fromisoformat(text)
     except ValueError:
         fail(f"--as-of '{text}' is not an ISO 8601 time (e.g. 2026-11-24T09:00:00Z)")
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @app.command()
 def run(
     kr: Annotated[
-        Optional[list[str]],
-        typer.Option("--kr", help="Measure only this KR (objective/kr or a unique id); repeatable."),
+        list[str] | None,
+        typer.Option(
+            "--kr", help="Measure only this KR (objective/kr or a unique id); repeatable."
+        ),
     ] = None,
     all_krs: Annotated[bool, typer.Option("--all", help="Measure every KR, due or not.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and score; store nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fetch and score; store nothing.")
+    ] = False,
     as_of: Annotated[
-        Optional[str], typer.Option("--as-of", help="Evaluate as of this ISO 8601 time.")
+        str | None, typer.Option("--as-of", help="Evaluate as of this ISO 8601 time.")
     ] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
@@ -147,7 +151,11 @@ def run(
 
     _settings(project)  # fail early, before Prefect starts, on bad settings
     summary = run_once(
-        project, kr=kr or [], as_of=_parse_time(as_of), dry_run=dry_run, all_krs=all_krs,
+        project,
+        kr=kr or [],
+        as_of=_parse_time(as_of),
+        dry_run=dry_run,
+        all_krs=all_krs,
         console=console,
     )
     if summary.errors:

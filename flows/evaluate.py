@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from flows.fetch import FetchResult
+from okr_core.definitions import KrKind
 from okr_core.scoring import Evaluation, KrSpec, Status, evaluate
 from okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
 
@@ -16,7 +18,7 @@ def spec_of(kr: StoredKeyResult) -> KrSpec | None:
     if kr.kind != "milestone" and kr.target_value is None:
         return None
     return KrSpec(
-        kind=kr.kind,
+        kind=cast(KrKind, kr.kind),  # the store only holds valid kinds (a CHECK)
         baseline=kr.baseline,
         target=kr.target_value if kr.target_value is not None else Decimal(1),
         floor=kr.floor,
@@ -73,14 +75,20 @@ def _evaluation_row(
 ) -> EvaluationRecord:
     if not result.ok:
         return EvaluationRecord(
-            kr_id=kr.kr_id, evaluated_at=as_of, value=None,
-            status=Status.ERROR.value, reason=f"source failed: {result.error}",
+            kr_id=kr.kr_id,
+            evaluated_at=as_of,
+            value=None,
+            status=Status.ERROR.value,
+            reason=f"source failed: {result.error}",
         )
     spec = spec_of(kr)
     if spec is None:
         return EvaluationRecord(
-            kr_id=kr.kr_id, evaluated_at=as_of, value=result.value,
-            status=Status.NO_DATA.value, reason="baseline not measured yet",
+            kr_id=kr.kr_id,
+            evaluated_at=as_of,
+            value=result.value,
+            status=Status.NO_DATA.value,
+            reason="baseline not measured yet",
         )
     history = list(points)
     if result.value is not None:

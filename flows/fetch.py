@@ -100,7 +100,7 @@ def _key_limit(key: str, env: SourceEnvironment) -> int:
     return connection.max_concurrency if connection else DEFAULT_KEY_CONCURRENCY
 
 
-def _result(kr_id: int, outcome: Decimal | None | Exception, when: datetime) -> FetchResult:
+def _result(kr_id: int, outcome: Decimal | Exception | None, when: datetime) -> FetchResult:
     if not isinstance(outcome, Exception):
         return FetchResult(kr_id, when, value=outcome)
     if isinstance(outcome, SourceError):
@@ -163,10 +163,15 @@ def fetch_all(
             except IndexError:
                 return
             items = [
-                (config, SourceContext(
-                    as_of=requests[i].as_of, cycle_start=requests[i].cycle_start,
-                    cycle_end=requests[i].cycle_end, kr_ref=requests[i].kr_ref,
-                ))
+                (
+                    config,
+                    SourceContext(
+                        as_of=requests[i].as_of,
+                        cycle_start=requests[i].cycle_start,
+                        cycle_end=requests[i].cycle_end,
+                        kr_ref=requests[i].kr_ref,
+                    ),
+                )
                 for i, config in batch
             ]
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -51,7 +51,7 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
     """How long ago ``when`` was, in words a person reads at a glance."""
     if when is None:
         return "never"
-    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
@@ -89,28 +89,39 @@ def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> lis
             if row.parent_key:
                 parts.append(f"supports {row.parent_key}")
             table = Table(
-                title=" · ".join(parts), title_justify="left", box=box.SIMPLE_HEAD,
-                pad_edge=False, expand=False,
+                title=" · ".join(parts),
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+                pad_edge=False,
+                expand=False,
             )
-            table.add_column("KR", min_width=12, overflow="fold")
+            table.add_column("KR", min_width=12, overflow="fold", ratio=1)
             for name, justify in (
-                ("Value", "right"), ("Target", "right"), ("Progress", "left"),
-                ("Score", "right"), ("Status", "left"), ("Measured", "right"),
+                ("Value", "right"),
+                ("Target", "right"),
+                ("Progress", "left"),
+                ("Score", "right"),
+                ("Status", "left"),
+                ("Measured", "right"),
             ):
                 table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
             tables.append(table)
         assert table is not None
-        value = format_value(row.value)
+        # Short units ("%", "h", "ms") fit beside the number; longer ones are in the title.
+        unit = row.unit if len(row.unit) <= 2 else ""
+        value = format_value(row.value, unit)
         if row.status == "error":
             # The last good value stays visible, marked with its age, never replaced by 0.
-            value = "—" if row.last_good_value is None else (
-                f"{format_value(row.last_good_value)} ({age(row.last_good_at, now)})"
+            value = (
+                "—"
+                if row.last_good_value is None
+                else (f"{format_value(row.last_good_value)} ({age(row.last_good_at, now)})")
             )
         pct = "" if row.progress is None else f" {row.progress:4.0%}"
         table.add_row(
-            f"{row.kr_key} ({row.unit})" if row.unit else row.kr_key,
+            row.kr_key,
             value,
-            format_value(row.target_value),
+            format_value(row.target_value, unit),
             progress_bar(row.progress, row.expected_progress).append(pct),
             "—" if row.score is None else f"{row.score:.2f}",
             Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", "")),

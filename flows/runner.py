@@ -1,4 +1,4 @@
-"""Run the update flow from the command line: once (``okr run``) or on a schedule (``okr serve``)."""
+"""Run the update flow from the command line: once (`okr run`) or on a schedule (`okr serve`)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cronsim import CronSim
 
@@ -16,9 +16,9 @@ def is_due(schedule: str, last_measured_at: datetime | None, as_of: datetime) ->
     if last_measured_at is None:
         return True
     # cronsim iterates in the datetime's own zone; schedules are read in UTC.
-    start = last_measured_at.astimezone(timezone.utc).replace(tzinfo=None)
+    start = last_measured_at.astimezone(UTC).replace(tzinfo=None)
     next_fire = next(CronSim(schedule, start))
-    return next_fire <= as_of.astimezone(timezone.utc).replace(tzinfo=None)
+    return next_fire <= as_of.astimezone(UTC).replace(tzinfo=None)
 
 
 def select_key_results(

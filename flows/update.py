@@ -5,16 +5,15 @@ task run costs milliseconds; a KR's query costs a fraction of one), with the wor
 functions that the tests call directly.
 """
 
-
 import contextlib
 import gc
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -31,6 +30,8 @@ from okr_core.loader import fingerprint
 from okr_core.settings import Settings, load_settings
 from okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_store.store import Store
+
+T = TypeVar("T")
 
 ARTIFACT_KEY = "okr-run-results"
 ARTIFACT_MAX_ROWS = 1000
@@ -111,9 +112,19 @@ def fewer_gc_pauses(allocations: int = 50_000) -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
+def untracked(value: T) -> T:
+    """Pass ``value`` to a task without Prefect walking through it.
+
+    Prefect visits every item of a task's inputs to track dependencies; over lists of
+    10,000 KRs that costs more than the queries themselves. ``quote`` turns it off, and
+    the task receives the value unchanged.
+    """
+    return cast(T, quote(value))
+
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @task(name="load-definitions", cache_policy=NO_CACHE)
@@ -143,8 +154,12 @@ def load_key_results(
 def _requests(krs: list[StoredKeyResult], as_of: datetime) -> list[FetchRequest]:
     return [
         FetchRequest(
-            kr_id=kr.kr_id, kr_ref=kr.ref, source=kr.source, as_of=as_of,
-            cycle_start=kr.cycle_start, cycle_end=kr.cycle_end,
+            kr_id=kr.kr_id,
+            kr_ref=kr.ref,
+            source=kr.source,
+            as_of=as_of,
+            cycle_start=kr.cycle_start,
+            cycle_end=kr.cycle_end,
         )
         for kr in krs
     ]
@@ -157,8 +172,7 @@ def measure_baselines(
     """Measure ``baseline: auto`` once: the source's value at the cycle's start."""
     # Measured once the cycle has begun, as of its first moment.
     missing = [
-        kr for kr in krs
-        if kr.baseline_auto and kr.baseline is None and kr.cycle_start <= utcnow()
+        kr for kr in krs if kr.baseline_auto and kr.baseline is None and kr.cycle_start <= utcnow()
     ]
     if not missing:
         return krs
@@ -175,7 +189,7 @@ def measure_baselines(
     measured: dict[int, StoredKeyResult] = {}
     for kr, result in zip(missing, results, strict=True):
         if result.ok and result.value is not None:
-            target = resolve_target(kr.target, result.value)
+            target = None if kr.target is None else resolve_target(kr.target, result.value)
             if store is not None:
                 store.set_auto_baseline(kr.kr_id, result.value)
             measured[kr.kr_id] = replace(kr, baseline=result.value, target_value=target)
@@ -227,12 +241,13 @@ def result_rows(
 ) -> list[dict[str, Any]]:
     """One plain row per evaluated KR, worst status first."""
     by_id = {kr.kr_id: kr for kr in krs}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "objective": by_id[ev.kr_id].objective_key,
             "id": by_id[ev.kr_id].kr_key,
             "value": None if ev.value is None else str(ev.value),
-            "target": None if by_id[ev.kr_id].target_value is None
+            "target": None
+            if by_id[ev.kr_id].target_value is None
             else str(by_id[ev.kr_id].target_value),
             "progress": None if ev.progress is None else round(ev.progress, 4),
             "score": None if ev.score is None else round(ev.score, 4),
@@ -280,7 +295,7 @@ def update_key_results(
         all_krs: Measure every active KR, due or not.
     """
     settings = load_settings(Path(project_dir))
-    when = (as_of or utcnow()).astimezone(timezone.utc)
+    when = (as_of or utcnow()).astimezone(UTC)
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(fewer_gc_pauses())
         real_store = open_store(settings)
@@ -289,18 +304,16 @@ def update_key_results(
         krs, store, synced = load_key_results(settings, real_store, scratch)
         if store is not real_store:
             cleanup.callback(store.close)
-        chosen = select_key_results(
-            krs, as_of=when, names=kr or (), due_only=not (all_krs or kr)
-        )
+        chosen = select_key_results(krs, as_of=when, names=kr or (), due_only=not (all_krs or kr))
         with SourcePool(source_environment(settings)) as pool:
-            # quote(): Prefect would otherwise walk every item of these lists to track
-            # inputs, which costs more than the queries themselves at 10,000 KRs.
-            chosen = measure_baselines(quote(chosen), settings, None if dry_run else store, pool)
-            results = fetch_values(quote(chosen), settings, when, pool)
+            chosen = measure_baselines(
+                untracked(chosen), settings, None if dry_run else store, pool
+            )
+            results = fetch_values(untracked(chosen), settings, when, pool)
         ctx = FlowRunContext.get()
         flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
         run_id, evaluations = evaluate_and_store(
-            quote(chosen), quote(results), store, when, flow_run_id, dry_run
+            untracked(chosen), untracked(results), store, when, flow_run_id, dry_run
         )
         by_id = {k.kr_id: k for k in chosen}
         summary = RunSummary(
@@ -314,7 +327,7 @@ def update_key_results(
             rows=result_rows(chosen, evaluations),
             definitions_synced=synced,
         )
-        publish_results(quote(summary))
+        publish_results(untracked(summary))
         if summary.errors:
             get_run_logger().warning(
                 "%d of %d KRs failed to measure; see 'okr status'", summary.errors, len(chosen)

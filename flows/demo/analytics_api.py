@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ TOKEN_SECRET = "analytics_token"
 
 def _window(as_of: datetime, days: int) -> tuple[str, str]:
     fmt = "%Y-%m-%d %H:%M:%S"
-    end = as_of.astimezone(timezone.utc)
+    end = as_of.astimezone(UTC)
     return (end - timedelta(days=days)).strftime(fmt), end.strftime(fmt)
 
 
@@ -43,9 +43,16 @@ def _uptime(db: sqlite3.Connection, as_of: datetime) -> dict[str, Any]:
         "SELECT avg(up) FROM uptime_checks WHERE ts >= ? AND ts < ?", (start, end)
     ).fetchone()
     # Shaped like a Prometheus instant query: the value is a string beside a timestamp.
-    result = [] if ratio is None else [
-        {"metric": {"job": "podcast-api"}, "value": [int(as_of.timestamp()), f"{100 * ratio:.3f}"]}
-    ]
+    result = (
+        []
+        if ratio is None
+        else [
+            {
+                "metric": {"job": "podcast-api"},
+                "value": [int(as_of.timestamp()), f"{100 * ratio:.3f}"],
+            }
+        ]
+    )
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
 
@@ -59,7 +66,7 @@ def make_server(warehouse: Path, token: str, port: int) -> ThreadingHTTPServer:
     """Build (not start) the API server on 127.0.0.1:``port``."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             route = ROUTES.get(url.path)
             if route is None:
@@ -70,9 +77,9 @@ def make_server(warehouse: Path, token: str, port: int) -> ThreadingHTTPServer:
             try:
                 as_of = datetime.fromisoformat(query.get("as_of", [""])[0])
             except ValueError:
-                as_of = datetime.now(timezone.utc)
+                as_of = datetime.now(UTC)
             if as_of.tzinfo is None:
-                as_of = as_of.replace(tzinfo=timezone.utc)
+                as_of = as_of.replace(tzinfo=UTC)
             with sqlite3.connect(f"file:{warehouse}?mode=ro", uri=True) as db:
                 body = route(db, as_of)
             self._send(200, body)
@@ -85,7 +92,7 @@ def make_server(warehouse: Path, token: str, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # the demo's output is the status table, not an access log
 
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -9,7 +9,7 @@ quarter began, so that forecasts have a history to read, then measures now.
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -37,10 +37,10 @@ def create_demo_project(directory: Path, *, port: int, today: date | None = None
                 f"'{directory}' exists and is not empty; name a new folder for the demo"
             )
         return project  # an earlier demo: run it again, keeping its history
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     name, start, end = quarter_of(today)
     (project / "okrs").mkdir(parents=True, exist_ok=True)
-    build_warehouse(project / "warehouse.db", start=start, end=datetime.now(timezone.utc))
+    build_warehouse(project / "warehouse.db", start=start, end=datetime.now(UTC))
     for filename, text in demo_okrs(name, start, end).items():
         (project / "okrs" / filename).write_text(text, encoding="utf-8")
     (project / ".env").write_text(
@@ -56,7 +56,7 @@ def create_demo_project(directory: Path, *, port: int, today: date | None = None
 
 def backfill_times(start: date, now: datetime) -> list[datetime]:
     """One time a week from the cycle's start up to (not including) ``now``."""
-    first = datetime(start.year, start.month, start.day, 9, tzinfo=timezone.utc)
+    first = datetime(start.year, start.month, start.day, 9, tzinfo=UTC)
     times = []
     moment = first + timedelta(days=7)
     while moment < now - timedelta(days=1):
@@ -77,14 +77,16 @@ def run_demo(directory: Path, *, port: int, console: Console) -> None:
     token = settings.secrets[TOKEN_SECRET].get_secret_value()
     analytics = settings.connections["analytics"].url.get_secret_value()
     try:
-        server = start_in_background(project / "warehouse.db", token, int(analytics.rsplit(":", 1)[1]))
+        server = start_in_background(
+            project / "warehouse.db", token, int(analytics.rsplit(":", 1)[1])
+        )
     except OSError as exc:
         raise ConfigError(
             f"cannot start the demo analytics API on {analytics}: {exc.strerror}; "
             "stop what uses that port or run 'okr demo' with another --port in a new folder"
         ) from exc
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if fresh:
             start = date.fromisoformat(load_cycle_start(project))
             history = backfill_times(start, now)

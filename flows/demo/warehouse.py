@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 SCHEMA = """
@@ -38,7 +38,7 @@ def quarter_of(day: date) -> tuple[str, date, date]:
 
 def _iso(moment: datetime) -> str:
     # Stored as ISO text in UTC so that SQLite compares times as strings correctly.
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def build_warehouse(path: Path, *, start: date, end: datetime, seed: int = 7) -> None:
@@ -53,7 +53,7 @@ def build_warehouse(path: Path, *, start: date, end: datetime, seed: int = 7) ->
     rng = random.Random(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    cycle_start = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    cycle_start = datetime(start.year, start.month, start.day, tzinfo=UTC)
     first = cycle_start - timedelta(days=14)
     days = max(1, (end - first).days + 1)
     listens, subs, recs, surveys, tickets, checks = [], [], [], [], [], []
@@ -67,9 +67,17 @@ def build_warehouse(path: Path, *, start: date, end: datetime, seed: int = 7) ->
         new_listeners = int(140 * (1 + 0.26 * growth) + rng.gauss(0, 6))
         for i in range(new_listeners + 260):
             moment = day + timedelta(seconds=rng.randrange(86400))
-            listens.append((rng.randrange(5000), rng.randrange(300), _iso(moment), int(i < new_listeners)))
+            listens.append(
+                (rng.randrange(5000), rng.randrange(300), _iso(moment), int(i < new_listeners))
+            )
         for _ in range(int(40 * (1 + 0.5 * growth))):
-            subs.append((rng.randrange(900), rng.randrange(300), _iso(day + timedelta(hours=rng.randrange(24)))))
+            subs.append(
+                (
+                    rng.randrange(900),
+                    rng.randrange(300),
+                    _iso(day + timedelta(hours=rng.randrange(24))),
+                )
+            )
         for hour in range(0, 24, 3):
             shown = rng.randrange(180, 220)
             rate = 0.30 + 0.05 * growth + rng.gauss(0, 0.01)

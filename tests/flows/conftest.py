@@ -39,7 +39,11 @@ def demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     from okr_core.settings import load_settings
 
     for name in list(os.environ):
-        if name.startswith("OKR_") and name not in ("OKR_REQUIRE_DB",) and not name.startswith("OKR_TEST_"):
+        if (
+            name.startswith("OKR_")
+            and name not in ("OKR_REQUIRE_DB",)
+            and not name.startswith("OKR_TEST_")
+        ):
             monkeypatch.delenv(name)
     port = free_port()
     project = create_demo_project(tmp_path / "demo", port=port)

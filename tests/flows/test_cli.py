@@ -22,9 +22,16 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def okr(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def okr(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*OKR, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        [*OKR, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 
@@ -68,20 +75,28 @@ def test_validate_ok(project: Path, cli_env: dict[str, str]) -> None:
     assert "1 objective(s), 2 key result(s): valid" in result.stdout
 
 
-def test_validate_lists_every_problem_with_place_and_line(project: Path, cli_env: dict[str, str]) -> None:
-    bad = VALID.replace("type: sql, connection: warehouse, query: \"SELECT 12\"", "type: sqll")
+def test_validate_lists_every_problem_with_place_and_line(
+    project: Path, cli_env: dict[str, str]
+) -> None:
+    bad = VALID.replace('type: sql, connection: warehouse, query: "SELECT 12"', "type: sqll")
     bad = bad.replace("    owner: o@example.com\n", "    owner: o@example.com\n    colour: blue\n")
     (project / "okrs" / "q4.yaml").write_text(bad)
     result = okr("validate", cwd=project, env=cli_env)
     assert result.returncode == 1
     assert_no_traceback(result)
     lines = result.stderr.splitlines()
-    assert any("q4.yaml:6: objectives[0].colour: unknown key 'colour'" in line for line in lines), lines
-    assert any("q4.yaml:" in line and "source.type: Unknown source type 'sqll'" in line for line in lines), lines
+    assert any("q4.yaml:6: objectives[0].colour: unknown key 'colour'" in line for line in lines), (
+        lines
+    )
+    assert any(
+        "q4.yaml:" in line and "source.type: Unknown source type 'sqll'" in line for line in lines
+    ), lines
     assert lines[-1].startswith("Error: 2 problem(s)")
 
 
-def test_unknown_connection_names_the_setting_to_define(project: Path, cli_env: dict[str, str]) -> None:
+def test_unknown_connection_names_the_setting_to_define(
+    project: Path, cli_env: dict[str, str]
+) -> None:
     (project / ".env").write_text("")
     result = okr("validate", cwd=project, env=cli_env)
     assert result.returncode == 1
@@ -131,7 +146,9 @@ def test_run_then_status(project: Path, cli_env: dict[str, str]) -> None:
     assert "signups" in table.stdout and "score" in table.stdout
 
 
-def test_run_with_failing_source_exits_3_without_traceback(project: Path, cli_env: dict[str, str]) -> None:
+def test_run_with_failing_source_exits_3_without_traceback(
+    project: Path, cli_env: dict[str, str]
+) -> None:
     (project / "okrs" / "q4.yaml").write_text(VALID.replace("SELECT 12", "SELECT x FROM missing"))
     result = okr("run", cwd=project, env=cli_env)
     assert result.returncode == 3, result.stdout + result.stderr
@@ -159,8 +176,14 @@ def test_demo_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> None:
     result = okr("demo", "demo", "--port", str(free_port()), cwd=tmp_path, env=cli_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_no_traceback(result)
-    for kr in ("first-time-listeners", "subscriptions-per-user", "recommendation-ctr",
-               "satisfaction", "response-time", "uptime"):
+    for kr in (
+        "first-time-listeners",
+        "subscriptions-per-user",
+        "recommendation-ctr",
+        "satisfaction",
+        "response-time",
+        "uptime",
+    ):
         assert kr in result.stdout
     assert "measured 8 of 8 KRs" in result.stdout
     status = okr("status", "--json", cwd=tmp_path / "demo", env=cli_env)

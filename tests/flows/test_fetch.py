@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pytest
 
@@ -16,7 +17,7 @@ from flows import fetch
 from flows.fetch import FetchRequest, fetch_all
 from okr_core.settings import ConnectionSettings
 
-NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 class FakeConfig(BaseSourceConfig):
@@ -33,8 +34,8 @@ class FakeSource(BaseSource[FakeConfig]):
 
     type_name = "fake"
     config_model = FakeConfig
-    running: dict[str, int] = {}
-    peak: dict[str, int] = {}
+    running: ClassVar[dict[str, int]] = {}
+    peak: ClassVar[dict[str, int]] = {}
     lock = threading.Lock()
     closed = 0
 
@@ -102,8 +103,12 @@ def test_one_failure_never_stops_the_others() -> None:
     ]
     results = fetch_all(requests, _env(a=2), max_concurrency=4, clock=lambda: NOW)
     assert [(r.ok, r.error_kind) for r in results] == [
-        (True, None), (False, "fatal"), (False, "retriable"), (False, "internal"),
-        (True, None), (True, None),
+        (True, None),
+        (False, "fatal"),
+        (False, "retriable"),
+        (False, "internal"),
+        (True, None),
+        (True, None),
     ]
     assert "bad query" in (results[1].error or "")
     assert "ZeroDivisionError" in (results[3].error or "")
@@ -147,9 +152,11 @@ class BatchingSource(FakeSource):
     """A source that takes batches, recording their sizes and keys."""
 
     max_batch = 10
-    batches: list[tuple[str, int]] = []
+    batches: ClassVar[list[tuple[str, int]]] = []
 
-    def fetch_many(self, items):  # type: ignore[no-untyped-def]
+    def fetch_many(
+        self, items: Sequence[tuple[FakeConfig, SourceContext]]
+    ) -> list[Decimal | Exception | None]:
         with self.lock:
             BatchingSource.batches.append((items[0][0].connection, len(items)))
         assert len({config.connection for config, _ in items}) == 1  # one connection a batch
@@ -173,15 +180,19 @@ def test_batches_never_exceed_max_batch_and_stay_on_one_connection(
 
 def test_a_crashing_batch_fails_only_its_krs(monkeypatch: pytest.MonkeyPatch) -> None:
     class Crashing(BatchingSource):
-        def fetch_many(self, items):  # type: ignore[no-untyped-def]
+        def fetch_many(
+            self, items: Sequence[tuple[FakeConfig, SourceContext]]
+        ) -> list[Decimal | Exception | None]:
             if items[0][0].connection == "bad":
                 raise RuntimeError("connector bug")
             return super().fetch_many(items)
 
     monkeypatch.setattr(fetch, "get_source_class", lambda name: Crashing)
     results = fetch_all(
-        [_request(1, "bad"), _request(2, "good")], _env(bad=1, good=1),
-        max_concurrency=2, clock=lambda: NOW,
+        [_request(1, "bad"), _request(2, "good")],
+        _env(bad=1, good=1),
+        max_concurrency=2,
+        clock=lambda: NOW,
     )
     assert results[0].error_kind == "internal" and "connector bug" in (results[0].error or "")
     assert results[1].value == Decimal(2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,17 +12,35 @@ from flows.select import is_due, resolve_name, select_key_results
 from okr_core.errors import ConfigError
 from okr_store.records import StoredKeyResult
 
-T = datetime(2026, 11, 24, 10, 29, tzinfo=timezone.utc)
+T = datetime(2026, 11, 24, 10, 29, tzinfo=UTC)
 
 
 def kr(objective: str, key: str, kr_id: int, **changes: object) -> StoredKeyResult:
     base = StoredKeyResult(
-        kr_id=kr_id, ref=f"{objective}/{key}", cycle="2026-Q4", objective_key=objective,
-        kr_key=key, title=key, unit="", owner="o@example.com", objective_type="aspirational",
-        success_level=0.7, cycle_start=T - timedelta(days=50), cycle_end=T + timedelta(days=40),
-        kind="increase", baseline=Decimal(0), baseline_auto=False, target="10",
-        target_value=Decimal(10), floor=None, weight=Decimal(1), schedule="0 * * * *",
-        source={"type": "sql"}, source_type="sql", last_measured_at=None, last_success_at=None,
+        kr_id=kr_id,
+        ref=f"{objective}/{key}",
+        cycle="2026-Q4",
+        objective_key=objective,
+        kr_key=key,
+        title=key,
+        unit="",
+        owner="o@example.com",
+        objective_type="aspirational",
+        success_level=0.7,
+        cycle_start=T - timedelta(days=50),
+        cycle_end=T + timedelta(days=40),
+        kind="increase",
+        baseline=Decimal(0),
+        baseline_auto=False,
+        target="10",
+        target_value=Decimal(10),
+        floor=None,
+        weight=Decimal(1),
+        schedule="0 * * * *",
+        source={"type": "sql"},
+        source_type="sql",
+        last_measured_at=None,
+        last_success_at=None,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 

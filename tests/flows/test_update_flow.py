@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,13 +10,14 @@ import sqlalchemy as sa
 
 from flows.update import open_store, update_key_results
 from okr_core.settings import load_settings
+from okr_store.records import StatusRow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 DEMO_KRS = 8
 
 
-def _status(project: Path) -> dict[str, object]:
+def _status(project: Path) -> dict[str, StatusRow]:
     store = open_store(load_settings(project))
     try:
         return {row.ref: row for row in store.latest_status()}
@@ -41,19 +42,22 @@ def test_demo_project_measures_every_kr(demo_project: Path) -> None:
     rows = _status(demo_project)
     assert len(rows) == DEMO_KRS
     for ref, row in rows.items():
-        assert row.value is not None, ref  # type: ignore[attr-defined]
-        assert row.status in {"on_track", "at_risk", "off_track"}, (ref, row)  # type: ignore[attr-defined]
-        assert 0.0 <= row.score <= 1.0  # type: ignore[attr-defined]
+        assert row.value is not None, ref
+        assert row.status in {"on_track", "at_risk", "off_track"}, (ref, row)
+        assert row.score is not None and 0.0 <= row.score <= 1.0
     # The HTTP source (Prometheus-shaped answer, number sent as a string) was read exactly.
-    assert rows["support-excellence/uptime"].value > 50  # type: ignore[attr-defined]
+    uptime = rows["support-excellence/uptime"].value
+    assert uptime is not None and uptime > 50
     # baseline: auto was measured at the cycle's start and the relative target resolved.
     first = rows["podcast-discovery/first-time-listeners"]
-    assert first.baseline is not None and first.target_value == first.baseline * 12 / 10  # type: ignore[attr-defined]
+    assert first.baseline is not None and first.target_value == first.baseline * 12 / 10
 
 
 def test_second_run_skips_unchanged_definitions_and_only_named_krs(demo_project: Path) -> None:
     update_key_results(project_dir=str(demo_project), all_krs=True)
-    summary = update_key_results(project_dir=str(demo_project), kr=["uptime", "grow-listening/weekly-listens"])
+    summary = update_key_results(
+        project_dir=str(demo_project), kr=["uptime", "grow-listening/weekly-listens"]
+    )
     assert not summary.definitions_synced
     assert summary.measured == 2
     assert _count(demo_project, "measurements") == DEMO_KRS + 2
@@ -70,9 +74,9 @@ def test_one_failing_kr_never_stops_the_others(demo_project: Path) -> None:
     assert "no_such_table" in summary.failed[0][1]
     rows = _status(demo_project)
     failed = rows["support-excellence/response-time"]
-    assert failed.status == "error" and failed.value is None  # type: ignore[attr-defined]
-    assert "no_such_table" in (failed.error_message or "")  # type: ignore[attr-defined]
-    assert sum(1 for r in rows.values() if r.status == "error") == 1  # type: ignore[attr-defined]
+    assert failed.status == "error" and failed.value is None
+    assert "no_such_table" in (failed.error_message or "")
+    assert sum(1 for r in rows.values() if r.status == "error") == 1
 
 
 def test_failed_kr_keeps_its_last_good_value(demo_project: Path) -> None:
@@ -82,8 +86,8 @@ def test_failed_kr_keeps_its_last_good_value(demo_project: Path) -> None:
     okrs.write_text(okrs.read_text().replace("FROM support_tickets", "FROM no_such_table", 1))
     update_key_results(project_dir=str(demo_project), all_krs=True)
     after = _status(demo_project)["support-excellence/response-time"]
-    assert after.status == "error"  # type: ignore[attr-defined]
-    assert after.last_good_value == before.value  # type: ignore[attr-defined]
+    assert after.status == "error"
+    assert after.last_good_value == before.value
 
 
 def test_dry_run_stores_no_measurements(demo_project: Path) -> None:
@@ -97,19 +101,27 @@ def test_dry_run_stores_no_measurements(demo_project: Path) -> None:
 
 def test_as_of_backfill_builds_a_forecast(demo_project: Path) -> None:
     store = open_store(load_settings(demo_project))
-    start = min(kr.cycle_start for kr in store.active_key_results()) if store.definitions_fingerprint() else None
+    start = (
+        min(kr.cycle_start for kr in store.active_key_results())
+        if store.definitions_fingerprint()
+        else None
+    )
     store.close()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     first = now - timedelta(days=35)
     for week in range(6):
-        update_key_results(project_dir=str(demo_project), all_krs=True, as_of=first + timedelta(days=7 * week))
+        update_key_results(
+            project_dir=str(demo_project), all_krs=True, as_of=first + timedelta(days=7 * week)
+        )
     row = _status(demo_project)["podcast-discovery/subscriptions-per-user"]
-    assert row.forecast_value is not None, row.reason  # type: ignore[attr-defined]
-    assert "forecast" in row.reason  # type: ignore[attr-defined]
+    assert row.forecast_value is not None, row.reason
+    assert "forecast" in row.reason
     del start
 
 
-def test_store_on_postgresql(demo_project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_on_postgresql(
+    demo_project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OKR_STORE_URL", postgres_url)
     summary = update_key_results(project_dir=str(demo_project), all_krs=True)
     assert summary.errors == 0, summary.failed
