@@ -168,12 +168,13 @@ def status(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Show every KR's latest value, progress, score and status."""
-    from flows.render import print_rows, status_json
-    from flows.update import open_store
+    from flows.render import judged, print_rows, status_json
+    from flows.update import open_store, utcnow
 
-    store = open_store(_settings(project))
+    settings = _settings(project)
+    store = open_store(settings)
     try:
-        rows = store.latest_status()
+        rows = judged(store.latest_status(), utcnow(), settings.stale_after_periods)
     finally:
         store.close()
     if as_json:

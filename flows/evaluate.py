@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
 from flows.fetch import FetchResult
+from flows.staleness import stale_reason
 from okr_core.definitions import KrKind
 from okr_core.scoring import Evaluation, KrSpec, Status, evaluate
 from okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
@@ -32,6 +34,7 @@ def evaluate_results(
     history: Mapping[int, Sequence[tuple[datetime, Decimal]]],
     *,
     as_of: datetime,
+    stale_after_periods: float = 3.0,
 ) -> tuple[list[MeasurementRecord], list[EvaluationRecord]]:
     """Score every fetched value against its KR.
 
@@ -43,6 +46,7 @@ def evaluate_results(
         results: What the sources answered.
         history: Earlier successful values per KR in the cycle (for the forecast).
         as_of: The time the run evaluates (the ``--as-of`` time, or now).
+        stale_after_periods: Schedule periods without a good value that make a KR stale.
 
     Returns:
         The measurement and evaluation rows to store.
@@ -63,7 +67,15 @@ def evaluate_results(
                 error_kind=result.error_kind,
             )
         )
-        evaluations.append(_evaluation_row(kr, result, history.get(kr.kr_id, ()), as_of))
+        row = _evaluation_row(kr, result, history.get(kr.kr_id, ()), as_of)
+        if result.value is None:
+            stale = stale_reason(
+                kr.last_success_at, result.measured_at, kr.schedule, stale_after_periods
+            )
+            if stale is not None:
+                now = "source failed" if result.error else "no data"
+                row = replace(row, status=Status.STALE.value, reason=f"{stale} ({now})")
+        evaluations.append(row)
     return measurements, evaluations
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flows.staleness import stale_reason
 from okr_core.scoring import ObjectiveScoreInput, objective_scores
 from okr_store.records import StatusRow
 
@@ -56,6 +58,21 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
     return "now"
+
+
+def judged(rows: Sequence[StatusRow], now: datetime, stale_after_periods: float) -> list[StatusRow]:
+    """The rows as they stand ``now``: a KR whose last good value is too old is stale.
+
+    The stored status is the one of the KR's last run; if runs stopped, or its source has
+    been failing for long, that status no longer tells the truth, and ``stale`` does.
+    """
+    result = []
+    for row in rows:
+        reason = stale_reason(row.last_good_at, now, row.schedule, stale_after_periods)
+        if reason is not None and row.status is not None:
+            row = replace(row, status="stale", reason=reason)
+        result.append(row)
+    return result
 
 
 def objective_score_map(rows: Sequence[StatusRow]) -> dict[str, float | None]:
@@ -173,7 +190,12 @@ def status_json(rows: Sequence[StatusRow]) -> str:
 
 
 def print_rows(console: Console, rows: Sequence[StatusRow]) -> None:
-    """Print the status tables, then why each KR that is not on track is where it is."""
+    """Print the status tables, then why each KR that is not on track is where it is.
+
+    Args:
+        console: Where to print.
+        rows: The KRs, as :func:`judged` returns them.
+    """
     for table in status_tables(rows):
         console.print(table)
     lines = reasons(rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from rich.console import Console
 
-from flows.update import RunSummary, open_store, update_key_results
+from flows.update import RunSummary, open_store, update_key_results, utcnow
 from okr_core.settings import load_settings
 
 
@@ -23,7 +23,7 @@ def run_once(
     console: Console,
 ) -> RunSummary:
     """Run the flow once and print what it did, then the status table."""
-    from flows.render import print_rows
+    from flows.render import judged, print_rows
 
     summary = update_key_results(
         project_dir=str(project.resolve()), kr=kr, as_of=as_of, dry_run=dry_run, all_krs=all_krs
@@ -45,9 +45,10 @@ def run_once(
                 highlight=False,
             )
         return summary
-    store = open_store(load_settings(project))
+    settings = load_settings(project)
+    store = open_store(settings)
     try:
-        print_rows(console, store.latest_status())
+        print_rows(console, judged(store.latest_status(), utcnow(), settings.stale_after_periods))
     finally:
         store.close()
     return summary

@@ -218,13 +218,16 @@ def evaluate_and_store(
     as_of: datetime,
     flow_run_id: str | None,
     dry_run: bool,
+    stale_after_periods: float,
 ) -> tuple[int | None, list[EvaluationRecord]]:
     """Score the values and write measurements and evaluations in one batch."""
     by_id = {kr.kr_id: kr for kr in krs}
     starts = [kr.cycle_start for kr in krs]
     history = store.history(list(by_id), since=min(starts)) if starts else {}
     run_id = None if dry_run else store.start_run(as_of, flow_run_id)
-    measurements, evaluations = evaluate_results(by_id, results, history, as_of=as_of)
+    measurements, evaluations = evaluate_results(
+        by_id, results, history, as_of=as_of, stale_after_periods=stale_after_periods
+    )
     if run_id is not None:
         store.record_results(run_id, measurements, evaluations)
         counts = Counter(m.outcome for m in measurements)
@@ -313,7 +316,13 @@ def update_key_results(
         ctx = FlowRunContext.get()
         flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
         run_id, evaluations = evaluate_and_store(
-            untracked(chosen), untracked(results), store, when, flow_run_id, dry_run
+            untracked(chosen),
+            untracked(results),
+            store,
+            when,
+            flow_run_id,
+            dry_run,
+            settings.stale_after_periods,
         )
         by_id = {k.kr_id: k for k in chosen}
         summary = RunSummary(

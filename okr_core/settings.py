@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     max_concurrency: int = Field(16, ge=1, le=1024, description="Sources running at once.")
+    stale_after_periods: float = Field(
+        3.0,
+        gt=0,
+        le=1000,
+        description="A KR is stale when its last good value is older than this many periods "
+        "of its schedule.",
+    )
 
     @classmethod
     def settings_customise_sources(

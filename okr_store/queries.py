@@ -180,6 +180,7 @@ def latest_status(conn: sa.Connection, cycle: str | None = None) -> list[StatusR
             KeyResult.unit,
             KeyResult.kind,
             KeyResult.weight,
+            KeyResult.schedule,
             KeyResult.baseline,
             KeyResult.target,
             KeyResult.target_value,

@@ -225,6 +225,7 @@ class StatusRow:
         unit: KR unit.
         kind: KR kind.
         weight: KR weight in its objective.
+        schedule: cron expression of the KR's refresh schedule.
         baseline: baseline value, or None.
         target: target as written, or None.
         target_value: absolute target, or None.
@@ -256,6 +257,7 @@ class StatusRow:
     unit: str
     kind: str
     weight: Decimal
+    schedule: str
     baseline: Decimal | None
     target: str | None
     target_value: Decimal | None

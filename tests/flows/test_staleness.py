@@ -1,0 +1,122 @@
+"""Stale: no good value for longer than the KR's own schedule allows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from flows.evaluate import evaluate_results
+from flows.fetch import FetchResult
+from flows.render import judged
+from flows.staleness import schedule_period, stale_reason
+from okr_store.records import StatusRow
+from tests.flows.test_select import kr
+
+NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "period"),
+    [
+        ("0 * * * *", timedelta(hours=1)),
+        ("*/15 * * * *", timedelta(minutes=15)),
+        ("0 6 * * *", timedelta(days=1)),
+        ("0 6 * * 1", timedelta(days=7)),
+    ],
+)
+def test_schedule_period(schedule: str, period: timedelta) -> None:
+    assert schedule_period(schedule, NOW) == period
+
+
+@pytest.mark.parametrize(
+    ("age", "stale"),
+    [
+        (timedelta(hours=2), False),
+        (timedelta(hours=3), False),
+        (timedelta(hours=3, minutes=1), True),
+    ],
+)
+def test_stale_after_three_periods(age: timedelta, stale: bool) -> None:
+    reason = stale_reason(NOW - age, NOW, "0 * * * *", 3)
+    assert (reason is not None) is stale
+    if reason:
+        assert "allows 3h" in reason
+
+
+def test_never_measured_is_not_stale() -> None:
+    assert stale_reason(None, NOW, "0 * * * *", 3) is None
+
+
+def test_failing_source_turns_stale_once_the_last_good_value_is_too_old() -> None:
+    fresh = kr("o", "fresh", 1, last_success_at=NOW - timedelta(hours=1))
+    old = kr("o", "old", 2, last_success_at=NOW - timedelta(hours=5))
+    never = kr("o", "never", 3)
+    results = [
+        FetchResult(1, NOW, error="timed out", error_kind="retriable"),
+        FetchResult(2, NOW, error="timed out", error_kind="retriable"),
+        FetchResult(3, NOW, error="timed out", error_kind="retriable"),
+    ]
+    _, evaluations = evaluate_results(
+        {k.kr_id: k for k in (fresh, old, never)}, results, {}, as_of=NOW
+    )
+    assert [e.status for e in evaluations] == ["error", "stale", "error"]
+    assert "source failed" in evaluations[1].reason
+    assert all(e.value is None and e.score is None for e in evaluations)  # never 0
+
+
+def test_a_good_value_is_never_stale() -> None:
+    old = kr("o", "old", 2, last_success_at=NOW - timedelta(days=5))
+    _, evaluations = evaluate_results(
+        {2: old}, [FetchResult(2, NOW, value=Decimal(5))], {}, as_of=NOW
+    )
+    assert evaluations[0].status != "stale"
+
+
+def _row(**changes: object) -> StatusRow:
+    base = StatusRow(
+        kr_id=1,
+        cycle="c",
+        objective_key="o",
+        objective_title="O",
+        owner="x",
+        objective_type="aspirational",
+        parent_key=None,
+        kr_key="k",
+        kr_title="K",
+        unit="",
+        kind="increase",
+        weight=Decimal(1),
+        schedule="0 * * * *",
+        baseline=Decimal(0),
+        target="10",
+        target_value=Decimal(10),
+        value=Decimal(5),
+        progress=0.5,
+        score=0.5,
+        expected_progress=0.5,
+        forecast_value=None,
+        forecast_score=None,
+        status="on_track",
+        reason="",
+        evaluated_at=NOW,
+        measured_at=NOW,
+        outcome="ok",
+        error_message=None,
+        last_good_value=Decimal(5),
+        last_good_at=NOW,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_status_shows_stale_when_runs_stopped() -> None:
+    rows = [
+        _row(),
+        _row(kr_id=2, last_good_at=NOW - timedelta(hours=4)),
+        _row(kr_id=3, status=None, last_good_at=None),
+    ]
+    shown = judged(rows, NOW, 3)
+    assert [r.status for r in shown] == ["on_track", "stale", None]
+    assert "no good value for 4h" in shown[1].reason
