@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 OKR = [sys.executable, "-m", "flows"]
 
@@ -189,3 +190,19 @@ def test_demo_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> None:
     status = okr("status", "--json", cwd=tmp_path / "demo", env=cli_env)
     rows = json.loads(status.stdout)
     assert len(rows) == 8 and all(row["value"] is not None for row in rows)
+
+
+def test_db_upgrade_creates_the_store_and_masks_the_password(
+    project: Path, cli_env: dict[str, str], postgres_url: str
+) -> None:
+    url = sa.make_url(postgres_url).set(password="s3cret-pw")
+    env = {**cli_env, "OKR_STORE_URL": url.render_as_string(hide_password=False)}
+    result = okr("db", "upgrade", cwd=project, env=env)
+    # trust auth ignores the password; it must still never be printed
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is at revision" in result.stdout
+    assert "s3cret-pw" not in result.stdout + result.stderr and "***" in result.stdout
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        assert "key_results" in sa.inspect(conn).get_table_names()
+    engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -144,3 +145,18 @@ def test_invalid_definitions_fail_the_run_with_every_problem(demo_project: Path)
         update_key_results(project_dir=str(demo_project), all_krs=True)
     assert "sqll" in str(info.value.problems[0])
     assert "support.yaml" in str(info.value.problems[0])
+
+
+def test_run_publishes_a_table_artifact_worst_first(demo_project: Path) -> None:
+    from prefect.artifacts import Artifact
+
+    okrs = demo_project / "okrs" / "support.yaml"
+    okrs.write_text(okrs.read_text().replace("FROM support_tickets", "FROM no_such_table", 1))
+    summary = update_key_results(project_dir=str(demo_project), all_krs=True)
+    artifact = Artifact.get("okr-run-results")
+    assert artifact is not None
+    data = artifact.data if isinstance(artifact.data, list) else json.loads(str(artifact.data))
+    assert len(data) == DEMO_KRS
+    assert data[0]["id"] == "response-time" and data[0]["status"] == "error"
+    assert f"{summary.measured} of {summary.active} KRs measured" in (artifact.description or "")
+    assert "1 failed" in (artifact.description or "")
