@@ -43,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from okr_core.alerting.model import AlertPolicyOverride
 from okr_core.scoring import KrSpec
 from okr_core.targets import (
     is_zero_change,
@@ -165,6 +166,7 @@ class KeyResultDef(_Model):
     weight: Annotated[Decimal, parse_number("weight")] = Decimal(1)
     schedule: str = DEFAULT_SCHEDULE
     source: dict[str, Any]
+    alerts: AlertPolicyOverride | None = None
 
     @field_validator("weight")
     @classmethod

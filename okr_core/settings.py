@@ -50,6 +50,9 @@ class ConnectionSettings(BaseModel):
         4, ge=1, le=256, description="Queries or requests at once on this connection."
     )
     timeout_seconds: float = Field(30.0, gt=0, description="Statement or request timeout.")
+    owner: str | None = Field(
+        None, description="Who owns this connection (e.g. data-team); told when it fails."
+    )
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="HTTP only: headers sent with every request."
     )
@@ -82,6 +85,9 @@ class Settings(BaseSettings):
     connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
     max_concurrency: int = Field(16, ge=1, le=1024, description="Sources running at once.")
+    alerts_path: Path = Field(
+        Path("alerts.yaml"), description="Alert routing file, relative to project_dir."
+    )
     stale_after_periods: float = Field(
         3.0,
         gt=0,
