@@ -124,6 +124,8 @@ class Evaluation:
     forecast_score: float | None
     status: Status
     reason: str
+    forecast_low: float | None = None  # the band of uncertainty around forecast_value
+    forecast_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -343,8 +345,10 @@ def evaluate(
         f_value = trend.value
         f_score = score(spec, Decimal(repr(trend.value)))
 
+    band = (trend.low, trend.high) if trend is not None else (None, None)
+
     def done(status: Status, reason: str) -> Evaluation:
-        return Evaluation(raw, current, pace, f_value, f_score, status, reason)
+        return Evaluation(raw, current, pace, f_value, f_score, status, reason, *band)
 
     if current >= 1.0:
         holding = spec.kind in ("at_least", "at_most")

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         """The folder (or file) of OKR definitions, resolved against ``project_dir``."""
         return (self.project_dir / self.okr_path).resolve()
 
+    def resolved_alerts_path(self) -> Path:
+        """The alert routing file, resolved against ``project_dir``."""
+        return (self.project_dir / self.alerts_path).resolve()
+
 
 def _project_dir_from(init_settings: PydanticBaseSettingsSource) -> Path:
     if isinstance(init_settings, InitSettingsSource):
