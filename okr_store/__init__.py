@@ -5,8 +5,10 @@ Imports ``okr_core`` only; never ``connectors``, ``flows`` or ``prefect``.
 
 from okr_store.db import current_revision, head_revision, make_engine, upgrade
 from okr_store.records import (
+    AlertRow,
     EvaluationRecord,
     MeasurementRecord,
+    MeasurementRow,
     RunCounts,
     RunRow,
     StatusRow,
@@ -16,8 +18,10 @@ from okr_store.records import (
 from okr_store.store import Store
 
 __all__ = [
+    "AlertRow",
     "EvaluationRecord",
     "MeasurementRecord",
+    "MeasurementRow",
     "RunCounts",
     "RunRow",
     "StatusRow",

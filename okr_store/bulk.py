@@ -56,8 +56,10 @@ def _copy(
     statement = (
         f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
     )
+    # The dialect's own implementation of each type: a generic JSON column binds through
+    # PostgreSQL's JSON type there (a plain dict cannot be written to COPY).
     processors: list[Callable[[Any], Any] | None] = [
-        table.c[name].type.bind_processor(dialect) for name in columns
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
     ]
     try:
         processed = [

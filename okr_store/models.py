@@ -6,6 +6,10 @@ Each run (``runs``) records one ``measurements`` row per KR it fetched and one
 ``evaluations`` row per KR it scored. ``meta`` holds small key/value facts such as the
 fingerprint of the definitions last synchronised.
 
+Alerting keeps three more tables: ``alert_states`` (the pending or firing alerts; a KR with
+no row for a kind is normal), ``alerts`` (every notification, sent or not) and
+``silences``.
+
 The Alembic migrations in ``okr_store/migrations/versions`` must describe exactly these
 tables; ``tests/okr_store/test_migrations.py`` checks that they agree.
 """
@@ -35,6 +39,12 @@ NAMING_CONVENTION: dict[str, str] = {
 OUTCOMES = ("ok", "no_data", "error")
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "error", "stale")
 RUN_STATUSES = ("running", "completed", "partial", "failed")
+# The values of okr_core.alerting.model's Literal types, spelled out because the migrations
+# must keep describing the same CHECK constraints (a test compares them).
+ALERT_KINDS = ("off_track", "source_failing", "stale")
+ALERT_PHASES = ("pending", "firing")
+TRANSITIONS = ("firing", "repeat", "resolved")
+DELIVERIES = ("sent", "silenced", "inhibited", "failed", "dry_run")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -114,6 +124,8 @@ class KeyResult(Base):
     source_type: Mapped[str] = mapped_column(sa.String(64))
     definition_hash: Mapped[str] = mapped_column(sa.String(64))
     archived_at: Mapped[datetime | None]
+    # The KR's ``alerts:`` override (AlertPolicyOverride dumped in JSON mode), or null.
+    alert_policy: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
 
 
 class Run(Base):
@@ -192,6 +204,69 @@ class Evaluation(Base):
     forecast_score: Mapped[float | None] = mapped_column(sa.Double)
     status: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str] = mapped_column(sa.Text, default="")
+    # The forecast's uncertainty band at cycle end (None without a forecast).
+    forecast_low: Mapped[Decimal | None]
+    forecast_high: Mapped[Decimal | None]
+
+
+class AlertState(Base):
+    """A pending or firing alert of one KR; no row for a (KR, kind) means normal."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", ALERT_KINDS), name="kind"),
+        sa.CheckConstraint(_in("phase", ALERT_PHASES), name="phase"),
+    )
+
+    kr_id: Mapped[int] = mapped_column(sa.ForeignKey("key_results.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    phase: Mapped[str] = mapped_column(sa.String(16))
+    active_count: Mapped[int]
+    active_since: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
+
+
+class Alert(Base):
+    """One notification of one alert in one run: sent, silenced, inhibited or failed."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", ALERT_KINDS), name="kind"),
+        sa.CheckConstraint(_in("transition", TRANSITIONS), name="transition"),
+        sa.CheckConstraint(_in("delivery", DELIVERIES), name="delivery"),
+        # `okr alerts`: the newest first, overall and per KR.
+        sa.Index(None, "created_at"),
+        sa.Index(None, "kr_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Null for alerts recorded outside a run (e.g. a test notification).
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"))
+    kr_id: Mapped[int] = mapped_column(sa.ForeignKey("key_results.id"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    transition: Mapped[str] = mapped_column(sa.String(16))
+    route: Mapped[str] = mapped_column(sa.String(200))
+    # Redacted (scheme and host only); "" when nothing was sent.
+    channel: Mapped[str] = mapped_column(sa.Text)
+    delivery: Mapped[str] = mapped_column(sa.String(16))
+    payload: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+
+
+class Silence(Base):
+    """Alerts of a KR (``objective/kr``) or an objective are recorded, not sent, until ``until``."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(401))
+    until: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    # Set when removed by hand; removed silences are kept for the record.
+    removed_at: Mapped[datetime | None]
 
 
 class Meta(Base):

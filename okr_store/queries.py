@@ -95,6 +95,7 @@ def active_key_results(conn: sa.Connection) -> list[StoredKeyResult]:
                 source_type=kr.source_type,
                 last_measured_at=kr.last_measured_at,
                 last_success_at=kr.last_success_at,
+                alert_policy=kr.alert_policy,
             )
         )
     return result
@@ -190,6 +191,8 @@ def latest_status(conn: sa.Connection, cycle: str | None = None) -> list[StatusR
             latest_eval.expected_progress,
             latest_eval.forecast_value,
             latest_eval.forecast_score,
+            latest_eval.forecast_low,
+            latest_eval.forecast_high,
             latest_eval.status,
             sa.func.coalesce(latest_eval.reason, "").label("reason"),
             latest_eval.evaluated_at,

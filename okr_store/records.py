@@ -19,8 +19,10 @@ __all__ = [
     "OUTCOMES",
     "RUN_STATUSES",
     "STATUSES",
+    "AlertRow",
     "EvaluationRecord",
     "MeasurementRecord",
+    "MeasurementRow",
     "RunCounts",
     "RunRow",
     "StatusRow",
@@ -99,6 +101,9 @@ class StoredKeyResult:
         source_type: ``source["type"]``.
         last_measured_at: when the KR was last measured (any outcome), or None.
         last_success_at: when it last got a value, or None.
+        alert_policy: the KR's ``alerts:`` override as stored (JSON of an
+            ``okr_core.alerting.model.AlertPolicyOverride``; validate it with
+            ``AlertPolicyOverride.model_validate``), or None.
     """
 
     kr_id: int
@@ -125,6 +130,7 @@ class StoredKeyResult:
     source_type: str
     last_measured_at: datetime | None
     last_success_at: datetime | None
+    alert_policy: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,8 @@ class EvaluationRecord:
         forecast_value: projected value at cycle end, or None.
         forecast_score: score the forecast would give, or None.
         reason: one line explaining the status.
+        forecast_low: low end of the forecast's band at cycle end, or None.
+        forecast_high: high end of the forecast's band at cycle end, or None.
     """
 
     kr_id: int
@@ -177,6 +185,8 @@ class EvaluationRecord:
     forecast_value: Decimal | None = None
     forecast_score: float | None = None
     reason: str = ""
+    forecast_low: Decimal | None = None
+    forecast_high: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,8 @@ class StatusRow:
         error_message: error message of the latest measurement, if it failed.
         last_good_value: latest successfully measured value.
         last_good_at: when it was measured.
+        forecast_low: low end of the forecast band at cycle end.
+        forecast_high: high end of the forecast band at cycle end.
     """
 
     kr_id: int
@@ -275,8 +287,60 @@ class StatusRow:
     error_message: str | None
     last_good_value: Decimal | None
     last_good_at: datetime | None
+    forecast_low: Decimal | None = None
+    forecast_high: Decimal | None = None
 
     @property
     def ref(self) -> str:
         """``"objective/kr"``."""
         return f"{self.objective_key}/{self.kr_key}"
+
+
+@dataclass(frozen=True)
+class MeasurementRow:
+    """One stored measurement of a KR, as listed by :meth:`Store.kr_history`.
+
+    Attributes:
+        measured_at: when the fetch finished.
+        as_of: the time the value describes.
+        outcome: ``ok``, ``no_data`` or ``error``.
+        value: the value (``ok`` only).
+        error_message: why it failed (or a note for ``no_data``).
+    """
+
+    measured_at: datetime
+    as_of: datetime
+    outcome: str
+    value: Decimal | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One recorded notification, as listed by :meth:`Store.recent_alerts`.
+
+    Attributes:
+        id: store id.
+        created_at: when it was recorded.
+        run_id: the run that produced it, or None.
+        ref: the KR, ``"objective/kr"``.
+        kind: ``off_track``, ``stale`` or ``source_failing``.
+        transition: ``firing``, ``repeat`` or ``resolved``.
+        route: the route it went to.
+        channel: the channel, redacted; "" when nothing was sent.
+        delivery: ``sent``, ``silenced``, ``inhibited``, ``failed`` or ``dry_run``.
+        error: why sending failed, or None.
+        payload: what the message said about the KR (JSON).
+    """
+
+    id: int
+    created_at: datetime
+    run_id: int | None
+    ref: str
+    kind: str
+    transition: str
+    route: str
+    channel: str
+    delivery: str
+    error: str | None
+    payload: Mapping[str, Any] = field(hash=False)

@@ -2,7 +2,8 @@
 
 Writes run in one transaction each (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers
 queue on the busy timeout instead of failing); reads run on their own connection. The
-heavy lifting lives in :mod:`okr_store.sync` and :mod:`okr_store.queries`.
+heavy lifting lives in :mod:`okr_store.sync`, :mod:`okr_store.queries` and
+:mod:`okr_store.alerts`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from okr_store import alerts as _alerts
 from okr_store import queries
 from okr_store import sync as _sync
 from okr_store.bulk import bulk_insert
 from okr_store.db import SQLITE_BEGIN, make_engine, upgrade
 from okr_store.models import RUN_STATUSES, Evaluation, KeyResult, Measurement, Meta, Run
 from okr_store.records import (
+    AlertRow,
     EvaluationRecord,
     MeasurementRecord,
+    MeasurementRow,
     RunCounts,
     RunRow,
     StatusRow,
@@ -33,6 +37,7 @@ from okr_store.records import (
 )
 
 if TYPE_CHECKING:
+    from okr_core.alerting.model import AlertKind, AlertRecord, AlertState, Silence
     from okr_core.loader import OkrSet
 
 _MEASUREMENT_COLUMNS = (
@@ -40,7 +45,7 @@ _MEASUREMENT_COLUMNS = (
 )  # fmt: skip
 _EVALUATION_COLUMNS = (
     "run_id", "kr_id", "evaluated_at", "value", "progress", "score", "expected_progress",
-    "forecast_value", "forecast_score", "status", "reason",
+    "forecast_value", "forecast_score", "status", "reason", "forecast_low", "forecast_high",
 )  # fmt: skip
 
 
@@ -216,7 +221,8 @@ class Store:
         ]  # fmt: skip
         evaluation_rows = [
             (run_id, e.kr_id, e.evaluated_at, e.value, e.progress, e.score, e.expected_progress,
-             e.forecast_value, e.forecast_score, str(e.status), e.reason)
+             e.forecast_value, e.forecast_score, str(e.status), e.reason, e.forecast_low,
+             e.forecast_high)
             for e in evaluations
         ]  # fmt: skip
         with self._write() as conn:
@@ -289,3 +295,87 @@ class Store:
         """
         with self._read() as conn:
             return queries.latest_status(conn, cycle)
+
+    def kr_history(self, kr_id: int, limit: int = 20) -> list[MeasurementRow]:
+        """Return the KR's latest ``limit`` measurements (any outcome), newest first."""
+        with self._read() as conn:
+            return _alerts.kr_history(conn, kr_id, limit)
+
+    # -- alerting ------------------------------------------------------------------------
+
+    def alert_states(
+        self, kr_ids: Iterable[int] | None = None
+    ) -> dict[tuple[int, AlertKind], AlertState]:
+        """Return the stored alert states (pending or firing) by ``(kr_id, kind)``.
+
+        A (KR, kind) with no entry is normal.
+
+        Args:
+            kr_ids: only these KRs; all if None.
+        """
+        with self._read() as conn:
+            return _alerts.alert_states(conn, kr_ids)
+
+    def apply_alert_step(
+        self,
+        states: Mapping[tuple[int, AlertKind], AlertState],
+        cleared: Iterable[tuple[int, AlertKind]],
+        records: Sequence[AlertRecord],
+    ) -> None:
+        """Store one alerting step, all or nothing, in one transaction.
+
+        Args:
+            states: new non-normal states by ``(kr_id, kind)``; inserted or replaced.
+            cleared: keys that became normal; their states are deleted (absent ones ignored).
+            records: one per notification (sent, silenced, inhibited, failed or dry run).
+                Decimal and datetime values in a payload are stored as text.
+
+        Raises:
+            ValueError: a state keyed by another (kr_id, kind) than its own, or a key both
+                in ``states`` and ``cleared``; nothing is stored.
+            TypeError: a payload value JSON cannot represent; nothing is stored.
+            sqlalchemy.exc.StatementError: a row is refused (unknown KR or run, unknown
+                kind or delivery, naive datetime); nothing is stored.
+        """
+        with self._write() as conn:
+            _alerts.apply_alert_step(conn, states, cleared, records)
+
+    def add_silence(self, target: str, until: datetime, reason: str, now: datetime) -> Silence:
+        """Silence the alerts of a KR (``objective/kr``) or an objective until ``until``.
+
+        Raises:
+            ValueError: an empty target, or ``until`` not after ``now``.
+        """
+        with self._write() as conn:
+            return _alerts.add_silence(conn, target, until, reason, now)
+
+    def silences(self, now: datetime | None = None, include_expired: bool = False) -> list[Silence]:
+        """Return the silences not removed, oldest first.
+
+        Args:
+            now: only those still active at ``now`` (``until`` after it); if None, every
+                silence not removed.
+            include_expired: with ``now``, also those that have expired.
+        """
+        with self._read() as conn:
+            return _alerts.silences(conn, now, include_expired)
+
+    def remove_silence(self, silence_id: int, now: datetime) -> bool:
+        """End an active silence at ``now`` (kept, marked removed).
+
+        Returns:
+            False if there is no such silence, or it has expired or was removed already.
+        """
+        with self._write() as conn:
+            return _alerts.remove_silence(conn, silence_id, now)
+
+    def recent_alerts(self, limit: int = 50, ref: str | None = None) -> list[AlertRow]:
+        """Return the latest ``limit`` alert records, newest first.
+
+        Args:
+            limit: at most this many.
+            ref: only this KR (``"objective/kr"``) or objective (``"objective"``), in any
+                cycle.
+        """
+        with self._read() as conn:
+            return _alerts.recent_alerts(conn, limit, ref)

@@ -37,7 +37,7 @@ PG_SYNC_LOCK = 0x6F6B725F73796E  # "okr_syn"
 _OBJECTIVE_FIELDS = ("title", "owner", "type", "parent_key", "success_level")
 _KR_FIELDS = (
     "title", "unit", "kind", "baseline", "baseline_auto", "target", "target_value", "floor",
-    "weight", "schedule", "source_json", "source_type", "definition_hash",
+    "weight", "schedule", "source_json", "source_type", "definition_hash", "alert_policy",
 )  # fmt: skip
 
 
@@ -87,6 +87,16 @@ def _decimal_text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+def alert_policy_json(kr: KeyResultDef) -> dict[str, Any] | None:
+    """The KR's ``alerts:`` override as stored: plain JSON, durations as ISO 8601 strings.
+
+    ``AlertPolicyOverride.model_validate`` reads it back to an equal override.
+    """
+    if kr.alerts is None:
+        return None
+    return kr.alerts.model_dump(mode="json", exclude_none=True)
+
+
 def kr_definition_hash(kr: KeyResultDef) -> str:
     """Return a stable hash of everything stored from a KR definition."""
     baseline = kr.baseline if isinstance(kr.baseline, str) else _decimal_text(kr.baseline)
@@ -95,6 +105,11 @@ def kr_definition_hash(kr: KeyResultDef) -> str:
         kr.title, kr.unit, kr.effective_kind, baseline, target, _decimal_text(kr.floor),
         _decimal_text(kr.weight), kr.schedule, kr.source,
     ]  # fmt: skip
+    policy = alert_policy_json(kr)
+    if policy is not None:
+        # Only when set: the hashes of KRs without an override stay what they were before
+        # alerting existed, so upgrading does not count every KR as edited.
+        payload.append({"alerts": policy})
     return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
 
 
@@ -128,6 +143,7 @@ def _kr_values(kr: KeyResultDef, kept_baseline: Decimal | None) -> dict[str, Any
         "source_json": source,
         "source_type": str(source.get("type", "")),
         "definition_hash": kr_definition_hash(kr),
+        "alert_policy": alert_policy_json(kr),
     }
 
 

@@ -13,13 +13,16 @@ from alembic.runtime.migration import MigrationContext
 from okr_store.db import current_revision, head_revision, make_engine, upgrade
 from okr_store.models import Base
 
-TABLES = {"cycles", "objectives", "key_results", "runs", "measurements", "evaluations", "meta"}
+TABLES = {
+    "cycles", "objectives", "key_results", "runs", "measurements", "evaluations", "meta",
+    "alert_states", "alerts", "silences",
+}  # fmt: skip
 
 
 def test_upgrade_from_empty_creates_every_table(engine: sa.Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
 
 

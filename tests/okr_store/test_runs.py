@@ -213,3 +213,25 @@ def test_record_results_10000_rows_timing(store: Store, db_url: str, engine: sa.
     print(f"\n[{db_url.split(':')[0]}] record_results 10k measurements + 10k evaluations "
           f"{elapsed:.2f}s; latest_status 10k {status_elapsed:.2f}s; "
           f"history 10k {history_elapsed:.2f}s")  # fmt: skip
+
+
+def test_forecast_band_is_stored_and_returned(store: Store, krs: dict[str, int]) -> None:
+    a, b = krs["a"], krs["b"]
+    run_id = store.start_run(T0)
+    store.record_results(
+        run_id,
+        [_ok(a, "110", T0), _ok(b, "120", T0)],
+        [
+            _eval(a, T0, Status.OFF_TRACK, value=Decimal(110), forecast_value=Decimal("130.5"),
+                  forecast_low=Decimal("120.125"), forecast_high=Decimal("141.000000001")),
+            _eval(b, T0, value=Decimal(120)),  # no forecast: no band
+        ],
+    )  # fmt: skip
+    rows = {row.kr_key: row for row in store.latest_status()}
+    assert (rows["a"].forecast_low, rows["a"].forecast_value, rows["a"].forecast_high) == (
+        Decimal("120.125"), Decimal("130.5"), Decimal("141.000000001"),
+    )  # fmt: skip
+    assert (rows["b"].forecast_low, rows["b"].forecast_high) == (None, None)
+    assert (rows["never"].forecast_low, rows["never"].forecast_high) == (None, None)
+    with pytest.raises((sa.exc.SQLAlchemyError, TypeError)):
+        store.record_results(run_id, [], [_eval(a, T0, forecast_low=1.5)])  # type: ignore[arg-type]

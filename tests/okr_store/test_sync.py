@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from okr_core.alerting.model import AlertPolicy, AlertPolicyOverride
 from okr_core.errors import ConfigError
 from okr_store.models import KeyResult, Measurement, Objective
 from okr_store.records import MeasurementRecord, SyncResult
@@ -230,3 +231,48 @@ def test_cycle_dates_follow_the_definitions(store: Store) -> None:
     assert (first.cycle_start, first.cycle_end) == (
         datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 16, tzinfo=UTC),
     )  # fmt: skip
+
+
+def test_alert_policy_is_stored_and_round_trips(store: Store) -> None:
+    alerts = {"pending_for": "6h", "repeat_interval": "1d", "enabled": False, "no_data": "alert"}
+    store.sync_definitions(okr_set([objective("o", [kr("a", alerts=alerts), kr("b")])]))
+    krs = {k.kr_key: k for k in store.active_key_results()}
+    assert krs["b"].alert_policy is None
+    stored = krs["a"].alert_policy
+    assert stored == {
+        "pending_for": "PT6H", "repeat_interval": "P1D", "enabled": False, "no_data": "alert",
+    }  # fmt: skip
+    assert AlertPolicyOverride.model_validate(stored) == AlertPolicyOverride.model_validate(alerts)
+    applied = AlertPolicyOverride.model_validate(stored).apply(AlertPolicy())
+    assert (applied.pending_for, applied.repeat_interval) == (timedelta(hours=6), timedelta(1))
+    assert (applied.enabled, applied.pending_evaluations) == (False, 2)
+
+
+def test_editing_alerts_updates_the_kr(store: Store, engine: sa.Engine) -> None:
+    def sync(**alerts: Any) -> SyncResult:
+        krs = [kr("a", **({"alerts": alerts} if alerts else {}))]
+        return store.sync_definitions(okr_set([objective("o", krs)]))
+
+    def stored() -> tuple[Any, str]:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(KeyResult.alert_policy, KeyResult.definition_hash)).one()
+        return row.alert_policy, row.definition_hash
+
+    sync()
+    _, plain_hash = stored()
+    assert sync(pending_evaluations=3) == SyncResult(updated=1)
+    policy, hash_3 = stored()
+    assert policy == {"pending_evaluations": 3} and hash_3 != plain_hash
+    assert sync(pending_evaluations=3) == SyncResult(unchanged=1)
+    assert sync(pending_evaluations=4) == SyncResult(updated=1)
+    assert stored()[0] == {"pending_evaluations": 4}
+    assert sync(pending_evaluations=4, repeat_interval="2d") == SyncResult(updated=1)
+    assert stored()[0] == {"pending_evaluations": 4, "repeat_interval": "P2D"}
+    # Removing `alerts:` clears it (SQL NULL, not JSON null) and restores the plain hash.
+    assert sync() == SyncResult(updated=1)
+    assert stored() == (None, plain_hash)
+    with engine.connect() as conn:
+        nulls = conn.execute(
+            sa.select(sa.func.count()).where(KeyResult.alert_policy.is_(None))
+        ).scalar_one()
+    assert nulls == 1
