@@ -122,6 +122,8 @@ def _evaluation_row(
         score=ev.score,
         expected_progress=ev.expected_progress,
         forecast_value=_exact(ev.forecast_value),
+        forecast_low=_exact(ev.forecast_low),
+        forecast_high=_exact(ev.forecast_high),
         forecast_score=ev.forecast_score,
         status=str(ev.status),
         reason=ev.reason,

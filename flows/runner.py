@@ -35,6 +35,10 @@ def run_once(
         f"{summary.as_of.isoformat(timespec='seconds')}: {counts}.",
         highlight=False,
     )
+    if summary.alerts.deliveries:
+        console.print(f"Alerts: {summary.alerts.describe()}.", highlight=False)
+    for problem in summary.alerts.failed:
+        console.print(f"  [red]alert not sent[/red] {problem}", highlight=False, soft_wrap=True)
     for ref, message in summary.failed:
         console.print(f"  [red]failed[/red] {ref}: {message}", highlight=False, soft_wrap=True)
     if dry_run:

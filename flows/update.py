@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
+from flows.alerting import AlertSummary, run_alerts
 from flows.definitions import load_definitions, source_environment
 from flows.evaluate import evaluate_results
 from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
@@ -54,6 +55,7 @@ class RunSummary:
         dry_run: True when nothing was stored.
         rows: One plain row per measured KR, worst status first.
         definitions_synced: True when changed OKR files were synced into the store.
+        alerts: What the alert step sent, silenced, held back or failed to send.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class RunSummary:
         dry_run: bool,
         rows: list[dict[str, Any]],
         definitions_synced: bool,
+        alerts: AlertSummary | None = None,
     ) -> None:
         self.run_id = run_id
         self.as_of = as_of
@@ -78,6 +81,7 @@ class RunSummary:
         self.dry_run = dry_run
         self.rows = rows
         self.definitions_synced = definitions_synced
+        self.alerts = alerts or AlertSummary()
 
     @property
     def errors(self) -> int:
@@ -263,6 +267,30 @@ def result_rows(
     return rows
 
 
+@task(name="send-alerts", cache_policy=NO_CACHE)
+def send_alerts(
+    krs: list[StoredKeyResult],
+    evaluations: list[EvaluationRecord],
+    results: list[FetchResult],
+    store: Store,
+    settings: Settings,
+    run_id: int | None,
+    now: datetime,
+    dry_run: bool,
+) -> AlertSummary:
+    """Move alert states, send what is due to its routes, record every alert."""
+    return run_alerts(
+        krs,
+        evaluations,
+        results,
+        store=store,
+        settings=settings,
+        run_id=run_id,
+        now=now,
+        dry_run=dry_run,
+    )
+
+
 @task(name="publish-results", cache_policy=NO_CACHE)
 def publish_results(summary: RunSummary) -> None:
     """Publish the run's results as a Prefect table artifact, worst first."""
@@ -324,6 +352,16 @@ def update_key_results(
             dry_run,
             settings.stale_after_periods,
         )
+        alerts = send_alerts(
+            untracked(chosen),
+            untracked(evaluations),
+            untracked(results),
+            store,
+            settings,
+            run_id,
+            when,
+            dry_run,
+        )
         by_id = {k.kr_id: k for k in chosen}
         summary = RunSummary(
             run_id=run_id,
@@ -335,6 +373,7 @@ def update_key_results(
             dry_run=dry_run,
             rows=result_rows(chosen, evaluations),
             definitions_synced=synced,
+            alerts=alerts,
         )
         publish_results(untracked(summary))
         if summary.errors:

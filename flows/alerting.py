@@ -1,0 +1,145 @@
+"""The alert step of a run: evaluations → alert states → grouped messages → channels.
+
+It runs after the run's measurements and evaluations are committed, so that nothing a
+channel does (fail, hang up to its timeout) can lose them; and it never raises for a
+channel that fails: the failure is recorded with the alert.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flows.fetch import FetchResult
+from flows.notify import emit_transition_events, records_for_held, send_messages
+from okr_core.alerting.engine import step
+from okr_core.alerting.messages import group
+from okr_core.alerting.model import AlertPolicy, AlertPolicyOverride, AlertRecord, KrAlertInput
+from okr_core.alerting.routing import RoutingConfig, load_routing
+from okr_core.settings import Settings
+from okr_store.records import EvaluationRecord, StoredKeyResult
+from okr_store.store import Store
+
+
+@dataclass
+class AlertSummary:
+    """What the alert step did in one run."""
+
+    deliveries: dict[str, int] = field(default_factory=dict)
+    transitions: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the run's summary, e.g. "2 sent, 1 silenced"."""
+        if not self.deliveries:
+            return "no alerts"
+        return ", ".join(f"{n} {what}" for what, n in sorted(self.deliveries.items()))
+
+
+def source_connection(source: Mapping[str, Any]) -> str | None:
+    """The connection a source uses (or the host of its URL), for source alerts."""
+    connection = source.get("connection")
+    if isinstance(connection, str):
+        return connection
+    url = source.get("url")
+    if isinstance(url, str):
+        return urlsplit(url).hostname
+    return None
+
+
+def policy_of(kr: StoredKeyResult, defaults: AlertPolicy) -> AlertPolicy:
+    """The KR's alert policy: the routing file's defaults with the KR's ``alerts:`` applied."""
+    if not kr.alert_policy:
+        return defaults
+    return AlertPolicyOverride.model_validate(kr.alert_policy).apply(defaults)
+
+
+def alert_inputs(
+    krs: Sequence[StoredKeyResult],
+    evaluations: Sequence[EvaluationRecord],
+    results: Sequence[FetchResult],
+    settings: Settings,
+    routing: RoutingConfig,
+) -> list[KrAlertInput]:
+    """What the alerter needs of each KR evaluated in this run."""
+    by_id = {kr.kr_id: kr for kr in krs}
+    errors = {r.kr_id: r.error for r in results if not r.ok}
+    inputs = []
+    for ev in evaluations:
+        kr = by_id[ev.kr_id]
+        connection = source_connection(kr.source)
+        conn_settings = settings.connections.get(connection or "")
+        inputs.append(
+            KrAlertInput(
+                kr_id=kr.kr_id,
+                ref=kr.ref,
+                objective_key=kr.objective_key,
+                title=kr.title,
+                owner=kr.owner,
+                unit=kr.unit,
+                status=ev.status,
+                reason=ev.reason,
+                value=ev.value,
+                target=kr.target_value,
+                progress=ev.progress,
+                expected_progress=ev.expected_progress,
+                forecast_value=ev.forecast_value,
+                forecast_score=ev.forecast_score,
+                error=errors.get(kr.kr_id),
+                connection=connection,
+                connection_owner=conn_settings.owner if conn_settings else None,
+                policy=policy_of(kr, routing.defaults),
+            )
+        )
+    return inputs
+
+
+def run_alerts(
+    krs: Sequence[StoredKeyResult],
+    evaluations: Sequence[EvaluationRecord],
+    results: Sequence[FetchResult],
+    *,
+    store: Store,
+    settings: Settings,
+    run_id: int | None,
+    now: datetime,
+    dry_run: bool,
+) -> AlertSummary:
+    """Move the alert states of the evaluated KRs, send what is due, record everything.
+
+    Args:
+        krs: The KRs measured in this run.
+        evaluations: Their evaluations in this run.
+        results: What their sources answered (for error texts).
+        store: Where alert states, silences and records live.
+        settings: Connections (owners) and secrets (channel URLs).
+        run_id: The run (None in a dry run).
+        now: The time the run evaluates (``--as-of`` or now).
+        dry_run: Compute and report, but send and store nothing.
+    """
+    routing = load_routing(settings.resolved_alerts_path())
+    inputs = alert_inputs(krs, evaluations, results, settings, routing)
+    states = store.alert_states([kr.kr_id for kr in krs])
+    outcome = step(states, inputs, now=now, silences=store.silences(now))
+    records: list[AlertRecord] = records_for_held(
+        outcome.notifications, routing, run_id=run_id, now=now
+    )
+    records += send_messages(
+        group(outcome.notifications, routing),
+        settings.secrets,
+        run_id=run_id,
+        now=now,
+        dry_run=dry_run,
+    )
+    if not dry_run:
+        store.apply_alert_step(outcome.states, outcome.cleared, records)
+        emit_transition_events(outcome.notifications)
+    return AlertSummary(
+        deliveries=dict(Counter(r.delivery for r in records)),
+        transitions=dict(Counter(f"{n.kind} {n.transition}" for n in outcome.notifications)),
+        failed=sorted({f"{r.channel or r.route}: {r.error}" for r in records if r.error}),
+    )
