@@ -19,7 +19,8 @@ from flows.notify import emit_transition_events, records_for_held, send_messages
 from okr_core.alerting.engine import step
 from okr_core.alerting.messages import group
 from okr_core.alerting.model import AlertPolicy, AlertPolicyOverride, AlertRecord, KrAlertInput
-from okr_core.alerting.routing import RoutingConfig, load_routing
+from okr_core.alerting.routing import RoutingConfig, load_routing, secret_names
+from okr_core.errors import ConfigError
 from okr_core.settings import Settings
 from okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_store.store import Store
@@ -98,6 +99,29 @@ def alert_inputs(
     return inputs
 
 
+def load_alert_routing(settings: Settings) -> RoutingConfig:
+    """Read and check ``alerts.yaml``: its syntax, and that every secret it names exists.
+
+    A run reads it before measuring, so that a mistake in it is reported at once rather
+    than after the run's work is done.
+
+    Raises:
+        ConfigError: the file is invalid, or a channel names an unknown secret.
+    """
+    path = settings.resolved_alerts_path()
+    routing = load_routing(path)
+    for route in [*routing.routes, routing.default_route]:
+        for channel in route.channels:
+            for name in secret_names(channel):
+                if name not in settings.secrets:
+                    known = ", ".join(sorted(settings.secrets)) or "none"
+                    raise ConfigError(
+                        f"{path.name}: route '{route.name}' uses unknown secret '{name}' "
+                        f"(known: {known}); define it with OKR_SECRETS__{name.upper()}=..."
+                    )
+    return routing
+
+
 def run_alerts(
     krs: Sequence[StoredKeyResult],
     evaluations: Sequence[EvaluationRecord],
@@ -105,6 +129,7 @@ def run_alerts(
     *,
     store: Store,
     settings: Settings,
+    routing: RoutingConfig,
     run_id: int | None,
     now: datetime,
     dry_run: bool,
@@ -117,11 +142,11 @@ def run_alerts(
         results: What their sources answered (for error texts).
         store: Where alert states, silences and records live.
         settings: Connections (owners) and secrets (channel URLs).
+        routing: The alert routing file's contents (see :func:`load_alert_routing`).
         run_id: The run (None in a dry run).
         now: The time the run evaluates (``--as-of`` or now).
         dry_run: Compute and report, but send and store nothing.
     """
-    routing = load_routing(settings.resolved_alerts_path())
     inputs = alert_inputs(krs, evaluations, results, settings, routing)
     states = store.alert_states([kr.kr_id for kr in krs])
     outcome = step(states, inputs, now=now, silences=store.silences(now))

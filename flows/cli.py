@@ -21,6 +21,7 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from flows.prefect_env import apply_quiet_defaults
+from okr_core.alerting.routing import RoutingError
 from okr_core.errors import ConfigError, DefinitionError, OkrError
 from okr_core.settings import Settings, load_settings, mask_url
 
@@ -101,6 +102,9 @@ def validate(
     except DefinitionError as exc:
         print_problems(exc.problems)
         fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
+    from flows.alerting import load_alert_routing
+
+    routing = load_alert_routing(settings)
     objectives = list(okr_set.objectives())
     krs = list(okr_set.key_results())
     for warning in okr_set.warnings:
@@ -109,6 +113,11 @@ def validate(
         f"[green]✓[/green] {len(okr_set.files)} file(s), {len(objectives)} objective(s), "
         f"{len(krs)} key result(s): valid."
     )
+    if settings.resolved_alerts_path().exists():
+        console.print(
+            f"[green]✓[/green] {settings.resolved_alerts_path().name}: "
+            f"{len(routing.routes)} route(s) and the default route: valid."
+        )
 
 
 @app.command()
@@ -227,6 +236,8 @@ def silence(
         krs = store.active_key_results()
         objectives = {kr.objective_key for kr in krs}
         ref = target if target in objectives else resolve_name(target, krs).ref
+        if not reason.strip():
+            fail("--reason must say why (it is kept with the silence)")
         added = store.add_silence(ref, _parse_until(until), reason, datetime.now(UTC))
     finally:
         store.close()
@@ -446,6 +457,13 @@ def _report(exc: Exception) -> NoReturn:
         err_console.print(
             f"[red]Error:[/red] {len(exc.problems)} problem(s) in the OKR files; "
             "run 'okr validate' after fixing them.",
+            highlight=False,
+        )
+        sys.exit(ExitCode.USER_ERROR)
+    if isinstance(exc, RoutingError) and len(exc.problems) > 1:
+        print_problems(exc.problems)
+        err_console.print(
+            f"[red]Error:[/red] {len(exc.problems)} problem(s) in the alert routing file.",
             highlight=False,
         )
         sys.exit(ExitCode.USER_ERROR)

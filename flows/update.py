@@ -21,11 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
-from flows.alerting import AlertSummary, run_alerts
+from flows.alerting import AlertSummary, load_alert_routing, run_alerts
 from flows.definitions import load_definitions, source_environment
 from flows.evaluate import evaluate_results
 from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
 from flows.select import select_key_results
+from okr_core.alerting.routing import RoutingConfig
 from okr_core.definitions import resolve_target
 from okr_core.loader import fingerprint
 from okr_core.settings import Settings, load_settings
@@ -274,6 +275,7 @@ def send_alerts(
     results: list[FetchResult],
     store: Store,
     settings: Settings,
+    routing: RoutingConfig,
     run_id: int | None,
     now: datetime,
     dry_run: bool,
@@ -285,6 +287,7 @@ def send_alerts(
         results,
         store=store,
         settings=settings,
+        routing=routing,
         run_id=run_id,
         now=now,
         dry_run=dry_run,
@@ -326,6 +329,7 @@ def update_key_results(
         all_krs: Measure every active KR, due or not.
     """
     settings = load_settings(Path(project_dir))
+    routing = load_alert_routing(settings)  # a mistake in alerts.yaml stops the run early
     when = (as_of or utcnow()).astimezone(UTC)
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(fewer_gc_pauses())
@@ -358,6 +362,7 @@ def update_key_results(
             untracked(results),
             store,
             settings,
+            routing,
             run_id,
             when,
             dry_run,

@@ -206,3 +206,56 @@ def test_db_upgrade_creates_the_store_and_masks_the_password(
     with engine.connect() as conn:
         assert "key_results" in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_validate_checks_the_alert_routing_file(project: Path, cli_env: dict[str, str]) -> None:
+    (project / "alerts.yaml").write_text(
+        "routes:\n  - name: pm\n    owners: [o@example.com]\n    colour: red\n"
+        "    channels: ['json://127.0.0.1:1/hook']\n"
+    )
+    result = okr("validate", cwd=project, env=cli_env)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "alerts.yaml:4" in result.stderr and "colour" in result.stderr
+    (project / "alerts.yaml").write_text(
+        "default_route:\n  channels: ['json://127.0.0.1:1/${secret:hook_token}']\n"
+    )
+    result = okr("validate", cwd=project, env=cli_env)
+    assert result.returncode == 1
+    assert "unknown secret 'hook_token'" in result.stderr
+    assert "OKR_SECRETS__HOOK_TOKEN" in result.stderr
+    result = okr("validate", cwd=project, env={**cli_env, "OKR_SECRETS__HOOK_TOKEN": "t0ken"})
+    assert result.returncode == 0, result.stderr
+    assert "alerts.yaml: 0 route(s) and the default route: valid" in result.stdout
+
+
+def test_silence_list_remove_and_explain(project: Path, cli_env: dict[str, str]) -> None:
+    assert okr("run", cwd=project, env=cli_env).returncode == 0
+    added = okr(
+        "silence", "signups", "--until", "3d", "--reason", "migration", cwd=project, env=cli_env
+    )
+    assert added.returncode == 0, added.stderr
+    assert "Silenced growth/signups" in added.stdout
+    objective = okr(
+        "silence", "growth", "--until", "2099-01-01", "--reason", "all", cwd=project, env=cli_env
+    )
+    assert objective.returncode == 0 and "Silenced growth " in objective.stdout
+    listed = okr("silences", cwd=project, env=cli_env)
+    assert "growth/signups" in listed.stdout and "migration" in listed.stdout
+    assert okr("unsilence", "1", cwd=project, env=cli_env).returncode == 0
+    assert "growth/signups" not in okr("silences", cwd=project, env=cli_env).stdout
+    again = okr("unsilence", "1", cwd=project, env=cli_env)
+    assert again.returncode == 1 and "no active silence 1" in again.stderr
+    past = okr(
+        "silence", "signups", "--until", "2001-01-01", "--reason", "x", cwd=project, env=cli_env
+    )
+    assert past.returncode == 1 and "in the past" in past.stderr
+    unknown = okr("silence", "nope", "--until", "1d", "--reason", "x", cwd=project, env=cli_env)
+    assert unknown.returncode == 1 and "No key result named 'nope'" in unknown.stderr
+    explained = okr("explain", "growth/signups", cwd=project, env=cli_env)
+    assert explained.returncode == 0, explained.stderr
+    assert "Signups from 10 to 20" in explained.stdout
+    assert "progress 20%" in explained.stdout and "Decided by" in explained.stdout
+    assert "Silenced until 2099-01-01" in explained.stdout
+    alerts = okr("alerts", cwd=project, env=cli_env)
+    assert alerts.returncode == 0 and "No alerts yet" in alerts.stdout
