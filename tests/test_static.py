@@ -23,7 +23,10 @@ def _tool(name: str) -> str:
 def test_ruff() -> None:
     result = subprocess.run(
         [_tool("ruff"), "check", "--output-format", "concise", *PACKAGES, "tests", "bench"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

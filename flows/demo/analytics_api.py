@@ -1,5 +1,8 @@
 """A small local analytics API for the demo, answering from the demo warehouse.
 
+It also receives the demo's alerts: a JSON webhook at ``/hooks/okr`` that appends every
+message to ``alerts-inbox.jsonl`` in the demo folder.
+
 It behaves like the hosted analytics tools the ``http`` source is made for: JSON answers,
 numbers sent as strings, a bearer token required, an ``as_of`` query parameter.
 """
@@ -19,6 +22,9 @@ from urllib.parse import parse_qs, urlparse
 from okr_core.settings import load_settings
 
 TOKEN_SECRET = "analytics_token"
+WEBHOOK_PATH = "/hooks/okr"
+INBOX = "alerts-inbox.jsonl"
+_inbox_lock = threading.Lock()
 
 
 def _window(as_of: datetime, days: int) -> tuple[str, str]:
@@ -64,8 +70,22 @@ ROUTES: dict[str, Callable[[sqlite3.Connection, datetime], dict[str, Any]]] = {
 
 def make_server(warehouse: Path, token: str, port: int) -> ThreadingHTTPServer:
     """Build (not start) the API server on 127.0.0.1:``port``."""
+    inbox = warehouse.parent / INBOX
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            # The demo's alert channel: json:// webhooks land in alerts-inbox.jsonl.
+            if urlparse(self.path).path != WEBHOOK_PATH:
+                return self._send(404, {"error": f"no such endpoint {self.path}"})
+            length = int(self.headers.get("Content-Length", 0))
+            try:
+                message = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                return self._send(400, {"error": "not JSON"})
+            with _inbox_lock, inbox.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(message) + "\n")
+            self._send(200, {"ok": True})
+
         def do_GET(self) -> None:
             url = urlparse(self.path)
             route = ROUTES.get(url.path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from flows.demo.analytics_api import TOKEN_SECRET, start_in_background
+from flows.demo.analytics_api import INBOX, TOKEN_SECRET, WEBHOOK_PATH, start_in_background
 from flows.demo.okrs import demo_okrs
 from flows.demo.warehouse import build_warehouse, quarter_of
 from okr_core.errors import ConfigError
@@ -47,10 +47,22 @@ def create_demo_project(directory: Path, *, port: int, today: date | None = None
         "# Settings of the demo project; see the README's Settings section.\n"
         f"OKR_CONNECTIONS__WAREHOUSE__URL=sqlite:///{project / 'warehouse.db'}\n"
         f"OKR_CONNECTIONS__ANALYTICS__URL=http://127.0.0.1:{port}\n"
+        "OKR_CONNECTIONS__WAREHOUSE__OWNER=data-team\n"
+        "OKR_CONNECTIONS__ANALYTICS__OWNER=data-team\n"
         f"OKR_SECRETS__{TOKEN_SECRET.upper()}={secrets.token_urlsafe(24)}\n",
         encoding="utf-8",
     )
     (project / ".env").chmod(0o600)
+    (project / "alerts.yaml").write_text(
+        "# Where alerts go; see the README's Alerts section. The demo's analytics API\n"
+        f"# receives them and appends them to {INBOX}.\n"
+        "defaults:\n  pending_evaluations: 2\n  repeat_interval: 3d\n"
+        "routes:\n  - name: data-team\n    owners: [data-team]\n"
+        f"    channels: ['json://127.0.0.1:{port}{WEBHOOK_PATH}?+X-Team=data']\n"
+        "default_route:\n"
+        f"  channels: ['json://127.0.0.1:{port}{WEBHOOK_PATH}']\n",
+        encoding="utf-8",
+    )
     return project
 
 
@@ -101,7 +113,8 @@ def run_demo(directory: Path, *, port: int, console: Console) -> None:
         server.server_close()
     console.print(
         f"\nNext: cd {directory} && okr status. To run it again later, keep its API up with "
-        f"'okr demo-api {directory}' in another terminal, then 'okr run'.",
+        f"'okr demo-api {directory}' in another terminal, then 'okr run'. The alerts it "
+        f"sent are in {directory / INBOX}; 'okr alerts' lists them.",
         highlight=False,
     )
 

@@ -71,8 +71,17 @@ def _number(value: Decimal | None) -> str | None:
     return "0" if text in ("-0", "") else text
 
 
+def _display(value: Decimal | None) -> str | None:
+    # People read 4 significant digits; the payload keeps the exact value.
+    if value is None or not value.is_finite():
+        return None
+    if value == value.to_integral_value():
+        return _number(value)
+    return _number(Decimal(f"{value:.4g}"))
+
+
 def _with_unit(value: Decimal | None, unit: str) -> str:
-    text = _number(value)
+    text = _display(value)
     if text is None:
         return MISSING
     if not unit:

@@ -190,6 +190,14 @@ def test_demo_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> None:
     status = okr("status", "--json", cwd=tmp_path / "demo", env=cli_env)
     rows = json.loads(status.stdout)
     assert len(rows) == 8 and all(row["value"] is not None for row in rows)
+    # The backfilled weeks take off-track KRs through pending to firing: the demo's own
+    # webhook received grouped messages, and the store recorded them as sent.
+    inbox = (tmp_path / "demo" / "alerts-inbox.jsonl").read_text().splitlines()
+    messages = [json.loads(line) for line in inbox]
+    assert messages and all(m["title"].startswith("OKR alerts:") for m in messages)
+    assert any("off track (firing)" in m["message"] for m in messages)
+    listed = okr("alerts", cwd=tmp_path / "demo", env=cli_env)
+    assert "off_track firing" in listed.stdout and "sent" in listed.stdout
 
 
 def test_db_upgrade_creates_the_store_and_masks_the_password(
