@@ -159,3 +159,25 @@ def _transition(post: dict[str, Any]) -> str:
     if "still" in text or "repeat" in text:
         return "repeat"
     return "firing"
+
+
+def test_a_silence_records_the_repeat_but_does_not_send_it(
+    quarter: Path, receiver: Receiver
+) -> None:
+    monday = datetime(START.year, START.month, START.day, 9, tzinfo=UTC)
+    for week in range(1, len(UPTIME) + 1):
+        as_of = monday + timedelta(days=7 * week)
+        if week == 5:
+            store = open_store(load_settings(quarter))
+            try:  # silence the objective over week 6, when the repeat falls due
+                store.add_silence("reliability", as_of + timedelta(days=8), "maintenance", as_of)
+            finally:
+                store.close()
+        update_key_results(project_dir=str(quarter), all_krs=True, as_of=as_of)
+    assert [_transition(p) for p in receiver.posts] == ["firing", "resolved"]
+    store = open_store(load_settings(quarter))
+    try:
+        recorded = [(a.transition, a.delivery) for a in reversed(store.recent_alerts())]
+    finally:
+        store.close()
+    assert recorded == [("firing", "sent"), ("repeat", "silenced"), ("resolved", "sent")]
