@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from okr_core._problems import format_loc, line_of, problems_from_validation
 from okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, OkrFileDef
 from okr_core.errors import DefinitionError, OkrError, Problem
+from okr_core.yaml_tree import YamlProblem, load_tree
 
 __all__ = ["LoadedFile", "OkrSet", "SourceValidator", "fingerprint", "load_okrs"]
 
@@ -154,23 +153,9 @@ class _Parsed:
 
 def _parse_file(file: Path, data: bytes, problems: list[Problem]) -> _Parsed | None:
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problems.append(
-            Problem(file, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-        )
-        return None
-    try:
-        root = YAML(typ="rt", pure=True).load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        problems.append(Problem(file, "", line, f"YAML syntax error: {what}"))
-        return None
-    except (YAMLError, RecursionError, ValueError, TypeError, AttributeError) as exc:
-        # ruamel raises several plain exceptions on odd input (e.g. unhashable keys).
-        problems.append(Problem(file, "", None, f"YAML syntax error: {exc}"))
+        root = load_tree(file, data)
+    except YamlProblem as exc:
+        problems.append(exc.problem)
         return None
     if root is None:
         problems.append(Problem(file, "", 1, "file is empty; expected 'cycle:' and 'objectives:'"))

@@ -38,15 +38,14 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from okr_core._problems import Loc, format_loc, line_of
 from okr_core._problems import _message as _plain_message
 from okr_core.alerting.model import AlertPolicy
 from okr_core.definitions import ID_PATTERN, FieldError
 from okr_core.errors import ConfigError, Problem
+from okr_core.yaml_tree import YamlProblem, load_tree
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -289,23 +288,15 @@ def load_routing(path: Path) -> RoutingConfig:
     if not path.exists():
         return RoutingConfig()
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise RoutingError(
             [Problem(path, "", None, f"cannot read: {exc.strerror or exc}")]
         ) from exc
-    except UnicodeDecodeError as exc:
-        problem = Problem(path, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-        raise RoutingError([problem]) from exc
     try:
-        root = YAML(typ="rt", pure=True).load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise RoutingError([Problem(path, "", line, f"YAML syntax error: {what}")]) from exc
-    except (YAMLError, RecursionError, ValueError, TypeError, AttributeError) as exc:
-        raise RoutingError([Problem(path, "", None, f"YAML syntax error: {exc}")]) from exc
+        root = load_tree(path, data)
+    except YamlProblem as exc:
+        raise RoutingError([exc.problem]) from exc
     if root is None:
         return RoutingConfig()
     if not isinstance(root, CommentedMap):
