@@ -26,7 +26,6 @@ from flows.definitions import load_definitions, source_environment
 from flows.evaluate import evaluate_results
 from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
 from flows.select import select_key_results
-from okr_core.alerting.routing import RoutingConfig
 from okr_core.definitions import resolve_target
 from okr_core.loader import fingerprint
 from okr_core.settings import Settings, load_settings
@@ -268,30 +267,8 @@ def result_rows(
     return rows
 
 
-@task(name="send-alerts", cache_policy=NO_CACHE)
-def send_alerts(
-    krs: list[StoredKeyResult],
-    evaluations: list[EvaluationRecord],
-    results: list[FetchResult],
-    store: Store,
-    settings: Settings,
-    routing: RoutingConfig,
-    run_id: int | None,
-    now: datetime,
-    dry_run: bool,
-) -> AlertSummary:
-    """Move alert states, send what is due to its routes, record every alert."""
-    return run_alerts(
-        krs,
-        evaluations,
-        results,
-        store=store,
-        settings=settings,
-        routing=routing,
-        run_id=run_id,
-        now=now,
-        dry_run=dry_run,
-    )
+# Moves alert states, sends what is due to its routes, records every alert.
+send_alerts = task(name="send-alerts", cache_policy=NO_CACHE)(run_alerts)
 
 
 @task(name="publish-results", cache_policy=NO_CACHE)
@@ -360,12 +337,12 @@ def update_key_results(
             untracked(chosen),
             untracked(evaluations),
             untracked(results),
-            store,
-            settings,
-            routing,
-            run_id,
-            when,
-            dry_run,
+            store=store,
+            settings=settings,
+            routing=routing,
+            run_id=run_id,
+            now=when,
+            dry_run=dry_run,
         )
         by_id = {k.kr_id: k for k in chosen}
         summary = RunSummary(
