@@ -205,3 +205,36 @@ def test_status_values() -> None:
         "error",
         "stale",
     ]
+
+
+DOWN = KrSpec(kind="decrease", baseline=D("5.5"), target=D(2))  # hours, lower is better
+
+
+def _falling(n: int, per_day: float, days: int = 30) -> list[tuple[datetime, Decimal]]:
+    step = days / (n - 1)
+    return [(START + i * step * DAY, D(str(round(5.5 - per_day * i * step, 4)))) for i in range(n)]
+
+
+def test_decreasing_kr_forecast_and_status() -> None:
+    at = START + 30 * DAY  # a third of the cycle
+    # 0.04 h/day for 92 days: 5.5 -> 1.82, past the target: on track.
+    good = _eval(DOWN, _falling(10, 0.04)[-1][1], at, _falling(10, 0.04))
+    assert good.status is Status.ON_TRACK and good.forecast_score == pytest.approx(1.0)
+    assert good.forecast_value is not None and good.forecast_value < 2
+    # 0.015 h/day: ends near 4.12, score (5.5 - 4.12) / 3.5 = 0.39: off track.
+    slow = _eval(DOWN, _falling(10, 0.015)[-1][1], at, _falling(10, 0.015))
+    assert slow.status is Status.OFF_TRACK
+    assert slow.forecast_score == pytest.approx(0.39, abs=0.02)
+    assert slow.progress == pytest.approx((5.5 - 5.05) / 3.5, abs=0.01)
+    # Getting worse (going up) is negative progress, never a good score.
+    worse = _eval(DOWN, D(6), at)
+    assert worse.progress is not None and worse.progress < 0 and worse.score == 0.0
+
+
+def test_at_most_levels() -> None:
+    latency = KrSpec("at_most", None, D(300), floor=D(600))  # ms; 0 at 600
+    at = START + 10 * DAY
+    assert _eval(latency, D(250), at).status is Status.ON_TRACK
+    assert _eval(latency, D(360), at).status is Status.AT_RISK  # score 0.8 >= 0.7
+    assert _eval(latency, D(500), at).status is Status.OFF_TRACK  # score 0.33
+    assert _eval(latency, None, at).status is Status.NO_DATA
