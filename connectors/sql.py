@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
@@ -334,10 +334,13 @@ def _driver_sql(query: str, dialect: Dialect) -> str:
     return str(sa.text(query).compile(dialect=dialect))
 
 
-def _params(query: str, ctx: SourceContext) -> dict[str, Any]:
-    # Batches run on PostgreSQL only, which keeps time zones: bind aware UTC times.
+def _params(query: str, ctx: SourceContext, *, aware: bool = True) -> dict[str, datetime]:
+    """The times a query binds, in UTC: aware, or naive where the database keeps no zone."""
     values = {"as_of": ctx.as_of, "cycle_start": ctx.cycle_start, "cycle_end": ctx.cycle_end}
-    return {name: values[name].astimezone(UTC) for name in _bind_names(query)}
+    params = {name: values[name].astimezone(UTC) for name in _bind_names(query)}
+    if not aware:
+        params = {name: value.replace(tzinfo=None) for name, value in params.items()}
+    return params
 
 
 def _rollback(conn: Connection) -> None:
@@ -413,21 +416,16 @@ def _create_engine(settings: ConnectionSettings) -> Engine:
 
 
 def _statement(query: str, ctx: SourceContext, dialect: Dialect) -> sa.TextClause:
-    stmt = sa.text(query)
-    used = _bind_names(query)
-    if not used:
-        return stmt
     # Only PostgreSQL stores time zones reliably; elsewhere a naive UTC timestamp compares
     # correctly with naive UTC columns and is not mangled by the driver.
     aware = dialect.name == "postgresql"
-    values = {"as_of": ctx.as_of, "cycle_start": ctx.cycle_start, "cycle_end": ctx.cycle_end}
-    params = []
-    for name in sorted(used):
-        value = values[name].astimezone(UTC)
-        if not aware:
-            value = value.replace(tzinfo=None)
-        params.append(sa.bindparam(name, value, type_=sa.DateTime(timezone=aware)))
-    return stmt.bindparams(*params)
+    params = _params(query, ctx, aware=aware)
+    return sa.text(query).bindparams(
+        *(
+            sa.bindparam(name, value, type_=sa.DateTime(timezone=aware))
+            for name, value in sorted(params.items())
+        )
+    )
 
 
 @contextmanager

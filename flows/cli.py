@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from flows.prefect_env import apply_quiet_defaults
 from okr_core.alerting.routing import RoutingError
 from okr_core.errors import ConfigError, DefinitionError, OkrError
 from okr_core.settings import Settings, load_settings, mask_url
+
+if TYPE_CHECKING:
+    from okr_store.store import Store
 
 
 class ExitCode(IntEnum):
@@ -334,10 +337,10 @@ def alerts(
     console.print(table)
 
 
-def _resolve_ref(store: object, name: str) -> str:
+def _resolve_ref(store: Store, name: str) -> str:
     from flows.select import resolve_name
 
-    return resolve_name(name, store.active_key_results()).ref  # type: ignore[attr-defined]
+    return resolve_name(name, store.active_key_results()).ref
 
 
 @app.command()

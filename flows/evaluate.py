@@ -102,13 +102,11 @@ def _evaluation_row(
             status=Status.NO_DATA.value,
             reason="baseline not measured yet",
         )
-    history = list(points)
-    if result.value is not None:
-        history.append((as_of, result.value))
+    # evaluate() adds the current value to the history itself.
     ev: Evaluation = evaluate(
         spec,
         result.value,
-        history=history,
+        history=points,
         at=as_of,
         cycle_start=kr.cycle_start,
         cycle_end=kr.cycle_end,
