@@ -21,12 +21,21 @@ Status (:func:`evaluate`), with ``sl`` the objective's success level and ``toler
           off_track;
         - with a forecast (>= 3 points spanning >= 10% of the cycle): the forecast score
           is compared the same way;
-        - otherwise pace only: clamped progress >= pace * sl -> on_track,
-          >= pace * sl - tolerance -> at_risk, else off_track.
+        - otherwise pace only: *raw* progress >= pace * sl -> on_track,
+          >= pace * sl - tolerance -> at_risk, else off_track. Raw, not clamped: a KR that
+          moved the wrong way (progress -0.75) early in the cycle is off_track, where the
+          clamped 0 would pass as merely at_risk against a small pace.
     * ``at_least``/``at_most``: holding the level -> on_track; level broken but score
       >= sl -> at_risk; else off_track.
     * ``milestone``: not done -> on_track during the first 75% of the cycle, at_risk in
       the last 25%, off_track once the cycle is over.
+
+Extreme values: every value operation runs in a context with the widest exponent range and
+no traps, so any finite ``Decimal`` (``1e999999999``, ``1e-999999999``) is scored without
+raising. Raw progress is bounded to +/-``PROGRESS_LIMIT`` (a value a billion times further
+than the planned distance says nothing more than "far past it"), so it is always a finite
+float that a store column and JSON hold. Values that are not finite (NaN, infinity) raise
+``ValueError``.
 
 Objective roll-up (:func:`objective_scores`): an objective's score is the weighted mean of
 its own KR scores (KR weights) and of its child objectives' scores, each child counting
@@ -42,7 +51,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Literal
 
@@ -70,6 +79,12 @@ MIN_FORECAST_POINTS = 3
 MAX_PAIRS = 2000
 # A not-done milestone becomes at_risk once this share of the cycle has passed.
 MILESTONE_RISK_PACE = 0.75
+# Raw progress is bounded to this (either sign) so it is always a finite float.
+PROGRESS_LIMIT = 1e9
+# The widest exponents and no traps: (value - baseline) / (target - baseline) of any finite
+# decimals neither overflows (1e999999999 under the default context raises Overflow) nor
+# underflows the difference of two tiny values to 0.
+_WIDE = Context(prec=28, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[])
 
 
 class Status(StrEnum):
@@ -145,6 +160,21 @@ def _clamp(x: float, low: float = 0.0, high: float = 1.0) -> float:
     return min(high, max(low, x))
 
 
+def _finite(value: Decimal, what: str) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"{what} {value} is not a finite number; it cannot be scored")
+    return value
+
+
+def _ratio(a: Decimal, b: Decimal, c: Decimal, d: Decimal) -> float:
+    """``(a - b) / (c - d)`` as a float bounded to +/-PROGRESS_LIMIT; ``c != d``."""
+    quotient = _WIDE.divide(_WIDE.subtract(a, b), _WIDE.subtract(c, d))
+    if quotient.is_nan():
+        # Only when both differences overflow the widest exponent: nothing to tell apart.
+        return 0.0
+    return _clamp(float(quotient), -PROGRESS_LIMIT, PROGRESS_LIMIT)
+
+
 def progress(value: Decimal, baseline: Decimal, target: Decimal) -> float:
     """Raw progress (value - baseline) / (target - baseline); may be < 0 or > 1.
 
@@ -157,14 +187,17 @@ def progress(value: Decimal, baseline: Decimal, target: Decimal) -> float:
         target: Where it should end.
 
     Returns:
-        The raw progress.
+        The raw progress, bounded to +/-``PROGRESS_LIMIT`` (always finite).
 
     Raises:
-        ValueError: ``target`` equals ``baseline``.
+        ValueError: ``target`` equals ``baseline``, or a number is not finite.
     """
+    _finite(value, "value")
+    _finite(baseline, "baseline")
+    _finite(target, "target")
     if target == baseline:
         raise ValueError(f"target equals baseline ({target}); progress is undefined")
-    return float((value - baseline) / (target - baseline))
+    return _ratio(value, baseline, target, baseline)
 
 
 def score(spec: KrSpec, value: Decimal) -> float:
@@ -176,7 +209,11 @@ def score(spec: KrSpec, value: Decimal) -> float:
 
     Returns:
         The score, always within [0, 1].
+
+    Raises:
+        ValueError: ``value`` (or a number of the spec) is not finite.
     """
+    _finite(value, "value")
     kind = spec.kind
     if kind == "milestone":
         return 1.0 if value >= 1 else 0.0
@@ -192,13 +229,13 @@ def score(spec: KrSpec, value: Decimal) -> float:
         floor = spec.floor if spec.floor is not None else Decimal(0)
         if floor >= spec.target:
             return 0.0
-        return _clamp(float((value - floor) / (spec.target - floor)))
+        return _clamp(_ratio(value, floor, spec.target, floor))
     # at_most
     if value <= spec.target:
         return 1.0
     if spec.floor is None or spec.floor <= spec.target:
         return 0.0
-    return _clamp(float((spec.floor - value) / (spec.floor - spec.target)))
+    return _clamp(_ratio(spec.floor, value, spec.floor, spec.target))
 
 
 def expected_progress(start: datetime, end: datetime, at: datetime) -> float:
@@ -263,6 +300,8 @@ def forecast(
     data = sorted(
         ((ts - start).total_seconds(), float(v)) for ts, v in points if start <= ts <= end
     )
+    if not all(math.isfinite(y) for _, y in data):
+        return None  # a value beyond float range (1e999999999): no trend to speak of
     if len(data) < MIN_FORECAST_POINTS:
         return None
     if data[-1][0] - data[0][0] < MIN_FORECAST_SPAN * cycle_seconds:
@@ -281,6 +320,8 @@ def forecast(
 
     median_slope = statistics.median(slopes)
     band = (project(_percentile(slopes, 0.25)), project(_percentile(slopes, 0.75)))
+    if not all(math.isfinite(x) for x in (median_slope, project(median_slope), *band)):
+        return None  # huge values overflowed float arithmetic: pace alone is safer
     return Forecast(
         value=project(median_slope),
         low=min(band),
@@ -324,6 +365,9 @@ def evaluate(
 
     Returns:
         The evaluation.
+
+    Raises:
+        ValueError: ``value`` is not finite (NaN, infinity). Any finite value is scored.
     """
     pace = expected_progress(cycle_start, cycle_end, at)
     if value is None:
@@ -339,8 +383,6 @@ def evaluate(
         points.append((at, value))
     trend = forecast(points, cycle_start, cycle_end)
     f_value = f_score = None
-    if trend is not None and not math.isfinite(trend.value):
-        trend = None  # overflowed on absurd values; pace alone is safer
     if trend is not None:
         f_value = trend.value
         f_score = score(spec, Decimal(repr(trend.value)))
@@ -369,7 +411,9 @@ def evaluate(
             f"forecast {f_score:.2f} {cmp} {success_level:.2f}; "
             f"progress {raw:.2f} vs pace {pace:.2f}",
         )
-    status = _grade(current, pace * success_level, tolerance)
+    # Raw progress, not the clamped score: below 0 the KR went the wrong way, and the
+    # clamp would hide how far (see the module docstring).
+    status = _grade(raw, pace * success_level, tolerance)
     return done(status, f"pace only ({len(points)} points): progress {raw:.2f} vs pace {pace:.2f}")
 
 

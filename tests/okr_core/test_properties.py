@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ from ruamel.yaml import YAML
 
 from okr_core.errors import DefinitionError
 from okr_core.loader import OkrSet, load_okrs
-from okr_core.scoring import Kind, KrSpec, Status, evaluate, progress, score
+from okr_core.scoring import PROGRESS_LIMIT, Kind, KrSpec, Status, evaluate, progress, score
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2027, 1, 1, tzinfo=UTC)
@@ -93,6 +94,67 @@ def test_no_value_is_never_scored(
     )
     assert result.status is Status.NO_DATA
     assert (result.score, result.progress, result.forecast_score) == (None, None, None)
+
+
+# Any finite decimal, far beyond the default context's exponents (Emax 999999): huge,
+# tiny, and ordinary ones mixed, so that differences of very unlike numbers are drawn too.
+extreme = st.builds(
+    lambda sign, coefficient, exponent: Decimal(f"{sign}{coefficient}e{exponent}"),
+    st.sampled_from(["", "-"]),
+    st.integers(min_value=0, max_value=10**30),
+    st.integers(min_value=-(2 * 10**9), max_value=2 * 10**9)
+    | st.integers(min_value=-1_100_000, max_value=1_100_000)
+    | st.integers(min_value=-10, max_value=10),
+)
+
+
+@st.composite
+def extreme_specs(draw: st.DrawFn) -> KrSpec:
+    kind = draw(kinds)
+    baseline = draw(extreme)
+    target = draw(extreme.filter(lambda t: t != baseline))
+    return KrSpec(kind=kind, baseline=baseline, target=target, floor=draw(st.none() | extreme))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    extreme_specs(),
+    extreme,
+    moments,
+    st.lists(st.tuples(moments, extreme), max_size=12),
+    st.floats(min_value=0.1, max_value=1.0),
+)
+def test_extreme_values_never_raise(
+    spec: KrSpec,
+    value: Decimal,
+    at: datetime,
+    history: list[tuple[datetime, Decimal]],
+    level: float,
+) -> None:
+    result = evaluate(
+        spec,
+        value,
+        history=sorted(history),
+        at=at,
+        cycle_start=START,
+        cycle_end=END,
+        success_level=level,
+    )
+    assert result.score is not None and 0.0 <= result.score <= 1.0
+    assert result.progress is not None and abs(result.progress) <= PROGRESS_LIMIT
+    for number in (result.forecast_value, result.forecast_low, result.forecast_high):
+        assert number is None or math.isfinite(number)
+    assert result.forecast_score is None or 0.0 <= result.forecast_score <= 1.0
+    assert result.status in (Status.ON_TRACK, Status.AT_RISK, Status.OFF_TRACK)
+    assert 0.0 <= score(spec, value) <= 1.0
+    if spec.baseline is not None:
+        raw = progress(value, spec.baseline, spec.target)
+        assert abs(raw) <= PROGRESS_LIMIT
+        # The sign is right whatever the magnitudes: moved from the baseline toward the
+        # target (or away from it), found by comparisons that cannot overflow.
+        if value != spec.baseline:
+            toward = (value > spec.baseline) == (spec.target > spec.baseline)
+            assert raw >= 0 if toward else raw <= 0
 
 
 @given(specs(), numbers, moments, st.lists(st.tuples(moments, numbers), max_size=30))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from okr_core.scoring import (
+    PROGRESS_LIMIT,
     KrSpec,
     ObjectiveScoreInput,
     Status,
@@ -238,3 +240,65 @@ def test_at_most_levels() -> None:
     assert _eval(latency, D(360), at).status is Status.AT_RISK  # score 0.8 >= 0.7
     assert _eval(latency, D(500), at).status is Status.OFF_TRACK  # score 0.33
     assert _eval(latency, None, at).status is Status.NO_DATA
+
+
+@pytest.mark.parametrize(
+    ("spec", "value"),
+    [
+        (UP, D(85)),  # increasing KR that fell from 100 to 85: progress -0.75
+        (DOWN, D("8.125")),  # decreasing KR that rose from 5.5 h to 8.125 h: progress -0.75
+    ],
+)
+def test_pace_only_negative_progress_is_off_track_not_at_risk(spec: KrSpec, value: D) -> None:
+    at = START + 6 * DAY + 12 * timedelta(hours=1)  # pace ~0.071, threshold 0.7 * pace ~0.05
+    result = _eval(spec, value, at)
+    assert result.progress == pytest.approx(-0.75)
+    assert result.score == 0.0
+    assert result.status is Status.OFF_TRACK
+    assert "progress -0.75" in result.reason
+
+
+@pytest.mark.parametrize("spec", [UP, DOWN])
+def test_pace_only_slightly_negative_progress_is_at_risk(spec: KrSpec) -> None:
+    # Within the tolerance below the (small) pace threshold, a small step back is at_risk.
+    at = START + 6 * DAY + 12 * timedelta(hours=1)
+    assert spec.baseline is not None
+    value = spec.baseline - (spec.target - spec.baseline) * D("0.02")
+    result = _eval(spec, value, at)
+    assert result.progress == pytest.approx(-0.02)
+    assert result.status is Status.AT_RISK
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "-1e999999999", "1e-999999999", "9e+999999"])
+@pytest.mark.parametrize("kind", ["increase", "decrease", "at_least", "at_most", "milestone"])
+def test_extreme_values_are_scored_without_raising(text: str, kind: str) -> None:
+    value = D(text)
+    spec = KrSpec(kind=kind, baseline=D(100), target=D(120), floor=D(50))  # type: ignore[arg-type]
+    history = [(START + i * 10 * DAY, value) for i in range(4)]
+    result = _eval(spec, value, START + 40 * DAY, history=history)
+    assert result.progress is not None and math.isfinite(result.progress)
+    assert abs(result.progress) <= PROGRESS_LIMIT
+    assert result.score is not None and 0.0 <= result.score <= 1.0
+    assert result.status in (Status.ON_TRACK, Status.AT_RISK, Status.OFF_TRACK)
+
+
+def test_progress_of_huge_and_tiny_values() -> None:
+    assert progress(D("1e999999999"), D(0), D(1)) == PROGRESS_LIMIT
+    assert progress(D("-1e999999999"), D(0), D(1)) == -PROGRESS_LIMIT
+    # Baseline and target a hair apart at the far end of the exponent range: exact, not 0/0.
+    assert progress(D("1.5e-999999999"), D("1e-999999999"), D("2e-999999999")) == 0.5
+    assert progress(D("1e999999999"), D("1e999999999"), D("2e999999999")) == 0.0
+    assert score(KrSpec("at_most", D(0), D("1e999999998"), floor=D("3e999999998")),
+                 D("2e999999998")) == 0.5  # fmt: skip
+
+
+def test_non_finite_values_raise_a_clear_value_error() -> None:
+    with pytest.raises(ValueError, match="value NaN is not a finite number"):
+        score(UP, D("NaN"))
+    with pytest.raises(ValueError, match="value Infinity is not a finite number"):
+        progress(D("Infinity"), D(0), D(1))
+
+
+def test_forecast_of_values_beyond_float_range_is_none() -> None:
+    points = [(START + i * 10 * DAY, D(f"{i + 1}e999999999")) for i in range(5)]
+    assert forecast(points, START, END) is None
