@@ -5,38 +5,59 @@ headers and body may use ``${secret:NAME}`` and time placeholders (see
 ``connectors.templating``), and ``value_path`` picks the number out of the response.
 Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential
 backoff, honouring ``Retry-After``; every message is redacted.
+
+Time: ``timeout_seconds`` bounds one attempt as a whole (connect, headers and the entire
+body; see ``connectors.http_deadline``), so a server trickling its answer cannot hold a
+worker. The whole fetch takes at most ``(retries + 1) * timeout_seconds`` plus the waits
+between attempts (each at most ``MAX_BACKOFF_SECONDS``). Size: a success answer larger than
+``max_response_bytes`` is refused. What a path that matches nothing means (no data, or a
+wrong path) is defined in ``connectors.http_extract``.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
-from jsonpath_ng import JSONPath
-from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import Field, field_validator, model_validator
 
 from connectors.auth import AuthConfig, apply_auth
 from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
 from connectors.errors import FatalSourceError, RetriableSourceError, error_class_for_status
+from connectors.http_deadline import (
+    Answer,
+    DeadlineAdapter,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    request_within,
+)
+from connectors.http_extract import PathNotFound, compile_jsonpath, find_value, parse_json
 from connectors.redaction import Redactor, truncate
 from connectors.templating import placeholder_errors, render, render_structure, secret_refs
 from connectors.values import NotANumberError, to_decimal
 
-__all__ = ["MAX_BACKOFF_SECONDS", "HttpSource", "HttpSourceConfig", "retry_after_seconds"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "MAX_BACKOFF_SECONDS",
+    "MAX_RESPONSE_BYTES_LIMIT",
+    "HttpSource",
+    "HttpSourceConfig",
+    "retry_after_seconds",
+]
 
 MAX_BACKOFF_SECONDS = 30.0
 USER_AGENT = "okr-pipeline"
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
+# An error answer is only quoted (200 characters), so only its start is read.
+ERROR_BODY_BYTES = 64 * 1024
 
 ParamValue = str | int | float | bool
 
@@ -64,7 +85,19 @@ class HttpSourceConfig(BaseSourceConfig):
     )
     auth: AuthConfig | None = Field(None, description="Authentication scheme.")
     timeout_seconds: float | None = Field(
-        None, gt=0, le=600, description="Per-request timeout; default: the connection's, or 30."
+        None,
+        gt=0,
+        le=600,
+        description="Time allowed for one attempt as a whole: connect, headers and the "
+        "entire body (default: the connection's timeout, or 30). The whole fetch takes at "
+        "most (retries + 1) times this, plus the waits between attempts.",
+    )
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1024,
+        le=MAX_RESPONSE_BYTES_LIMIT,
+        description="Largest response body accepted, in bytes (default 10485760 = 10 MiB, "
+        "at most 268435456 = 256 MiB); a larger answer is the KR's error.",
     )
     retries: int = Field(3, ge=0, le=10, description="Retries after a transient failure.")
     backoff_seconds: float = Field(
@@ -86,7 +119,7 @@ class HttpSourceConfig(BaseSourceConfig):
     @field_validator("value_path")
     @classmethod
     def _valid_jsonpath(cls, path: str) -> str:
-        _jsonpath(path)  # raises ValueError with the parser's message
+        compile_jsonpath(path)  # raises ValueError with the parser's message
         return path
 
     @model_validator(mode="after")
@@ -151,20 +184,6 @@ def _strings_in(value: Any) -> set[str]:
     return set()
 
 
-_PARSE_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=1024)
-def _jsonpath(path: str) -> JSONPath:
-    # The PLY-based parser is not known to be thread-safe; parsing is rare and cached.
-    with _PARSE_LOCK:
-        try:
-            return parse_jsonpath(path)
-        # The lexer and parser raise their own errors but also bare Exception subclasses.
-        except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # noqa: BLE001
-            raise ValueError(f"invalid JSONPath {path!r}: {exc}") from None
-
-
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """Parse a ``Retry-After`` header: delay in seconds, or an HTTP date.
 
@@ -219,12 +238,16 @@ class HttpSource(BaseSource[HttpSourceConfig]):
             ctx: As-of time and cycle bounds (for placeholders) and the KR reference.
 
         Returns:
-            The value as an exact Decimal; None when the path matches nothing, or the value
-            is null or NaN.
+            The value as an exact Decimal; None (no data) when the answer holds null, NaN
+            or an empty list where the path exists (``connectors.http_extract``).
 
         Raises:
-            RetriableSourceError: Connection error, timeout, 429 or 5xx after all retries.
-            FatalSourceError: Other 4xx, invalid JSON, several matches, not a number.
+            RetriableSourceError: Connection error, no complete answer within the timeout,
+                429 or 5xx, after all retries. The fetch takes at most ``retries + 1``
+                times the timeout, plus the waits between attempts.
+            FatalSourceError: Other 4xx, an answer over ``max_response_bytes``, invalid
+                JSON, a path that does not exist in the answer, several matches, not a
+                number or out of range.
         """
         where = f"KR {ctx.kr_ref}: http source"
         connection = None
@@ -263,8 +286,8 @@ class HttpSource(BaseSource[HttpSourceConfig]):
         timeout = config.timeout_seconds or (connection.timeout_seconds if connection else 30.0)
         shown = f"{config.method} {redact(_without_query(url))}"
         where = f"{where} {shown}"
-        response = self._send(config, url, params, headers, body, timeout, where, redact)
-        return _extract(response, config.value_path, where, redact)
+        answer = self._send(config, url, params, headers, body, timeout, where, redact)
+        return _extract(answer, config.value_path, where, redact)
 
     def _send(
         self,
@@ -276,38 +299,44 @@ class HttpSource(BaseSource[HttpSourceConfig]):
         timeout: float,
         where: str,
         redact: Redactor,
-    ) -> requests.Response:
+    ) -> Answer:
         attempts = config.retries + 1
         for attempt in range(1, attempts + 1):
             cause: Exception | None = None
             status: int | None = None
             delay = min(config.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
             try:
-                response = self._session().request(
+                # Redirects are not followed: they could carry an API-key header to another
+                # host; the user should configure the final URL instead.
+                response = request_within(
+                    self._session(),
                     config.method,
                     url,
                     params=params,
                     headers=headers,
-                    json=body,
-                    timeout=timeout,
-                    # Redirects could carry an API-key header to another host; the user
-                    # should configure the final URL instead.
-                    allow_redirects=False,
+                    json_body=body,
+                    seconds=timeout,
+                    max_bytes=config.max_response_bytes,
+                    error_bytes=ERROR_BODY_BYTES,
                 )
-            except requests.Timeout as exc:
-                cause, reason = exc, f"no response within {timeout:g}s"
+            except (DeadlineExceeded, requests.Timeout) as exc:
+                cause, reason = exc, f"no complete answer within {timeout:g}s"
+            except ResponseTooLarge as exc:
+                raise FatalSourceError(f"{where}: {_too_large(exc)}") from exc
             except requests.exceptions.SSLError as exc:
                 raise FatalSourceError(f"{where}: TLS error: {redact(str(exc))}") from exc
-            except requests.ConnectionError as exc:
-                cause, reason = exc, f"cannot connect: {truncate(redact(str(exc)))}"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                broke = isinstance(exc, requests.exceptions.ChunkedEncodingError)
+                what = "the answer broke off" if broke else "cannot connect"
+                cause, reason = exc, f"{what}: {truncate(redact(str(exc)))}"
             except requests.RequestException as exc:
                 raise FatalSourceError(
                     f"{where}: request failed: {truncate(redact(str(exc)))}"
                 ) from exc
             else:
-                if response.status_code < 300:
+                if response.status < 300:
                     return response
-                status = response.status_code
+                status = response.status
                 reason = _status_reason(response, redact)
                 if error_class_for_status(status) is FatalSourceError:
                     raise FatalSourceError(f"{where}: {reason}", status=status)
@@ -332,6 +361,8 @@ class HttpSource(BaseSource[HttpSourceConfig]):
             # requests.Session is not documented as thread-safe: one per thread.
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, DeadlineAdapter())
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
@@ -366,38 +397,51 @@ def _without_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def _status_reason(response: requests.Response, redact: Redactor) -> str:
-    text = response.content.decode(response.encoding or "utf-8", errors="replace")
-    reason = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
-    if 300 <= response.status_code < 400:
-        location = redact(response.headers.get("Location", "?"))
+def _status_reason(answer: Answer, redact: Redactor) -> str:
+    text = answer.content.decode(answer.encoding or "utf-8", errors="replace")
+    reason = f"HTTP {answer.status} {answer.reason}".rstrip()
+    if 300 <= answer.status < 400:
+        location = redact(answer.headers.get("Location", "?"))
         return f"{reason}: redirected to {location}; use that URL (redirects are not followed)"
     return f"{reason}: {truncate(redact(text), 200)}" if text.strip() else reason
 
 
-def _json_constant(name: str) -> Decimal:
-    return Decimal(name)  # "NaN" -> no data; "Infinity" is rejected by to_decimal
+def _too_large(exc: ResponseTooLarge) -> str:
+    size = (
+        f"declares {exc.declared} bytes (Content-Length)"
+        if exc.declared is not None
+        else f"is larger than {exc.limit} bytes"
+    )
+    return (
+        f"the response {size}, more than max_response_bytes ({exc.limit}); ask the API for "
+        f"less, or raise max_response_bytes on this source (at most "
+        f"{MAX_RESPONSE_BYTES_LIMIT})"
+    )
 
 
-def _extract(
-    response: requests.Response, value_path: str, where: str, redact: Redactor
-) -> Decimal | None:
+def _extract(answer: Answer, value_path: str, where: str, redact: Redactor) -> Decimal | None:
     try:
-        data = json.loads(response.content, parse_float=Decimal, parse_constant=_json_constant)
+        data = parse_json(answer.content)
     except (ValueError, UnicodeDecodeError) as exc:
-        text = response.content.decode(response.encoding or "utf-8", errors="replace")
+        text = answer.content.decode(answer.encoding or "utf-8", errors="replace")
         raise FatalSourceError(
             f"{where}: the response is not JSON ({exc}): {truncate(redact(text), 200)!r}"
         ) from exc
-    matches = _jsonpath(value_path).find(data)
-    if not matches:
+    try:
+        values = find_value(data, value_path)
+    except PathNotFound as exc:
+        # Keys come from the answer, which may echo anything: redacted and truncated.
+        raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
+    if not values:
         return None
-    if len(matches) > 1:
+    if len(values) > 1:
         raise FatalSourceError(
-            f"{where}: value_path {value_path} matched {len(matches)} values; expected 1. "
+            f"{where}: value_path {value_path} matched {len(values)} values; expected 1. "
             f"Make the path select a single value"
         )
+    if isinstance(values[0], list) and not values[0]:
+        return None  # an empty list where the value should be: no data this time
     try:
-        return to_decimal(matches[0].value)
+        return to_decimal(values[0])
     except NotANumberError as exc:
         raise FatalSourceError(f"{where}: value at {value_path} {redact(str(exc))}") from exc

@@ -5,6 +5,11 @@ Cassettes are recorded against the real server in ``http_server.py``::
     OKR_VCR_RECORD_MODE=once pytest tests/connectors
 
 and replayed in CI (record mode ``none``: a request missing from a cassette fails).
+
+The server listens on a free port, so the address of any local server is recorded as the
+placeholder ``http://test-api.invalid``; requests are rewritten the same way before they are
+matched, which makes replay independent of the port (vcrpy applies ``before_record_request``
+to recorded and live requests alike).
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ from tests.connectors import http_server
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD_MODE = os.environ.get("OKR_VCR_RECORD_MODE", "none")
 SCRUBBED = "<SCRUBBED>"
+PLACEHOLDER_BASE = "http://test-api.invalid"
+_LOCAL_BASE = re.compile(r"http://127\.0\.0\.1:\d+")
 
 
 def scrub(text: str) -> str:
-    """Replace every test secret value in ``text``."""
+    """Replace every test secret value in ``text``, and local addresses by the placeholder."""
     for value in http_server.ALL_SECRET_VALUES:
         text = text.replace(value, SCRUBBED)
-    return text
+    return _LOCAL_BASE.sub(PLACEHOLDER_BASE, text)
 
 
 def _before_record_request(request: Any) -> Any:
@@ -72,7 +79,7 @@ VCR = vcr.VCR(
 def http_base_url() -> Iterator[str]:
     """Base URL of the local test API (started for recording and for live tests)."""
     server = http_server.start()
-    yield http_server.BASE_URL
+    yield http_server.url_of(server)
     server.shutdown()
     server.server_close()
 
@@ -97,12 +104,12 @@ def ctx() -> SourceContext:
 
 
 @pytest.fixture
-def http_env() -> SourceEnvironment:
+def http_env(http_base_url: str) -> SourceEnvironment:
     """Secrets of the test API plus a connection pointing at it."""
     return SourceEnvironment(
         connections={
             "api": ConnectionSettings(
-                url=SecretStr(http_server.BASE_URL),
+                url=SecretStr(http_base_url),
                 timeout_seconds=5,
                 headers={"X-Tenant": SecretStr(http_server.TENANT_HEADER_VALUE)},
             )

@@ -1,8 +1,11 @@
 """A small real HTTP server the HTTP-source tests record their cassettes against.
 
-It listens on a fixed port so that recorded URIs match on replay. Endpoints return the
-shapes real metric APIs return (numbers, numeric strings, Prometheus vectors, nulls,
-errors, flaky and rate-limited responses, auth-protected values).
+It listens on a free port (several test runs and xdist workers can run side by side); the
+vcr config records its address as a placeholder host, so cassettes replay on any port.
+Endpoints return the shapes real metric APIs return (numbers, numeric strings, Prometheus
+vectors, nulls, errors, flaky and rate-limited responses, auth-protected values), and the
+``/fault/...`` endpoints misbehave at the byte level (trickled bodies and headers, huge
+bodies, Content-Length that lies) for the deadline tests.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
-PORT = 18765
-BASE_URL = f"http://{HOST}:{PORT}"
+#: URL of the server last started by :func:`start` (its port is chosen by the system).
+BASE_URL = f"http://{HOST}:0"
 
 # Distinctive values, so a grep over the cassettes proves none was recorded.
 SECRETS = {
@@ -56,6 +59,8 @@ STATIC: dict[str, tuple[int, str]] = {
     "/empty-list": (200, "[]"),
     "/not-json": (200, "<html><body>Service dashboard</body></html>"),
     "/empty-body": (200, ""),
+    "/nps": (200, '{"data": {"nps": {"score": 41, "responses": 120}}}'),
+    "/huge-exponent": (200, '{"total": 1e999999999, "text": "1e200000", "ok": 7}'),
 }
 
 
@@ -69,6 +74,12 @@ class Handler(BaseHTTPRequestHandler):
         pass  # keep pytest output clean
 
     def do_GET(self) -> None:
+        if self.path.startswith("/fault/"):
+            try:
+                self._fault(urlsplit(self.path).path, parse_qs(urlsplit(self.path).query))
+            except OSError:
+                pass  # the client gave up (its deadline passed): expected here
+            return
         self._route(None)
 
     def do_POST(self) -> None:
@@ -108,7 +119,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(float(query.get("seconds", "1")))
             self._send(200, '{"total": 1}')
         elif path == "/redirect":
-            self._send(302, "", {"Location": f"{BASE_URL}/number"})
+            host, port = self.server.server_address[:2]
+            self._send(302, "", {"Location": f"http://{host}:{port}/number"})
         elif path == "/bearer":
             self._auth(self.headers.get("Authorization") == f"Bearer {SECRETS['api_token']}")
         elif path == "/basic":
@@ -139,6 +151,56 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, json.dumps({"error": f"no route {path}"}))
 
+    def _fault(self, path: str, query: dict[str, list[str]]) -> None:
+        """Byte-level misbehaviour; the socket is written directly, byte by byte if asked."""
+        every = float(query.get("every", ["1"])[0])
+        size = int(query.get("bytes", ["100"])[0])
+        body = b'{"total": 1}'.ljust(size)
+        if path == "/fault/trickle-body":
+            # Headers at once, then the body one byte every `every` seconds.
+            self._head(200, len(body))
+            self._trickle(body, every)
+        elif path == "/fault/slow-headers":
+            # The status line, then the headers one byte every `every` seconds.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            self.wfile.flush()
+            head = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            self._trickle(head.encode(), every)
+            self.wfile.write(body)
+        elif path == "/fault/huge":
+            # `mib` MiB of valid JSON; with declare=0 no Content-Length (read to the end).
+            pad = 1024 * 1024 * int(query.get("mib", ["20"])[0])
+            declare = query.get("declare", ["1"])[0] == "1"
+            data = b'{"total": 1, "pad": "' + b"x" * pad + b'"}'
+            self._head(200, len(data) if declare else None)
+            for start in range(0, len(data), 1 << 16):
+                self.wfile.write(data[start : start + (1 << 16)])
+        elif path == "/fault/length-lie":
+            # Declares `declared` bytes, sends `bytes`, then holds or closes the connection.
+            self._head(200, int(query.get("declared", ["1000"])[0]))
+            self.wfile.write(body)
+            self.wfile.flush()
+            if query.get("then", ["hold"])[0] == "hold":
+                time.sleep(float(query.get("hold", ["30"])[0]))
+            self.close_connection = True
+
+    def _head(self, status: int, length: int | None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.flush()
+
+    def _trickle(self, data: bytes, every: float) -> None:
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(every)
+
     def _auth(self, ok: bool) -> None:
         if ok:
             self._send(200, '{"total": 99}')
@@ -146,9 +208,29 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, '{"error": "invalid credentials"}')
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a trickling handler must not hold the test run at exit
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that give up mid-answer are what the fault endpoints are for
+
+
 def start() -> ThreadingHTTPServer:
-    """Start the server in a daemon thread and return it (call ``shutdown()`` to stop)."""
-    server = ThreadingHTTPServer((HOST, PORT), Handler)
-    server.daemon_threads = True
+    """Start the server on a free port in a daemon thread; ``shutdown()`` stops it.
+
+    Also sets :data:`BASE_URL` to the server's URL.
+
+    Returns:
+        The running server.
+    """
+    global BASE_URL
+    server = _Server((HOST, 0), Handler)  # port 0: the system picks a free one
+    BASE_URL = url_of(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def url_of(server: ThreadingHTTPServer) -> str:
+    """The base URL of a running server, e.g. ``http://127.0.0.1:40123``."""
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"

@@ -46,7 +46,7 @@ def source(http_env: SourceEnvironment, sleeps: list[float]) -> Any:
         ("/null", "$.total", None),
         ("/nan-literal", "$.total", None),
         ("/empty-list", "$[0]", None),
-        ("/number", "$.missing", None),
+        ("/nps", "$.data.nps.score", Decimal(41)),
     ],
 )
 def test_values(source: HttpSource, ctx: SourceContext, path: str, value_path: str, expected: Any):
@@ -69,6 +69,12 @@ def test_decimal_is_exact_not_float(source: HttpSource, ctx: SourceContext):
         ("/object", "$.total", "value at $.total is an object, not a number"),
         ("/infinity", "$.total", "not a finite number"),
         ("/many", "$.items[*].v", "matched 3 values; expected 1"),
+        ("/number", "$.missing", "value_path $.missing matched nothing: $ has keys: total"),
+        (
+            "/nps",
+            "$.data.nps.scor",
+            "value_path $.data.nps.scor matched nothing: $.data.nps has keys: score, responses",
+        ),
         ("/not-json", "$.total", "the response is not JSON"),
         ("/empty-body", "$.total", "the response is not JSON"),
         ("/redirect", "$.total", "HTTP 302"),
@@ -237,6 +243,6 @@ def test_post_json_body(source: HttpSource, ctx: SourceContext):
     assert source.fetch(cfg, ctx) == Decimal("17.25")
 
 
-def test_absolute_url(source: HttpSource, ctx: SourceContext):
-    cfg = HttpSourceConfig(type="http", url=f"{http_server.BASE_URL}/number", value_path="$.total")
+def test_absolute_url(source: HttpSource, ctx: SourceContext, http_base_url: str):
+    cfg = HttpSourceConfig(type="http", url=f"{http_base_url}/number", value_path="$.total")
     assert source.fetch(cfg, ctx) == Decimal(42)
