@@ -38,7 +38,9 @@ NAMING_CONVENTION: dict[str, str] = {
 
 OUTCOMES = ("ok", "no_data", "error")
 STATUSES = ("on_track", "at_risk", "off_track", "no_data", "error", "stale")
-RUN_STATUSES = ("running", "completed", "partial", "failed")
+#: ``partial``: some KRs failed, others were measured; ``crashed``: the run stopped without
+#: closing its row (killed), and a later run closed it when its lease ran out.
+RUN_STATUSES = ("running", "completed", "partial", "failed", "crashed")
 # The values of okr_core.alerting.model's Literal types, spelled out because the migrations
 # must keep describing the same CHECK constraints (a test compares them).
 ALERT_KINDS = ("off_track", "source_failing", "stale")
@@ -142,6 +144,9 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     as_of: Mapped[datetime]
     flow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # A running run renews this while it works; a "running" row whose lease has run out
+    # belongs to a process that died, and the next run closes it as "crashed".
+    lease_until: Mapped[datetime | None]
     total: Mapped[int] = mapped_column(default=0)
     ok: Mapped[int] = mapped_column(default=0)
     no_data: Mapped[int] = mapped_column(default=0)
@@ -150,10 +155,16 @@ class Run(Base):
 
 
 class Measurement(Base):
-    """What a metric source returned for one KR in one run (or why it returned nothing)."""
+    """What a metric source returned for one KR as of one time (or why it returned nothing).
+
+    A KR has at most one current measurement per ``as_of``: measuring the same as-of again
+    replaces the row (the old one moves to ``superseded_measurements``). The database
+    enforces it with a unique key, so no code path can add a second point to a history.
+    """
 
     __tablename__ = "measurements"
     __table_args__ = (
+        sa.UniqueConstraint("kr_id", "as_of"),
         sa.CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
         # A missing number is never a number: only "ok" rows carry a value, and all do.
         sa.CheckConstraint(
@@ -182,13 +193,17 @@ class Measurement(Base):
 
 
 class Evaluation(Base):
-    """How one KR stood after one run: progress, score, forecast and status."""
+    """How one KR stood as of one time: progress, score, forecast and status.
+
+    ``evaluated_at`` is the as-of the evaluation describes (one per KR and as-of, like
+    measurements); it only ever uses the history at or before that time.
+    """
 
     __tablename__ = "evaluations"
     __table_args__ = (
+        # One evaluation per KR and as-of; also "latest evaluation of each KR": one seek.
+        sa.UniqueConstraint("kr_id", "evaluated_at"),
         sa.CheckConstraint(_in("status", STATUSES), name="status"),
-        # "Latest evaluation of each KR": one index seek per KR.
-        sa.Index(None, "kr_id", "evaluated_at"),
         sa.Index(None, "run_id"),
     )
 
@@ -207,6 +222,31 @@ class Evaluation(Base):
     # The forecast's uncertainty band at cycle end (None without a forecast).
     forecast_low: Mapped[Decimal | None]
     forecast_high: Mapped[Decimal | None]
+
+
+class SupersededMeasurement(Base):
+    """A measurement replaced by a later one of the same KR and as-of, kept for audit.
+
+    Nothing reads these as history: they only answer "what did the source say before".
+    """
+
+    __tablename__ = "superseded_measurements"
+    __table_args__ = (sa.Index(None, "kr_id", "as_of"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The id the row had in ``measurements`` (ids are never reused there).
+    measurement_id: Mapped[int]
+    kr_id: Mapped[int] = mapped_column(sa.ForeignKey("key_results.id"))
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id"))
+    measured_at: Mapped[datetime]
+    as_of: Mapped[datetime]
+    value: Mapped[Decimal | None]
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    error_kind: Mapped[str | None] = mapped_column(sa.String(64))
+    superseded_at: Mapped[datetime]
+    # The run whose measurement replaced it (null when replaced outside a run).
+    superseded_by_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"))
 
 
 class AlertState(Base):

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVarTuple, cast
+from typing import Any, TypeVarTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from okr_core.definitions import SUCCESS_LEVELS
 from okr_store.models import Cycle, Evaluation, KeyResult, Measurement, Objective, Run
-from okr_store.records import RunRow, StatusRow, StoredKeyResult
+from okr_store.records import RunRow, StatusRow, StoredKeyResult, StoredMeasurement
 
 #: Bound on the ids in one IN list: SQLite and drivers cap parameters per statement.
 IN_CHUNK = 1000
@@ -35,16 +35,28 @@ def _definitions_join(stmt: sa.Select[*_Ts]) -> sa.Select[*_Ts]:
     )
 
 
-def active_key_results(conn: sa.Connection) -> list[StoredKeyResult]:
-    """Return every KR that is neither archived nor in an archived objective."""
-    last_measured = (
-        sa.select(sa.func.max(Measurement.measured_at))
+def active_key_results(conn: sa.Connection, at: datetime | None = None) -> list[StoredKeyResult]:
+    """Return every KR that is neither archived nor in an archived objective.
+
+    Args:
+        conn: connection.
+        at: read ``last_as_of`` and ``last_good_as_of`` as they stood at this as-of (a
+            backfill run sees the KR as it was then); None for no bound.
+    """
+
+    def latest(*where: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+        bound = () if at is None else (Measurement.as_of <= at,)
+        return (
+            sa.select(sa.func.max(Measurement.as_of))
+            .where(Measurement.kr_id == KeyResult.id, *where, *bound)
+            .scalar_subquery()
+        )
+
+    last_measured = latest()
+    last_success = latest(Measurement.outcome == "ok")
+    latest_any = (
+        sa.select(sa.func.max(Measurement.as_of))
         .where(Measurement.kr_id == KeyResult.id)
-        .scalar_subquery()
-    )
-    last_success = (
-        sa.select(sa.func.max(Measurement.measured_at))
-        .where(Measurement.kr_id == KeyResult.id, Measurement.outcome == "ok")
         .scalar_subquery()
     )
     stmt = _definitions_join(
@@ -57,8 +69,9 @@ def active_key_results(conn: sa.Connection) -> list[StoredKeyResult]:
             Cycle.name.label("cycle"),
             Cycle.start_at,
             Cycle.end_at,
-            last_measured.label("last_measured_at"),
-            last_success.label("last_success_at"),
+            last_measured.label("last_as_of"),
+            last_success.label("last_good_as_of"),
+            latest_any.label("latest_as_of"),
         )
     )
     stmt = stmt.where(*_active()).order_by(Cycle.name, Objective.key, KeyResult.key)
@@ -93,9 +106,10 @@ def active_key_results(conn: sa.Connection) -> list[StoredKeyResult]:
                 schedule=kr.schedule,
                 source=kr.source_json,
                 source_type=kr.source_type,
-                last_measured_at=kr.last_measured_at,
-                last_success_at=kr.last_success_at,
+                last_as_of=kr.last_as_of,
+                last_good_as_of=kr.last_good_as_of,
                 alert_policy=kr.alert_policy,
+                latest_as_of=kr.latest_as_of,
             )
         )
     return result
@@ -106,6 +120,7 @@ def history(
     kr_ids: Iterable[int],
     since: datetime | None = None,
     until: datetime | None = None,
+    before: datetime | None = None,
 ) -> dict[int, list[tuple[datetime, Decimal]]]:
     """Return the successful values of each KR, oldest first, by their as-of time.
 
@@ -118,6 +133,8 @@ def history(
         kr_ids: KRs to read; each gets an entry, empty if it has no values.
         since: only values as of this time or later.
         until: only values as of this time or earlier.
+        before: only values as of strictly before this time (what an evaluation at
+            ``before`` may see besides the value it scores).
 
     Returns:
         ``{kr_id: [(as_of, value), ...]}``.
@@ -132,6 +149,8 @@ def history(
             stmt = stmt.where(Measurement.as_of >= since)
         if until is not None:
             stmt = stmt.where(Measurement.as_of <= until)
+        if before is not None:
+            stmt = stmt.where(Measurement.as_of < before)
         stmt = stmt.order_by(Measurement.kr_id, Measurement.as_of, Measurement.id)
         for kr_id, as_of, value in conn.execute(stmt):
             # Not None: the value_iff_ok check constraint gives every "ok" row a value.
@@ -139,31 +158,44 @@ def history(
     return result
 
 
-def latest_status(conn: sa.Connection, cycle: str | None = None) -> list[StatusRow]:
-    """Return where each non-archived KR stands (optionally of one cycle only)."""
+def latest_status(
+    conn: sa.Connection, cycle: str | None = None, at: datetime | None = None
+) -> list[StatusRow]:
+    """Return where each non-archived KR stands (optionally of one cycle only).
+
+    "Latest" is by as-of, the time the values describe, not by when they were fetched: a
+    backfill run made today does not replace the current state with an old one.
+
+    Args:
+        conn: connection.
+        cycle: only this cycle's KRs (by name); all cycles if None.
+        at: where they stood as of this time (nothing later is shown); None for no bound.
+    """
     latest_eval = aliased(Evaluation, name="latest_eval")
     latest_meas = aliased(Measurement, name="latest_meas")
     last_good = aliased(Measurement, name="last_good")
     inner_eval = aliased(Evaluation, name="inner_eval")
     inner_meas = aliased(Measurement, name="inner_meas")
+    eval_bound = () if at is None else (inner_eval.evaluated_at <= at,)
+    meas_bound = () if at is None else (inner_meas.as_of <= at,)
     latest_eval_id = (
         sa.select(inner_eval.id)
-        .where(inner_eval.kr_id == KeyResult.id)
-        .order_by(inner_eval.evaluated_at.desc(), inner_eval.id.desc())
+        .where(inner_eval.kr_id == KeyResult.id, *eval_bound)
+        .order_by(inner_eval.evaluated_at.desc())
         .limit(1)
         .scalar_subquery()
     )
     latest_meas_id = (
         sa.select(inner_meas.id)
-        .where(inner_meas.kr_id == KeyResult.id)
-        .order_by(inner_meas.measured_at.desc(), inner_meas.id.desc())
+        .where(inner_meas.kr_id == KeyResult.id, *meas_bound)
+        .order_by(inner_meas.as_of.desc())
         .limit(1)
         .scalar_subquery()
     )
     last_good_id = (
         sa.select(inner_meas.id)
-        .where(inner_meas.kr_id == KeyResult.id, inner_meas.outcome == "ok")
-        .order_by(inner_meas.measured_at.desc(), inner_meas.id.desc())
+        .where(inner_meas.kr_id == KeyResult.id, inner_meas.outcome == "ok", *meas_bound)
+        .order_by(inner_meas.as_of.desc())
         .limit(1)
         .scalar_subquery()
     )
@@ -201,6 +233,8 @@ def latest_status(conn: sa.Connection, cycle: str | None = None) -> list[StatusR
             latest_meas.error_message,
             last_good.value.label("last_good_value"),
             last_good.measured_at.label("last_good_at"),
+            last_good.as_of.label("last_good_as_of"),
+            latest_meas.as_of.label("measured_as_of"),
         )
     )
     stmt = (
@@ -220,3 +254,63 @@ def runs(conn: sa.Connection, limit: int = 20) -> list[RunRow]:
     table = Run.__table__
     stmt = sa.select(table).order_by(table.c.started_at.desc(), table.c.id.desc()).limit(limit)
     return [RunRow(**row._asdict()) for row in conn.execute(stmt)]
+
+
+def last_good_before(
+    conn: sa.Connection, kr_ids: Iterable[int], before: datetime
+) -> dict[int, datetime]:
+    """Return the as-of of each KR's latest good value strictly before ``before``.
+
+    KRs that had none are left out.
+    """
+    ids = sorted(set(kr_ids))
+    result: dict[int, datetime] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        stmt = (
+            sa.select(Measurement.kr_id, sa.func.max(Measurement.as_of))
+            .where(
+                Measurement.kr_id.in_(ids[start : start + IN_CHUNK]),
+                Measurement.outcome == "ok",
+                Measurement.as_of < before,
+            )
+            .group_by(Measurement.kr_id)
+        )
+        result.update({kr_id: when for kr_id, when in conn.execute(stmt)})
+    return result
+
+
+def measurements(
+    conn: sa.Connection,
+    kr_ids: Iterable[int],
+    *,
+    after: datetime | None = None,
+    at: datetime | None = None,
+) -> list[StoredMeasurement]:
+    """Return the current measurements of the KRs, by KR then as-of.
+
+    Args:
+        conn: connection.
+        kr_ids: the KRs.
+        after: only those as of strictly after this time.
+        at: only those as of exactly this time.
+    """
+    ids = sorted(set(kr_ids))
+    rows: list[StoredMeasurement] = []
+    for start in range(0, len(ids), IN_CHUNK):
+        stmt = sa.select(
+            Measurement.kr_id,
+            Measurement.run_id,
+            Measurement.as_of,
+            Measurement.measured_at,
+            Measurement.outcome,
+            Measurement.value,
+            Measurement.error_message,
+            Measurement.error_kind,
+        ).where(Measurement.kr_id.in_(ids[start : start + IN_CHUNK]))
+        if after is not None:
+            stmt = stmt.where(Measurement.as_of > after)
+        if at is not None:
+            stmt = stmt.where(Measurement.as_of == at)
+        stmt = stmt.order_by(Measurement.kr_id, Measurement.as_of)
+        rows.extend(StoredMeasurement(**row._asdict()) for row in conn.execute(stmt))
+    return rows

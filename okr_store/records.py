@@ -27,6 +27,7 @@ __all__ = [
     "RunRow",
     "StatusRow",
     "StoredKeyResult",
+    "StoredMeasurement",
     "SyncResult",
 ]
 
@@ -99,8 +100,11 @@ class StoredKeyResult:
         schedule: cron expression of the refresh schedule.
         source: the source mapping as written in the YAML.
         source_type: ``source["type"]``.
-        last_measured_at: when the KR was last measured (any outcome), or None.
-        last_success_at: when it last got a value, or None.
+        last_as_of: the as-of of the KR's latest measurement (any outcome) at or before
+            the time the KRs were read for (see ``Store.active_key_results``), or None.
+        last_good_as_of: the as-of of its latest good value at or before that time, or None.
+        latest_as_of: the as-of of its latest measurement of all (a backfill measures
+            times before it), or None.
         alert_policy: the KR's ``alerts:`` override as stored (JSON of an
             ``okr_core.alerting.model.AlertPolicyOverride``; validate it with
             ``AlertPolicyOverride.model_validate``), or None.
@@ -128,9 +132,10 @@ class StoredKeyResult:
     schedule: str
     source: Mapping[str, Any] = field(hash=False)
     source_type: str
-    last_measured_at: datetime | None
-    last_success_at: datetime | None
+    last_as_of: datetime | None
+    last_good_as_of: datetime | None
     alert_policy: Mapping[str, Any] | None = field(default=None, hash=False)
+    latest_as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ class RunRow:
     no_data: int
     error: int
     status: str
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -247,14 +253,16 @@ class StatusRow:
         forecast_score: forecast score at cycle end.
         status: status of the latest evaluation, or None if never evaluated.
         reason: reason given with the status ("" if none).
-        evaluated_at: time of the latest evaluation.
-        measured_at: time of the latest measurement (any outcome).
+        evaluated_at: the as-of of the latest evaluation (the time it describes).
+        measured_at: when the latest measurement (by as-of) was fetched: wall-clock time.
         outcome: outcome of the latest measurement.
         error_message: error message of the latest measurement, if it failed.
-        last_good_value: latest successfully measured value.
-        last_good_at: when it was measured.
+        last_good_value: latest successfully measured value (by as-of).
+        last_good_at: when it was fetched (wall-clock time).
         forecast_low: low end of the forecast band at cycle end.
         forecast_high: high end of the forecast band at cycle end.
+        last_good_as_of: the as-of of the latest good value (the time it describes).
+        measured_as_of: the as-of of the latest measurement.
     """
 
     kr_id: int
@@ -289,6 +297,13 @@ class StatusRow:
     last_good_at: datetime | None
     forecast_low: Decimal | None = None
     forecast_high: Decimal | None = None
+    last_good_as_of: datetime | None = None
+    measured_as_of: datetime | None = None
+
+    @property
+    def as_of(self) -> datetime | None:
+        """The as-of of the latest evaluation (None if never evaluated)."""
+        return self.evaluated_at
 
     @property
     def ref(self) -> str:
@@ -344,3 +359,28 @@ class AlertRow:
     delivery: str
     error: str | None
     payload: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class StoredMeasurement:
+    """A current measurement as stored, for evaluating it again (see ``Store.measurements``).
+
+    Attributes:
+        kr_id: the KR.
+        run_id: the run that measured it.
+        as_of: the time the value describes.
+        measured_at: when it was fetched.
+        outcome: ``ok``, ``no_data`` or ``error``.
+        value: the value (``ok`` only).
+        error_message: why it failed (or a note for ``no_data``).
+        error_kind: the kind of failure, if any.
+    """
+
+    kr_id: int
+    run_id: int
+    as_of: datetime
+    measured_at: datetime
+    outcome: str
+    value: Decimal | None
+    error_message: str | None
+    error_kind: str | None

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Engine
 
 from okr_store import alerts as _alerts
 from okr_store import queries
+from okr_store import results as _results
 from okr_store import sync as _sync
-from okr_store.bulk import bulk_insert
 from okr_store.db import SQLITE_BEGIN, make_engine, upgrade
-from okr_store.models import RUN_STATUSES, Evaluation, KeyResult, Measurement, Meta, Run
+from okr_store.models import RUN_STATUSES, KeyResult, Meta, Run
 from okr_store.records import (
     AlertRow,
     EvaluationRecord,
@@ -33,20 +33,13 @@ from okr_store.records import (
     RunRow,
     StatusRow,
     StoredKeyResult,
+    StoredMeasurement,
     SyncResult,
 )
 
 if TYPE_CHECKING:
     from okr_core.alerting.model import AlertKind, AlertRecord, AlertState, Silence
     from okr_core.loader import OkrSet
-
-_MEASUREMENT_COLUMNS = (
-    "run_id", "kr_id", "measured_at", "as_of", "value", "outcome", "error_message", "error_kind",
-)  # fmt: skip
-_EVALUATION_COLUMNS = (
-    "run_id", "kr_id", "evaluated_at", "value", "progress", "score", "expected_progress",
-    "forecast_value", "forecast_score", "status", "reason", "forecast_low", "forecast_high",
-)  # fmt: skip
 
 
 class Store:
@@ -121,10 +114,15 @@ class Store:
                 )
             return _sync.sync_definitions(conn, okr_set)
 
-    def active_key_results(self) -> list[StoredKeyResult]:
-        """Return every KR to fetch and score: not archived, objective not archived."""
+    def active_key_results(self, at: datetime | None = None) -> list[StoredKeyResult]:
+        """Return every KR to fetch and score: not archived, objective not archived.
+
+        Args:
+            at: read each KR's last measurement as it stood as of this time (a run for
+                an earlier as-of sees the KR as it was then); None for no bound.
+        """
         with self._read() as conn:
-            return queries.active_key_results(conn)
+            return queries.active_key_results(conn, at)
 
     def set_auto_baseline(self, kr_id: int, value: Decimal) -> bool:
         """Store the measured baseline of a ``baseline: auto`` KR and resolve its target.
@@ -170,12 +168,19 @@ class Store:
 
     # -- runs ----------------------------------------------------------------------------
 
-    def start_run(self, as_of: datetime, flow_run_id: str | None = None) -> int:
+    def start_run(
+        self,
+        as_of: datetime,
+        flow_run_id: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> int:
         """Record the start of a run and return its id.
 
         Args:
             as_of: the time the run evaluates sources against (aware).
             flow_run_id: the Prefect flow run id, if any.
+            lease_until: until when the run counts as alive unless it renews the lease
+                (:meth:`renew_lease`); a later run closes it as ``crashed`` after that.
         """
         with self._write() as conn:
             result = conn.execute(
@@ -183,6 +188,7 @@ class Store:
                     started_at=datetime.now(UTC),
                     as_of=as_of,
                     flow_run_id=flow_run_id,
+                    lease_until=lease_until,
                     total=0,
                     ok=0,
                     no_data=0,
@@ -202,32 +208,34 @@ class Store:
     ) -> None:
         """Store a run's measurements and evaluations, all or nothing.
 
-        Inserted in bulk (COPY on PostgreSQL, executemany elsewhere) in one transaction: if
-        any row is invalid (unknown KR, a value on a failed measurement, a float instead of
-        a Decimal, a naive datetime, an unknown status), nothing of the call is stored and
-        the error propagates (a ``sqlalchemy.exc.StatementError`` subclass).
+        A KR has one current measurement and one evaluation per as-of: rows already
+        stored at the same (KR, as-of) are replaced (the old measurement is kept in
+        ``superseded_measurements`` for audit, read by nothing as history). Inserted in
+        bulk (COPY on PostgreSQL, executemany elsewhere) in one transaction: if any row is
+        invalid (unknown KR, a value on a failed measurement, a float instead of a
+        Decimal, a naive datetime, an unknown status, two rows for one KR and as-of),
+        nothing of the call is stored and the error propagates (a
+        ``sqlalchemy.exc.StatementError`` subclass).
 
         Args:
             run_id: from :meth:`start_run`.
             measurements: one per KR fetched.
             evaluations: one per KR scored.
         """
-        # Tuples straight from the attributes: dataclasses.asdict deep-copies every value
-        # and alone costs more than the insert.
-        measurement_rows = [
-            (run_id, m.kr_id, m.measured_at, m.as_of, m.value, m.outcome, m.error_message,
-             m.error_kind)
-            for m in measurements
-        ]  # fmt: skip
-        evaluation_rows = [
-            (run_id, e.kr_id, e.evaluated_at, e.value, e.progress, e.score, e.expected_progress,
-             e.forecast_value, e.forecast_score, str(e.status), e.reason, e.forecast_low,
-             e.forecast_high)
-            for e in evaluations
-        ]  # fmt: skip
         with self._write() as conn:
-            bulk_insert(conn, Measurement.__table__, _MEASUREMENT_COLUMNS, measurement_rows)
-            bulk_insert(conn, Evaluation.__table__, _EVALUATION_COLUMNS, evaluation_rows)
+            _results.write_results(conn, run_id, measurements, evaluations)
+
+    def replace_evaluations(self, evaluations: Sequence[tuple[int, EvaluationRecord]]) -> None:
+        """Replace the evaluations at their (KR, as-of) with these ``(run_id, row)`` pairs.
+
+        Used to evaluate later as-ofs again once an earlier value arrived (a backfill), so
+        that the history does not depend on the order the dates were measured in.
+        """
+        if not evaluations:
+            return
+        with self._write() as conn:
+            _results.drop_evaluations(conn, ((e.kr_id, e.evaluated_at) for _, e in evaluations))
+            _results.insert_evaluations(conn, evaluations)
 
     def finish_run(
         self,
@@ -241,7 +249,8 @@ class Store:
             run_id: from :meth:`start_run`.
             counts: KRs handled by outcome (a :class:`RunCounts` or a mapping with the same
                 keys: total, ok, no_data, error).
-            status: one of ``completed``, ``partial``, ``failed``.
+            status: one of ``completed``, ``partial`` (some KRs failed), ``failed`` (all
+                failed, or the run stopped on an error).
 
         Raises:
             KeyError: no such run.
@@ -261,6 +270,40 @@ class Store:
             if result.rowcount != 1:
                 raise KeyError(f"no run with id {run_id}")
 
+    def renew_lease(self, run_id: int, until: datetime) -> None:
+        """Extend a running run's lease (its heartbeat)."""
+        with self._write() as conn:
+            conn.execute(
+                sa.update(Run)
+                .where(Run.id == run_id, Run.status == "running")
+                .values(lease_until=until)
+            )
+
+    def close_crashed_runs(self, now: datetime) -> list[RunRow]:
+        """Close as ``crashed`` the runs still ``running`` whose lease ran out before ``now``.
+
+        Their process died without closing them (killed, machine lost). Runs from before
+        leases existed (no lease) count as crashed too.
+
+        Returns:
+            The runs closed, as they were before.
+        """
+        with self._write() as conn:
+            stale = sa.and_(
+                Run.status == "running", sa.or_(Run.lease_until.is_(None), Run.lease_until < now)
+            )
+            rows = [
+                RunRow(**row._asdict())
+                for row in conn.execute(sa.select(Run.__table__).where(stale))
+            ]
+            if rows:
+                conn.execute(
+                    sa.update(Run)
+                    .where(Run.id.in_([r.id for r in rows]))
+                    .values(status="crashed", finished_at=now)
+                )
+            return rows
+
     def runs(self, limit: int = 20) -> list[RunRow]:
         """Return the latest ``limit`` runs, newest first."""
         with self._read() as conn:
@@ -273,6 +316,7 @@ class Store:
         kr_ids: Iterable[int],
         since: datetime | None = None,
         until: datetime | None = None,
+        before: datetime | None = None,
     ) -> dict[int, list[tuple[datetime, Decimal]]]:
         """Return each KR's successful values ``(as_of, value)``, oldest first.
 
@@ -283,18 +327,38 @@ class Store:
             kr_ids: the KRs; each gets an entry (empty if no values).
             since: only values as of this time or later (e.g. the cycle start).
             until: only values as of this time or earlier.
+            before: only values as of strictly before this time.
         """
         with self._read() as conn:
-            return queries.history(conn, kr_ids, since, until)
+            return queries.history(conn, kr_ids, since, until, before)
 
-    def latest_status(self, cycle: str | None = None) -> list[StatusRow]:
+    def last_good_before(self, kr_ids: Iterable[int], before: datetime) -> dict[int, datetime]:
+        """Return the as-of of each KR's latest good value before ``before`` (if any)."""
+        with self._read() as conn:
+            return queries.last_good_before(conn, kr_ids, before)
+
+    def measurements(
+        self,
+        kr_ids: Iterable[int],
+        *,
+        after: datetime | None = None,
+        at: datetime | None = None,
+    ) -> list[StoredMeasurement]:
+        """Return the KRs' current measurements (after or at an as-of), by KR and as-of."""
+        with self._read() as conn:
+            return queries.measurements(conn, kr_ids, after=after, at=at)
+
+    def latest_status(
+        self, cycle: str | None = None, at: datetime | None = None
+    ) -> list[StatusRow]:
         """Return where each non-archived KR stands, ordered by cycle, objective, KR.
 
         Args:
             cycle: only this cycle's KRs (by name); all cycles if None.
+            at: as it stood as of this time (later as-ofs ignored); None for no bound.
         """
         with self._read() as conn:
-            return queries.latest_status(conn, cycle)
+            return queries.latest_status(conn, cycle, at)
 
     def kr_history(self, kr_id: int, limit: int = 20) -> list[MeasurementRow]:
         """Return the KR's latest ``limit`` measurements (any outcome), newest first."""

@@ -184,7 +184,7 @@ def test_latest_status_shows_latest_and_last_good(store: Store, krs: dict[str, i
     assert store.latest_status(cycle="2026-Q4") == list(rows.values())
     assert store.latest_status(cycle="2025-Q1") == []
     measured = {k.kr_key: k for k in store.active_key_results()}
-    assert (measured["b"].last_measured_at, measured["b"].last_success_at) == (T0 + HOUR, T0)
+    assert (measured["b"].last_as_of, measured["b"].last_good_as_of) == (T0 + HOUR, T0)
 
 
 def test_record_results_10000_rows_timing(store: Store, db_url: str, engine: sa.Engine) -> None:

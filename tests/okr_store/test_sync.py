@@ -58,7 +58,7 @@ def test_first_sync_adds_everything(store: Store) -> None:
     assert churn.source_type == "sql"
     assert churn.schedule == "0 * * * *"
     assert churn.cycle == "2026-Q4"
-    assert churn.last_measured_at is None and churn.last_success_at is None
+    assert churn.last_as_of is None and churn.last_good_as_of is None
 
 
 def test_same_definitions_are_unchanged(store: Store) -> None:
@@ -83,7 +83,7 @@ def test_edit_updates_in_place_and_keeps_history(store: Store) -> None:
     assert _ids(store) == before
     assert krs["growth/signups"].title == "Weekly signups"
     assert krs["growth/signups"].target_value == Decimal(200)
-    assert krs["growth/signups"].last_success_at == T0
+    assert krs["growth/signups"].last_good_as_of == T0
     signups = before["growth/signups"]
     assert store.history([signups]) == {signups: [(T0, Decimal(120))]}
 
@@ -106,7 +106,7 @@ def test_removed_kr_is_archived_and_restored(store: Store, engine: sa.Engine) ->
     result = store.sync_definitions(okr_set(_base()))
     assert result == SyncResult(updated=1, restored=1, unchanged=2)
     assert _ids(store)["growth/churn"] == churn_id
-    assert store.active_key_results()[0].last_success_at == T0
+    assert store.active_key_results()[0].last_good_as_of == T0
 
 
 def test_removed_objective_is_archived_and_restored(store: Store, engine: sa.Engine) -> None:
