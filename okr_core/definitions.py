@@ -101,6 +101,9 @@ def _check_cron(expr: str) -> str | None:
     return None
 
 
+MIN_YEAR, MAX_YEAR = 1900, 9000
+
+
 @lru_cache(maxsize=256)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
@@ -127,10 +130,28 @@ class CycleDef(_Model):
     def _known_zone(cls, value: str) -> str:
         try:
             _zone(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except ZoneInfoNotFoundError:
             raise ValueError(
                 f"unknown timezone {value!r}; use an IANA name like 'UTC' or 'Europe/Berlin'"
             ) from None
+        except (ValueError, OSError):
+            # zoneinfo looks the name up as a file: a folder ('Europe'), a name too long
+            # for the file system or a malformed one fails with these instead.
+            raise ValueError(
+                f"timezone {value[:60]!r} is not a time zone; use an IANA name such as "
+                "'Europe/Paris' or 'UTC'"
+            ) from None
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _plausible_year(cls, value: date) -> date:
+        # The cycle's bounds become datetimes in its time zone: years near 1 or 9999
+        # overflow there, long after the file was read.
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(
+                f"{value} is out of range; cycle dates lie between {MIN_YEAR} and {MAX_YEAR}"
+            )
         return value
 
     @field_validator("end")

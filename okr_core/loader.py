@@ -124,7 +124,7 @@ def fingerprint(path: Path) -> str:
 def _plain(node: Any) -> Any:
     """Ruamel's round-trip types -> plain dict/list/str/int/float/bool for validation."""
     if isinstance(node, dict):
-        return {_plain(k) if not isinstance(k, str) else str(k): _plain(v) for k, v in node.items()}
+        return {_plain_key(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):
         return [_plain(v) for v in node]
     if isinstance(node, bool):
@@ -142,6 +142,15 @@ def _plain(node: Any) -> Any:
     if node is None:
         return None
     return str(node)  # tagged scalars and other exotic nodes: let validation complain
+
+
+def _plain_key(key: Any) -> Any:
+    # Keys stay as YAML typed them so validation can say "keys should be strings"; a
+    # complex key (``? [a, b]``) becomes text, as a list cannot be a dict key.
+    if isinstance(key, str):
+        return str(key)
+    plain = _plain(key)
+    return str(plain) if isinstance(plain, list | dict) else plain
 
 
 @dataclass

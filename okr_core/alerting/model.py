@@ -33,7 +33,12 @@ def _parse_duration(value: Any) -> Any:
     # "30m", "6h", "3d", "1w" as people write them; anything else goes to pydantic
     # (seconds as a number, ISO 8601 "P1D", "HH:MM:SS").
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        try:
+            return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        except OverflowError:  # beyond timedelta's range: a mistake in the file, not a bug
+            raise ValueError(
+                f"duration {value.strip()!r} is too long; write at most 999999999d"
+            ) from None
     return value
 
 
