@@ -4,7 +4,8 @@ The hierarchy groups errors by what the caller should do::
 
     OkrError                       base of every error the product raises on purpose
      ├── ConfigError               the user must fix a file or a setting
-     │    └── DefinitionError      .problems: list[Problem]; OKR files that do not validate
+     │    ├── DefinitionError      .problems: list[Problem]; OKR files that do not validate
+     │    └── StoreUnavailableError the store cannot be opened, read or written (setup)
      └── SourceError               (connectors/errors.py) a metric source failed
           ├── RetriableSourceError timeouts, connection errors, 429, 5xx
           └── FatalSourceError     other 4xx, auth, bad query, bad result shape
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ConfigError", "DefinitionError", "OkrError", "Problem"]
+__all__ = ["ConfigError", "DefinitionError", "OkrError", "Problem", "StoreUnavailableError"]
 
 
 class OkrError(Exception):
@@ -25,6 +26,16 @@ class OkrError(Exception):
 
 class ConfigError(OkrError):
     """The user must fix a file or a setting; the message says what and how."""
+
+
+class StoreUnavailableError(ConfigError):
+    """The store cannot be opened, read or written: a setup problem, not a bug.
+
+    Unreachable server, refused credentials, missing database or driver, unknown URL scheme,
+    unwritable folder, read-only or full disk. The message is one line that names the
+    setting (``OKR_STORE_URL``), shows the store URL masked and says how to fix it; the
+    driver's error is chained as ``__cause__``.
+    """
 
 
 @dataclass(frozen=True)

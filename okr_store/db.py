@@ -20,6 +20,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
+from okr_store.store_errors import (
+    SUPPORTED_BACKENDS,
+    translating_store_errors,
+    unsupported_backend,
+)
+
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: How long a SQLite connection waits for another writer before failing, in milliseconds.
@@ -48,17 +55,24 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
     Returns:
         The engine. The schema is not touched; call :func:`upgrade`.
+
+    Raises:
+        StoreUnavailableError: the URL does not parse, names a database other than SQLite
+            or PostgreSQL, or a driver that is not installed, or the SQLite file's folder
+            cannot be created. The message names the setting and masks the password.
     """
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return _make_sqlite_engine(parsed, **kwargs)
-    if parsed.drivername == "postgresql":
-        # psycopg2 is not a dependency; psycopg 3 is.
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if backend == "postgresql":
+    with translating_store_errors(url):
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend not in SUPPORTED_BACKENDS:
+            raise unsupported_backend(parsed)
+        if backend == "sqlite":
+            return _make_sqlite_engine(parsed, **kwargs)
+        if parsed.drivername == "postgresql":
+            # psycopg2 is not a dependency; psycopg 3 is.
+            parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(parsed, **kwargs)
+        return sa.create_engine(parsed, **kwargs)
 
 
 def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
@@ -127,8 +141,12 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """Return the schema revision of the database, or None if it was never migrated."""
-    with engine.connect() as connection:
+    """Return the schema revision of the database, or None if it was never migrated.
+
+    Raises:
+        StoreUnavailableError: the store cannot be reached, opened or read (a setup problem).
+    """
+    with translating_store_errors(engine.url), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -142,11 +160,15 @@ def upgrade(engine: Engine) -> None:
 
     Args:
         engine: engine from :func:`make_engine`.
+
+    Raises:
+        StoreUnavailableError: the store cannot be reached, or refuses the login, or its
+            tables cannot be created or written (a setup problem, with the fix).
     """
     if current_revision(engine) == head_revision():
         return  # the common case: no lock, no Alembic machinery
     config = alembic_config()
-    with engine.connect() as connection:
+    with translating_store_errors(engine.url), engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
         with connection.begin():
