@@ -1,39 +1,41 @@
 """SQL metric source: one read-only query against any database SQLAlchemy reaches.
 
 The query must return exactly one row with one number (or a column named ``value``, or the
-column named by ``column``). It runs read-only with a statement timeout, in a transaction
-that is always rolled back, so a source can never change the warehouse it reads.
+column named by ``column``). It must be one query: :mod:`connectors.sql_guard` refuses
+anything else when the file is validated and again before each fetch. It runs read-only
+with a statement timeout, in a transaction that is always rolled back, on a session
+cleaned before its next use, so a source can never change the warehouse it reads.
+
+The work is split by role: ``sql_engine`` (engines, pools, session cleanup),
+``sql_session`` (one query: binding, read-only transaction, reading the value),
+``sql_batch`` (many KRs in one transaction), ``sql_errors`` (driver errors).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from pydantic import Field, field_validator
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.engine import Engine
 
+from connectors import sql_guard
 from connectors.base import BaseSource, BaseSourceConfig, SourceContext
 from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from connectors.redaction import Redactor, truncate
+from connectors.sql_batch import in_one_transaction
+from connectors.sql_engine import create_engine, ms, session_timeout, url_secrets
 from connectors.sql_errors import db_error
-from connectors.values import NotANumberError, to_decimal
+from connectors.sql_session import StaleConnection, bind_names, read_only, single_value, statement
 from okr_core.settings import ConnectionSettings
 
 __all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
 
 BIND_PARAMETERS = ("as_of", "cycle_start", "cycle_end")
-MAX_ROWS_COUNTED = 1000
 
 
 class SqlSourceConfig(BaseSourceConfig):
@@ -47,8 +49,11 @@ class SqlSourceConfig(BaseSourceConfig):
     query: str = Field(
         min_length=1,
         description=(
-            "One SELECT returning one row. May use the bind parameters :as_of, :cycle_start "
-            "and :cycle_end (UTC timestamps; timezone-aware on PostgreSQL, naive UTC elsewhere)."
+            "One query (SELECT, WITH, VALUES, TABLE or SHOW) returning one row; a second "
+            "statement, session commands (SET, DO, CALL, COPY, LISTEN...) and functions with "
+            "side effects (advisory locks, set_config, dblink...) are refused. May use the "
+            "bind parameters :as_of, :cycle_start and :cycle_end (UTC timestamps; "
+            "timezone-aware on PostgreSQL, naive UTC elsewhere)."
         ),
     )
     column: str | None = Field(
@@ -69,13 +74,19 @@ class SqlSourceConfig(BaseSourceConfig):
                 f"':{cast[1]}::' is read as text, not as a parameter; write "
                 f"CAST(:{cast[1]} AS <type>) instead"
             )
-        unknown = _bind_names(query) - set(BIND_PARAMETERS)
+        unknown = bind_names(query) - set(BIND_PARAMETERS)
         if unknown:
             names = ", ".join(f":{n}" for n in sorted(unknown))
             valid = ", ".join(f":{n}" for n in BIND_PARAMETERS)
             raise ValueError(
                 f"unknown bind parameter {names}. Valid: {valid}. Write a literal colon as '\\:'"
             )
+        return query
+
+    @field_validator("query")
+    @classmethod
+    def _one_read_only_query(cls, query: str) -> str:
+        sql_guard.check_query(query)  # UnsafeQueryError is a ValueError: a validation error
         return query
 
     def connection_names(self) -> set[str]:
@@ -93,18 +104,6 @@ class SqlSourceConfig(BaseSourceConfig):
             ``"sql:<connection>"``.
         """
         return f"sql:{self.connection}"
-
-
-# The pattern SQLAlchemy's text() uses to find bind parameters (TextClause): it skips
-# '::' casts and '\:' escapes. Matching it here costs microseconds where compiling the
-# statement to ask SQLAlchemy costs ~0.1 ms, which adds up over 10,000 KRs a run; a test
-# checks that both agree.
-_BIND_PARAM = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
-
-
-@lru_cache(maxsize=65536)  # sized for every query of a large company (thousands of KRs)
-def _bind_names(query: str) -> frozenset[str]:
-    return frozenset(_BIND_PARAM.findall(query))
 
 
 class SqlSource(BaseSource[SqlSourceConfig]):
@@ -145,18 +144,23 @@ class SqlSource(BaseSource[SqlSourceConfig]):
             raise FatalSourceError(
                 f"{where}: unknown connection {config.connection!r}. Known connections: {known}."
             )
+        try:
+            # Again here: a config may have been built without validation.
+            sql_guard.check_query(config.query)
+        except sql_guard.UnsafeQueryError as exc:
+            raise FatalSourceError(f"{where}: {exc}") from None
         url = settings.url.get_secret_value()
-        redact = Redactor(_url_secrets(url))
+        redact = Redactor(url_secrets(url))
         timeout = config.timeout_seconds or settings.timeout_seconds
         try:
             engine = self._engine(config.connection, settings)
             try:
                 return self._run(engine, config, ctx, timeout, settings, where, redact)
-            except _StaleConnection:
+            except StaleConnection:
                 # The pool held connections the server dropped (a restart, an idle
                 # timeout); SQLAlchemy has discarded them, so one more try gets a fresh one.
                 return self._run(engine, config, ctx, timeout, settings, where, redact)
-        except _StaleConnection as exc:
+        except StaleConnection as exc:
             raise db_error(exc.error, False, timeout, where, redact) from exc.error
         except SourceError:
             raise
@@ -180,11 +184,11 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         """Run several KRs' queries; on PostgreSQL over one connection and transaction.
 
         One query per KR costs three round trips on its own (BEGIN, query, ROLLBACK); here
-        the queries of a batch share one read-only transaction, so a KR costs one. A query
-        that fails, or returns the wrong shape, is followed by a rollback before the next
-        one runs, so nothing it did (a failed statement, a SET) reaches the other KRs; the
-        transaction is never committed. Elsewhere, and for KRs with their own timeout, each
-        query runs on its own as in :meth:`fetch`.
+        the queries of a batch share one read-only transaction and each KR costs two (its
+        query, then a rollback to a savepoint taken before it), so nothing a KR did (a
+        failed statement, a changed setting) reaches the next; the transaction is never
+        committed (see :mod:`connectors.sql_batch`). Elsewhere, and for KRs with their own
+        timeout, each query runs on its own as in :meth:`fetch`.
 
         Args:
             items: ``(config, context)`` pairs, all on one connection.
@@ -200,15 +204,15 @@ class SqlSource(BaseSource[SqlSourceConfig]):
             i
             for i, (config, _) in enumerate(items)
             if config.connection != items[0][0].connection
-            or _ms(config.timeout_seconds or settings.timeout_seconds)
-            != _ms(settings.timeout_seconds)
+            or ms(config.timeout_seconds or settings.timeout_seconds)
+            != ms(settings.timeout_seconds)
         ]
         alone_set = set(alone)
         together = [i for i in range(len(items)) if i not in alone_set]
         results: list[Decimal | Exception | None] = [None] * len(items)
         for i, outcome in zip(alone, super().fetch_many([items[i] for i in alone]), strict=True):
             results[i] = outcome
-        outcomes = self._in_one_transaction(engine, settings, [items[i] for i in together])
+        outcomes = in_one_transaction(engine, settings, [items[i] for i in together])
         for i, outcome in zip(together, outcomes, strict=True):
             results[i] = outcome
         return results
@@ -226,60 +230,9 @@ class SqlSource(BaseSource[SqlSourceConfig]):
             engine = self._engine(items[0][0].connection, settings)
         except Exception:  # noqa: BLE001 - fetch() reports it, KR by KR
             return None
-        if _session_timeout(engine, settings) is None:
+        if session_timeout(engine, settings) is None:
             return None
         return engine, settings
-
-    def _in_one_transaction(
-        self,
-        engine: Engine,
-        settings: ConnectionSettings,
-        items: Sequence[tuple[SqlSourceConfig, SourceContext]],
-    ) -> list[Decimal | Exception | None]:
-        redact = Redactor(_url_secrets(settings.url.get_secret_value()))
-        timeout = settings.timeout_seconds
-        results: list[Decimal | Exception | None] = []
-        reconnected = False
-        while len(results) < len(items):
-            try:
-                with engine.connect() as conn:
-                    try:
-                        for config, ctx in items[len(results) :]:
-                            where = (
-                                f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
-                            )
-                            try:
-                                result = conn.exec_driver_sql(
-                                    _driver_sql(config.query, engine.dialect),
-                                    _params(config.query, ctx),
-                                )
-                                results.append(_single_value(result, config, where))
-                                continue
-                            except SourceError as exc:
-                                results.append(exc)
-                            except sa_exc.DBAPIError as exc:
-                                if exc.connection_invalidated and not reconnected:
-                                    # A pooled connection the server dropped: SQLAlchemy
-                                    # discarded the pool; the rest of the batch gets a new one.
-                                    reconnected = True
-                                    raise _StaleConnection(exc) from exc
-                                results.append(db_error(exc, False, timeout, where, redact))
-                            _rollback(conn)  # undo the failed KR before the next one runs
-                    finally:
-                        _rollback(conn)  # never commit
-            except _StaleConnection:
-                continue
-            except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
-                # Could not get a connection: every KR left in the batch fails with it.
-                for config, ctx in items[len(results) :]:
-                    where = f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
-                    error: Exception = (
-                        db_error(exc, False, timeout, where, redact)
-                        if isinstance(exc, sa_exc.DBAPIError)
-                        else RetriableSourceError(f"{where}: no free database connection")
-                    )
-                    results.append(error)
-        return results
 
     def _run(
         self,
@@ -291,15 +244,15 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         where: str,
         redact: Redactor,
     ) -> Decimal | None:
-        stmt = _statement(config.query, ctx, engine.dialect)
-        session_timeout = _session_timeout(engine, settings)
-        with engine.connect() as conn, _read_only(conn, timeout, session_timeout) as timed_out:
+        stmt = statement(config.query, ctx, engine.dialect)
+        opened_with = session_timeout(engine, settings)
+        with engine.connect() as conn, read_only(conn, timeout, opened_with) as timed_out:
             try:
                 result = conn.execute(stmt)
-                return _single_value(result, config, where)
+                return single_value(result, config.column, where)
             except sa_exc.DBAPIError as exc:
                 if exc.connection_invalidated:
-                    raise _StaleConnection(exc) from exc
+                    raise StaleConnection(exc) from exc
                 raise db_error(exc, timed_out(), timeout, where, redact) from exc
 
     def close(self) -> None:
@@ -318,212 +271,9 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
-                engine = _create_engine(settings)
+                engine = create_engine(settings)
                 self._engines[name] = engine
             return engine
 
     def __repr__(self) -> str:
         return f"SqlSource(engines={sorted(self._engines)}, env={self.env!r})"
-
-
-@lru_cache(maxsize=65536)
-def _driver_sql(query: str, dialect: Dialect) -> str:
-    # Compiling text() on every execution is most of SQLAlchemy's cost per query, and a
-    # KR's query never changes: compile it once to the driver's own SQL (":as_of" becomes
-    # "%(as_of)s", a literal "%" is doubled) and run that with exec_driver_sql().
-    return str(sa.text(query).compile(dialect=dialect))
-
-
-def _params(query: str, ctx: SourceContext, *, aware: bool = True) -> dict[str, datetime]:
-    """The times a query binds, in UTC: aware, or naive where the database keeps no zone."""
-    values = {"as_of": ctx.as_of, "cycle_start": ctx.cycle_start, "cycle_end": ctx.cycle_end}
-    params = {name: values[name].astimezone(UTC) for name in _bind_names(query)}
-    if not aware:
-        params = {name: value.replace(tzinfo=None) for name, value in params.items()}
-    return params
-
-
-def _rollback(conn: Connection) -> None:
-    try:
-        conn.rollback()
-    except sa_exc.DBAPIError:
-        conn.invalidate()
-
-
-class _StaleConnection(Exception):
-    """A pooled connection turned out to be dead when used."""
-
-    def __init__(self, error: sa_exc.DBAPIError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
-def _session_timeout(engine: Engine, settings: ConnectionSettings) -> float | None:
-    # Our session defaults are in place unless the URL brought its own "options".
-    if engine.dialect.name != "postgresql" or "options" in engine.url.query:
-        return None
-    return settings.timeout_seconds
-
-
-@lru_cache(maxsize=256)
-def _url_secrets(url: str) -> tuple[str, ...]:
-    try:
-        password = make_url(url).password
-    except sa_exc.ArgumentError:
-        return ()
-    return (str(password),) if password else ()
-
-
-def _create_engine(settings: ConnectionSettings) -> Engine:
-    url = make_url(settings.url.get_secret_value())
-    backend = url.get_backend_name()
-    timeout = settings.timeout_seconds
-    connect_args: dict[str, Any] = {}
-    if backend == "postgresql":
-        connect_args["connect_timeout"] = max(2, math.ceil(timeout))  # libpq minimum is 2
-        # Read-only and the statement timeout as the session's defaults, set when the
-        # connection opens: a query then costs no extra round trip (see _read_only).
-        connect_args["options"] = (
-            f"-c default_transaction_read_only=on -c statement_timeout={_ms(timeout)}"
-        )
-    elif backend in {"mysql", "mariadb"}:
-        connect_args["connect_timeout"] = max(1, math.ceil(timeout))
-    elif backend == "sqlite":
-        connect_args["timeout"] = timeout  # how long to wait for a lock held by a writer
-    # Options written in the URL win over our defaults.
-    connect_args = {k: v for k, v in connect_args.items() if k not in url.query}
-    # No pre-ping: it costs a round trip per query. A connection that died is detected
-    # when used, SQLAlchemy then drops the whole pool, and fetch() retries once.
-    kwargs: dict[str, Any] = {"connect_args": connect_args}
-    in_memory = backend == "sqlite" and url.database in (None, "", ":memory:")
-    if not in_memory:
-        # Pool as large as the connection's concurrency bound: more would sit idle, fewer
-        # would make allowed queries wait for a connection.
-        kwargs.update(
-            pool_size=settings.max_concurrency, max_overflow=0, pool_timeout=max(timeout, 1.0)
-        )
-    try:
-        return sa.create_engine(url, **kwargs)
-    except TypeError:
-        # A dialect whose pool takes no size (e.g. NullPool): accept its default.
-        for key in ("pool_size", "max_overflow", "pool_timeout"):
-            kwargs.pop(key, None)
-        return sa.create_engine(url, **kwargs)
-
-
-def _statement(query: str, ctx: SourceContext, dialect: Dialect) -> sa.TextClause:
-    # Only PostgreSQL stores time zones reliably; elsewhere a naive UTC timestamp compares
-    # correctly with naive UTC columns and is not mangled by the driver.
-    aware = dialect.name == "postgresql"
-    params = _params(query, ctx, aware=aware)
-    return sa.text(query).bindparams(
-        *(
-            sa.bindparam(name, value, type_=sa.DateTime(timezone=aware))
-            for name, value in sorted(params.items())
-        )
-    )
-
-
-@contextmanager
-def _read_only(
-    conn: Connection, timeout: float, session_timeout: float | None = None
-) -> Iterator[Callable[[], bool]]:
-    """Make the connection's transaction read-only with a timeout; always roll back.
-
-    Args:
-        conn: The connection, before its first statement.
-        timeout: The statement timeout for this query, in seconds.
-        session_timeout: On PostgreSQL, the timeout the session was opened with (read-only
-            by default too), or None when the session defaults were not set.
-
-    Yields a function telling whether the SQLite deadline fired (other databases report
-    their own timeouts with an error code).
-    """
-    dialect = conn.dialect.name
-    fired = False
-    raw: Any = None
-    if dialect == "postgresql":
-        # The session was opened read-only with the connection's timeout (_create_engine);
-        # SET is transactional in PostgreSQL, so the rollback below undoes any SET a query
-        # makes. Only a KR's own timeout needs a statement here.
-        if session_timeout is None:
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        if session_timeout is None or _ms(timeout) != _ms(session_timeout):
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {_ms(timeout)}")
-    elif dialect in {"mysql", "mariadb"}:
-        if getattr(conn.dialect, "is_mariadb", False):
-            conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:.3f}")
-        else:
-            ms = max(1, int(timeout * 1000))
-            conn.exec_driver_sql(f"SET SESSION max_execution_time = {ms}")
-        # Session default first, so even a statement that implicitly commits (DDL) starts
-        # its new transaction read-only.
-        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
-        conn.exec_driver_sql("START TRANSACTION READ ONLY")
-    elif dialect == "sqlite":
-        # Re-asserted on every fetch: a pooled connection may have run "PRAGMA query_only=OFF".
-        conn.exec_driver_sql("PRAGMA query_only = ON")
-        raw = conn.connection.driver_connection
-        deadline = time.monotonic() + timeout
-
-        def _past_deadline() -> int:
-            nonlocal fired
-            if time.monotonic() > deadline:
-                fired = True
-                return 1  # non-zero aborts the statement with SQLITE_INTERRUPT
-            return 0
-
-        raw.set_progress_handler(_past_deadline, 10_000)
-    try:
-        yield lambda: fired
-    finally:
-        if raw is not None:
-            raw.set_progress_handler(None, 0)
-        # Never commit: whatever the query did, if anything, is undone.
-        _rollback(conn)
-
-
-def _single_value(
-    result: sa.CursorResult[Any], config: SqlSourceConfig, where: str
-) -> Decimal | None:
-    if not result.returns_rows:
-        raise FatalSourceError(
-            f"{where}: the query returned no result set; expected a SELECT returning one row"
-        )
-    columns = list(result.keys())
-    rows = result.fetchmany(MAX_ROWS_COUNTED + 1)
-    if len(rows) != 1:
-        count = (
-            "no"
-            if not rows
-            else (
-                f"more than {MAX_ROWS_COUNTED}" if len(rows) > MAX_ROWS_COUNTED else str(len(rows))
-            )
-        )
-        raise FatalSourceError(f"{where}: the query returned {count} rows; expected 1")
-    index = _column_index(columns, config.column, where)
-    try:
-        return to_decimal(rows[0][index])
-    except NotANumberError as exc:
-        raise FatalSourceError(f"{where}: column {columns[index]!r} {exc}") from exc
-
-
-def _column_index(columns: Sequence[str], wanted: str | None, where: str) -> int:
-    lowered = [c.lower() for c in columns]
-    shown = ", ".join(repr(c) for c in columns)
-    if wanted is not None:
-        if wanted.lower() in lowered:
-            return lowered.index(wanted.lower())
-        raise FatalSourceError(f"{where}: the query has no column {wanted!r}; columns: {shown}")
-    if len(columns) == 1:
-        return 0
-    if "value" in lowered:
-        return lowered.index("value")
-    raise FatalSourceError(
-        f"{where}: the query returned {len(columns)} columns ({shown}); expected one, "
-        f"or a column named 'value', or set 'column' to choose one"
-    )

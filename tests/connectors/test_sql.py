@@ -16,6 +16,7 @@ from connectors.base import SourceContext, SourceEnvironment
 from connectors.errors import FatalSourceError, RetriableSourceError
 from connectors.sql import SqlSource, SqlSourceConfig
 from okr_core.settings import ConnectionSettings
+from tests.connectors.sql_helpers import guard_off, unchecked
 
 BACKENDS = [
     "sqlite",
@@ -122,7 +123,7 @@ def test_query_without_parameters_is_not_given_any(source: SqlSource, ctx: Sourc
         ("SELECT name, amount FROM metrics WHERE name = 'old'", "returned 2 columns"),
         ("SELECT label FROM metrics WHERE name = 'signups'", "is 'abc', not a number"),
         ("SELECT day FROM metrics WHERE name = 'old'", "not a number"),
-        ("SELEC 1", "the query failed"),
+        ("SELECT 1 +", "the query failed"),
         ("SELECT amount FROM no_such_table", "no_such_table"),
     ],
 )
@@ -139,26 +140,44 @@ def test_missing_named_column(source: SqlSource, ctx: SourceContext):
         source.fetch(sql("SELECT amount FROM metrics WHERE name = 'old'", column="total"), ctx)
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "INSERT INTO metrics (name) VALUES ('hacked')",
-        "UPDATE metrics SET name = 'hacked'",
-        "DELETE FROM metrics",
-        "DROP TABLE metrics",
-        "CREATE TABLE hacked (a INT)",
-    ],
-)
+WRITES = [
+    "INSERT INTO metrics (name) VALUES ('hacked')",
+    "UPDATE metrics SET name = 'hacked'",
+    "DELETE FROM metrics",
+    "DROP TABLE metrics",
+    "CREATE TABLE hacked (a INT)",
+]
+
+
+@pytest.mark.parametrize("statement", WRITES)
 def test_writes_are_refused_and_change_nothing(
     source: SqlSource, ctx: SourceContext, db_url: str, statement: str
 ):
     before = table_rows(db_url)
+    with pytest.raises(ValidationError, match="statements are refused"):
+        sql(statement)
+    with pytest.raises(FatalSourceError, match="statements are refused"):
+        source.fetch(unchecked(statement), ctx)
+    assert table_rows(db_url) == before
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_the_database_refuses_writes_the_check_misses(
+    source: SqlSource,
+    ctx: SourceContext,
+    db_url: str,
+    statement: str,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Defence in depth: with the statement check off, the read-only transaction holds.
+    guard_off(monkeypatch)
+    before = table_rows(db_url)
     with pytest.raises(FatalSourceError, match="read-only; nothing was changed"):
-        source.fetch(sql(statement), ctx)
+        source.fetch(unchecked(statement), ctx)
     assert table_rows(db_url) == before
     # The pooled connection is still read-only for the next fetch.
     with pytest.raises(FatalSourceError, match="read-only"):
-        source.fetch(sql("DELETE FROM metrics"), ctx)
+        source.fetch(unchecked("DELETE FROM metrics"), ctx)
     assert table_rows(db_url) == before
 
 
@@ -257,6 +276,6 @@ def test_config_keys():
 )
 def test_bind_names_agree_with_sqlalchemy(query: str) -> None:
     # _bind_names matches SQLAlchemy's pattern instead of compiling; they must agree.
-    from connectors.sql import _bind_names
+    from connectors.sql_session import bind_names as _bind_names
 
     assert _bind_names(query) == frozenset(sa.text(query).compile().params)

@@ -14,6 +14,7 @@ from connectors.base import SourceContext, SourceEnvironment
 from connectors.errors import FatalSourceError, RetriableSourceError
 from connectors.sql import SqlSource, SqlSourceConfig
 from okr_core.settings import ConnectionSettings
+from tests.connectors.sql_helpers import guard_off, unchecked
 
 BACKENDS = [
     "sqlite",
@@ -60,21 +61,17 @@ def test_values_in_order(source: SqlSource, ctx: SourceContext) -> None:
 def test_a_failing_kr_does_not_affect_the_next(
     source: SqlSource, ctx: SourceContext, db_url: str
 ) -> None:
-    results = source.fetch_many(
-        items(
-            ctx,
-            "SELECT v FROM t",
-            "SELECT v FROM no_such_table",
-            "SELECT v FROM t",
-            "INSERT INTO t VALUES (1)",
-            "SELECT v FROM t",
-            "SELECT 'abc'",
-            "SELECT v FROM t WHERE :as_of IS NOT NULL",
-        )
+    batch = items(ctx, "SELECT v FROM t", "SELECT v FROM no_such_table", "SELECT v FROM t")
+    batch += [(unchecked("INSERT INTO t VALUES (1)"), ctx)]
+    batch += items(
+        ctx, "SELECT v FROM t", "SELECT 'abc'", "SELECT v FROM t WHERE :as_of IS NOT NULL"
     )
+    results = source.fetch_many(batch)
     assert results[0] == results[2] == results[4] == results[6] == Decimal(7)
     assert isinstance(results[1], FatalSourceError) and "no_such_table" in str(results[1])
-    assert isinstance(results[3], FatalSourceError) and "read-only" in str(results[3])
+    assert isinstance(results[3], FatalSourceError) and "INSERT statements are refused" in str(
+        results[3]
+    )
     assert isinstance(results[5], FatalSourceError) and "not a number" in str(results[5])
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
@@ -84,7 +81,7 @@ def test_a_failing_kr_does_not_affect_the_next(
 
 @pytest.mark.postgres
 def test_session_changes_are_undone_before_the_next_kr(
-    postgres_url: str, ctx: SourceContext
+    postgres_url: str, ctx: SourceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
@@ -92,17 +89,16 @@ def test_session_changes_are_undone_before_the_next_kr(
         conn.exec_driver_sql("CREATE SCHEMA other; CREATE TABLE other.t (v int)")
         conn.exec_driver_sql("INSERT INTO other.t VALUES (666)")
     env = SourceEnvironment(connections={"wh": ConnectionSettings(url=SecretStr(postgres_url))})
+    guard_off(monkeypatch)  # what the database does with them, past the statement check
+    queries = (
+        "SET search_path = other",
+        "SELECT v FROM t",
+        "SET default_transaction_read_only = off",
+        "CREATE TABLE evil (i int)",
+        "SELECT v FROM t",
+    )
     with SqlSource(env) as src:
-        results = src.fetch_many(
-            items(
-                ctx,
-                "SET search_path = other",
-                "SELECT v FROM t",
-                "SET default_transaction_read_only = off",
-                "CREATE TABLE evil (i int)",
-                "SELECT v FROM t",
-            )
-        )
+        results = src.fetch_many([(unchecked(q), ctx) for q in queries])
     assert results[1] == results[4] == Decimal(7)
     assert all(isinstance(r, FatalSourceError) for r in (results[0], results[2], results[3]))
     with engine.connect() as conn:

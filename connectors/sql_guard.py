@@ -1,0 +1,391 @@
+"""Refuse SQL that is not exactly one read-only query before any database sees it.
+
+A KR's query runs in a read-only transaction that is always rolled back, but a database
+accepts things that transaction does not stop: a second statement after a ``;`` (which may
+``COMMIT`` and start a read-write transaction), commands that change the session (``SET``,
+``DISCARD``, ``LISTEN``), code blocks (``DO``, ``CALL``), ``COPY`` to files and programs,
+and functions whose effects a rollback does not undo (advisory locks, ``set_config``,
+``dblink``, server files). :func:`check_query` refuses them with a message naming what was
+refused and why. It runs when an OKR file is validated and again before every fetch.
+
+The check reads the query the way each supported database would (PostgreSQL, MySQL and
+MariaDB in their usual modes, SQLite): quotes, dollar quotes, comments and identifiers differ
+between them, and the source's database is not known when a file is validated, so a query
+passes only if it is one read-only query under every reading. The databases add their own
+limit (the extended query protocol on PostgreSQL, no multi-statement flag on MySQL, one
+statement per call in SQLite) and the read-only transaction stops writes this check cannot
+see, such as a user-defined function that inserts rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = ["ALLOWED_FIRST_WORDS", "UnsafeQueryError", "check_query"]
+
+ALLOWED_FIRST_WORDS = ("SELECT", "WITH", "VALUES", "TABLE", "SHOW")
+
+
+class UnsafeQueryError(ValueError):
+    """The query is not exactly one read-only query (a ValueError, so validators report it)."""
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How one database splits SQL text into tokens."""
+
+    name: str
+    dash_comment_needs_space: bool = False  # MySQL: "--" starts a comment only before a space
+    hash_comments: bool = False  # MySQL: "#" to the end of the line
+    nested_comments: bool = False  # PostgreSQL: /* /* */ */
+    executable_comments: bool = False  # MySQL: /*! ... */ is run, not skipped
+    backslash_escapes: bool = False  # '\'' is a quote inside a string
+    double_quote_is_string: bool = False  # MySQL: "..." is a string (with escapes)
+    backticks: bool = False  # `identifier`
+    brackets: bool = False  # SQLite: [identifier]
+    dollar_quotes: bool = False  # PostgreSQL: $tag$ ... $tag$
+    e_strings: bool = False  # PostgreSQL: E'...' with backslash escapes
+    dollar_in_words: bool = False  # PostgreSQL and MySQL: a$b is one identifier
+
+
+_READINGS = (
+    _Reading(
+        "PostgreSQL", nested_comments=True, dollar_quotes=True, e_strings=True, dollar_in_words=True
+    ),
+    # PostgreSQL with standard_conforming_strings off reads backslashes in every string.
+    _Reading(
+        "PostgreSQL",
+        nested_comments=True,
+        dollar_quotes=True,
+        e_strings=True,
+        dollar_in_words=True,
+        backslash_escapes=True,
+    ),
+    _Reading(
+        "MySQL/MariaDB",
+        dash_comment_needs_space=True,
+        hash_comments=True,
+        executable_comments=True,
+        backslash_escapes=True,
+        double_quote_is_string=True,
+        backticks=True,
+        dollar_in_words=True,
+    ),
+    # sql_mode ANSI_QUOTES and NO_BACKSLASH_ESCAPES.
+    _Reading(
+        "MySQL/MariaDB",
+        dash_comment_needs_space=True,
+        hash_comments=True,
+        executable_comments=True,
+        backticks=True,
+        dollar_in_words=True,
+    ),
+    _Reading("SQLite", backticks=True, brackets=True),
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "word", "quoted" (identifier), "string", "semi", "other"
+    text: str
+    pos: int
+
+
+# Why each statement kind is refused, by its first word.
+_REFUSED_STATEMENTS: dict[str, str] = {
+    word: reason
+    for words, reason in (
+        (
+            "SET RESET DISCARD USE LOAD",
+            "changes the database session, which the KRs run after it would inherit",
+        ),
+        (
+            "BEGIN START COMMIT END ROLLBACK ABORT SAVEPOINT RELEASE XA",
+            "controls the transaction that keeps the source read-only",
+        ),
+        (
+            "DO CALL EXECUTE EXEC PREPARE DEALLOCATE HANDLER DECLARE",
+            "runs code or stored statements that this check cannot see",
+        ),
+        ("COPY", "reads or writes files and runs programs on the database server"),
+        ("LISTEN NOTIFY UNLISTEN", "signals other sessions or waits for their signals"),
+        ("INSERT UPDATE DELETE MERGE UPSERT REPLACE TRUNCATE", "writes data"),
+        (
+            "CREATE ALTER DROP RENAME GRANT REVOKE COMMENT SECURITY REASSIGN IMPORT REFRESH",
+            "changes the schema or the permissions",
+        ),
+        ("LOCK", "locks tables until the transaction ends"),
+        ("EXPLAIN", "can run the statement it explains (ANALYZE); run the query itself"),
+        (
+            "VACUUM ANALYZE ANALYSE CLUSTER REINDEX CHECKPOINT OPTIMIZE FLUSH KILL SHUTDOWN "
+            "INSTALL UNINSTALL PURGE RESTART",
+            "is a maintenance command with effects on the server",
+        ),
+        ("ATTACH DETACH PRAGMA", "changes the SQLite connection"),
+    )
+    for word in words.split()
+}
+
+# Words that turn a query into a write or a lock wherever they appear (reserved in every
+# supported database, so they cannot be an unquoted column name).
+_WRITING_WORDS: dict[str, str] = {
+    "INSERT": "a data-modifying statement inside the query (WITH ... INSERT)",
+    "UPDATE": "a data-modifying statement or a row lock (WITH ... UPDATE, FOR UPDATE)",
+    "DELETE": "a data-modifying statement inside the query (WITH ... DELETE)",
+    "INTO": "SELECT ... INTO creates a table, sets variables or writes a server file",
+}
+
+# Functions callable from a SELECT whose effects a read-only transaction does not stop or
+# a rollback does not undo: by name, then by prefix (a trailing '*').
+_LOCK = "takes a lock that can outlive the query and block other sessions"
+_SERVER = "acts on other sessions or on the database server"
+_FILES = "reads or writes files on the database server"
+_DENIED: tuple[tuple[str, str], ...] = (
+    ("set_config", "changes a setting of the session"),
+    ("pg_notify", "sends a notification to other sessions"),
+    ("dblink*", "connects to another database, where this source's read-only promise ends"),
+    ("pg_advisory_* pg_try_advisory_* get_lock release_lock release_all_locks", _LOCK),
+    (
+        "pg_terminate_backend pg_cancel_backend pg_reload_conf pg_rotate_logfile pg_promote "
+        "pg_switch_wal pg_create_restore_point pg_wal_replay_pause pg_wal_replay_resume "
+        "pg_log_backend_memory_contexts pg_backup_start pg_backup_stop pg_start_backup "
+        "pg_stop_backup pg_drop_replication_slot pg_import_system_collations "
+        "pg_export_snapshot pg_stat_reset* pg_replication_* pg_logical_* pg_create_* pg_copy_*",
+        _SERVER,
+    ),
+    (
+        "pg_read_file pg_read_binary_file pg_stat_file pg_ls_* pg_file_* lo_* loread lowrite "
+        "load_file load_extension readfile writefile edit fts3_tokenizer sys_exec sys_eval",
+        _FILES,
+    ),
+    (
+        "query_to_xml query_to_xmlschema query_to_xml_and_xmlschema ts_stat ts_rewrite",
+        "runs SQL given as text, out of the reach of this check",
+    ),
+    ("nextval setval", "advances a sequence, which a rollback does not undo"),
+)
+_DENIED_FUNCTIONS = {
+    name: reason for names, reason in _DENIED for name in names.split() if "*" not in name
+}
+_DENIED_PREFIXES = tuple(
+    (name.rstrip("*"), reason) for names, reason in _DENIED for name in names.split() if "*" in name
+)
+_SEQUENCE = "advances a sequence, which a rollback does not undo"
+
+_WORD_START = re.compile(r"[A-Za-z_\x80-\U0010ffff]")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$")
+_SPACE = " \t\n\r\f\v"
+
+
+def check_query(query: str) -> None:
+    """Refuse a query that is not exactly one read-only query.
+
+    One statement (a single trailing ``;`` is allowed) starting with SELECT, WITH,
+    VALUES, TABLE, SHOW or a parenthesis, with no data-modifying part, no ``SELECT ...
+    INTO``, no row lock and no call to a function on the deny list (advisory locks,
+    ``set_config``, ``dblink``, server files, SQL run from text...).
+
+    Args:
+        query: The KR's SQL, as written in the OKR file.
+
+    Raises:
+        UnsafeQueryError: One line naming what is refused, why, and where in the query.
+    """
+    problem = _problem(query)
+    if problem is not None:
+        raise UnsafeQueryError(problem)
+
+
+@lru_cache(maxsize=65536)  # every KR's query is checked before each fetch: keep it free
+def _problem(query: str) -> str | None:
+    for reading in _READINGS:
+        try:
+            tokens = _tokens(query, reading)
+        except UnsafeQueryError as exc:
+            return str(exc)
+        problem = _statement_problem(query, tokens, reading)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _statement_problem(query: str, tokens: list[_Token], reading: _Reading) -> str | None:
+    if tokens and tokens[-1].kind == "semi":
+        tokens = tokens[:-1]  # one trailing ';' is allowed
+    if not tokens:
+        return "the query is empty; write one SELECT returning one row"
+    for index, token in enumerate(tokens):
+        if token.kind == "semi":
+            after = tokens[index + 1].text if index + 1 < len(tokens) else ";"
+            return (
+                f"the query holds more than one statement: the ';' {_at(query, token.pos)} "
+                f"is followed by {after!r}{_as_read(reading)}. A source runs exactly one "
+                f"query; remove everything after the first statement"
+            )
+    first = tokens[0]
+    if not (first.kind == "other" and first.text == "(") and not (
+        first.kind == "word" and first.text.upper() in ALLOWED_FIRST_WORDS
+    ):
+        word = first.text.upper() if first.kind == "word" else first.text
+        allowed = f"{', '.join(ALLOWED_FIRST_WORDS)} or '('"
+        if word not in _REFUSED_STATEMENTS:
+            return f"the query starts with {first.text!r}, not a query: start it with {allowed}"
+        return (
+            f"{word} statements are refused: {word} {_REFUSED_STATEMENTS[word]}. A source "
+            f"runs one read-only query starting with {allowed}"
+        )
+    return _inner_problem(query, tokens)
+
+
+def _inner_problem(query: str, tokens: list[_Token]) -> str | None:
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.kind == "word":
+            word = token.text.upper()
+            if word in _WRITING_WORDS:
+                return (
+                    f"{word} {_at(query, token.pos)} is refused: {_WRITING_WORDS[word]}. "
+                    f"Sources are read-only; use a plain SELECT"
+                )
+            if word == "FOR" and following is not None and following.kind == "word":
+                lock = following.text.upper()
+                if lock in {"SHARE", "NO", "KEY"}:
+                    return (
+                        f"FOR {lock} {_at(query, token.pos)} is refused: it locks rows. "
+                        f"Sources are read-only; remove the locking clause"
+                    )
+            if word == "NEXT" and following is not None and following.text.upper() == "VALUE":
+                return f"NEXT VALUE FOR {_at(query, token.pos)} is refused: it {_SEQUENCE}"
+            if word == "LOCK" and following is not None and following.text.upper() == "IN":
+                return (
+                    f"LOCK IN SHARE MODE {_at(query, token.pos)} is refused: it locks rows. "
+                    f"Remove the locking clause"
+                )
+        if token.kind in {"word", "quoted"} and following is not None and following.text == "(":
+            name = token.text.lower()
+            reason = _DENIED_FUNCTIONS.get(name) or next(
+                (why for prefix, why in _DENIED_PREFIXES if name.startswith(prefix)), None
+            )
+            if reason is not None:
+                return (
+                    f"the function {token.text}() {_at(query, token.pos)} is refused: it "
+                    f"{reason}. Sources may only read"
+                )
+    return None
+
+
+def _tokens(sql: str, reading: _Reading) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in _SPACE:
+            i += 1
+        elif _line_comment(sql, i, reading):
+            i = _line_end(sql, i)
+        elif sql.startswith("/*", i):
+            if reading.executable_comments and sql.startswith(("/*!", "/*M!", "/*+"), i):
+                raise UnsafeQueryError(
+                    f"the comment {_at(sql, i)} is refused: MySQL and MariaDB run the text "
+                    f"of /*! ... */ comments (and read /*+ ... */ as hints); use -- comments"
+                )
+            i = _comment_end(sql, i, reading.nested_comments)
+        elif c == "'":
+            end = _quote_end(sql, i, "'", reading.backslash_escapes)
+            tokens.append(_Token("string", sql[i:end], i))
+            i = end
+        elif c in "eE" and reading.e_strings and sql.startswith("'", i + 1):
+            end = _quote_end(sql, i + 1, "'", backslash=True)
+            tokens.append(_Token("string", sql[i:end], i))
+            i = end
+        elif c == '"':
+            string = reading.double_quote_is_string
+            end = _quote_end(sql, i, '"', backslash=string and reading.backslash_escapes)
+            tokens.append(_Token("string" if string else "quoted", sql[i + 1 : end - 1], i))
+            i = end
+        elif c == "`" and reading.backticks:
+            end = _quote_end(sql, i, "`", backslash=False)
+            tokens.append(_Token("quoted", sql[i + 1 : end - 1], i))
+            i = end
+        elif c == "[" and reading.brackets:
+            close = sql.find("]", i + 1)
+            end = n if close < 0 else close + 1
+            tokens.append(_Token("quoted", sql[i + 1 : end - 1], i))
+            i = end
+        elif c == "$" and reading.dollar_quotes and (tag := _DOLLAR_TAG.match(sql, i)):
+            close = sql.find(tag[0], tag.end())
+            end = n if close < 0 else close + len(tag[0])
+            tokens.append(_Token("string", sql[i:end], i))
+            i = end
+        elif _WORD_START.match(c) or (c == "$" and reading.dollar_in_words and i + 1 < n):
+            end = i + 1
+            while end < n and (
+                sql[end].isalnum()
+                or sql[end] in "_"
+                or (sql[end] == "$" and reading.dollar_in_words)
+            ):
+                end += 1
+            tokens.append(_Token("word", sql[i:end], i))
+            i = end
+        elif c == ";":
+            tokens.append(_Token("semi", c, i))
+            i += 1
+        else:
+            tokens.append(_Token("other", c, i))
+            i += 1
+    return tokens
+
+
+def _line_comment(sql: str, i: int, reading: _Reading) -> bool:
+    if sql.startswith("--", i):
+        return not reading.dash_comment_needs_space or i + 2 >= len(sql) or sql[i + 2] <= " "
+    return sql[i] == "#" and reading.hash_comments
+
+
+def _line_end(sql: str, i: int) -> int:
+    ends = [pos for pos in (sql.find("\n", i), sql.find("\r", i)) if pos >= 0]
+    return min(ends) + 1 if ends else len(sql)
+
+
+def _comment_end(sql: str, i: int, nested: bool) -> int:
+    depth, i = 1, i + 2
+    while i < len(sql):
+        if sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0 or not nested:
+                return i
+        elif nested and sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        else:
+            i += 1
+    return len(sql)  # unterminated: the database refuses it, nothing after it runs
+
+
+def _quote_end(sql: str, i: int, quote: str, backslash: bool) -> int:
+    j = i + 1
+    while j < len(sql):
+        c = sql[j]
+        if backslash and c == "\\":
+            j += 2
+        elif c == quote:
+            if sql.startswith(quote, j + 1):
+                j += 2  # a doubled quote stands for itself
+            else:
+                return j + 1
+        else:
+            j += 1
+    return len(sql)  # unterminated: the database refuses it
+
+
+def _at(sql: str, pos: int) -> str:
+    line = sql.count("\n", 0, pos) + 1
+    column = pos - (sql.rfind("\n", 0, pos) + 1) + 1
+    return f"at line {line}, column {column} of the query" if "\n" in sql else f"at column {column}"
+
+
+def _as_read(reading: _Reading) -> str:
+    return f" (as {reading.name} reads it)"
