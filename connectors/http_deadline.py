@@ -87,6 +87,7 @@ class _Watchdog:
         self.deadline = time.monotonic() + seconds
         self._lock = threading.Lock()
         self._connections: list[BaseHTTPConnection] = []
+        self._sockets: list[socket.socket] = []
         self._done = False
         self._fired = False
         self._timer: threading.Timer | None = None
@@ -95,6 +96,11 @@ class _Watchdog:
     @property
     def expired(self) -> bool:
         return self._fired or time.monotonic() >= self.deadline
+
+    @property
+    def fired(self) -> bool:
+        """Whether the attempt's sockets were shut down: what was read since is not whole."""
+        return self._fired
 
     def _arm(self, delay: float) -> None:
         timer = threading.Timer(delay, self._fire)
@@ -107,13 +113,27 @@ class _Watchdog:
             if not self._done:
                 self._connections.append(connection)
 
+    def watch_socket(self, sock: socket.socket | None) -> None:
+        # The response's socket: a connection that will close hands it over to the
+        # response once the headers are read, and forgets it.
+        if sock is None:
+            return
+        with self._lock:
+            if not self._done:
+                self._sockets.append(sock)
+                if self._fired:
+                    _shut_down(sock)
+
     def _fire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self._fired = True
-            connecting = [c for c in self._connections if not _shut_down(c)]
-            if connecting:
+            sockets = [getattr(c, "sock", None) for c in self._connections] + self._sockets
+            found = [sock for sock in sockets if isinstance(sock, socket.socket)]
+            for sock in found:
+                _shut_down(sock)
+            if not found:
                 # No socket yet: the connect has its own timeout, but the attempt could go
                 # on to read headers from a socket made after this moment.
                 self._arm(_RECHECK_SECONDS)
@@ -125,16 +145,21 @@ class _Watchdog:
                 self._timer.cancel()
 
 
-def _shut_down(connection: BaseHTTPConnection) -> bool:
-    sock = getattr(connection, "sock", None)
-    if not isinstance(sock, socket.socket):
-        return False
+def _shut_down(sock: socket.socket) -> None:
     # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would unwrap the TLS
     # state under the reading thread's feet. The blocked read then returns end of file. An
     # OSError means it is closed already: nothing left to wake.
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    return True
+
+
+def _response_socket(response: requests.Response) -> socket.socket | None:
+    # requests -> urllib3 response -> http.client response -> its file -> SocketIO -> socket.
+    # Looked up defensively: anything else (a test double, another transport) gives None,
+    # and the deadline then rests on the connection's socket and the per-read timeout.
+    reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 _CURRENT = threading.local()
@@ -253,8 +278,12 @@ def request_within(
             stream=True,
         )
         with response:
+            watchdog.watch_socket(_response_socket(response))
             ok = response.status_code < 300
             content = _read(response, watchdog, max_bytes if ok else error_bytes, refuse=ok)
+            if watchdog.fired:
+                # The shutdown made the read end early: headers or body are cut short.
+                raise DeadlineExceeded
             return Answer(
                 status=response.status_code,
                 reason=response.reason or "",
@@ -262,7 +291,7 @@ def request_within(
                 content=content,
                 encoding=response.encoding,
             )
-    except ResponseTooLarge:
+    except (ResponseTooLarge, DeadlineExceeded):
         raise
     except Exception as exc:
         # Whatever the shutdown socket raised (end of file, broken chunk, TLS error), the
