@@ -16,9 +16,15 @@ from urllib.parse import urlsplit
 
 from flows.fetch import FetchResult
 from flows.notify import emit_transition_events, records_for_held, send_messages
-from okr_core.alerting.engine import step
+from okr_core.alerting.engine import settle, step
 from okr_core.alerting.messages import group
-from okr_core.alerting.model import AlertPolicy, AlertPolicyOverride, AlertRecord, KrAlertInput
+from okr_core.alerting.model import (
+    AlertPolicy,
+    AlertPolicyOverride,
+    AlertRecord,
+    KrAlertInput,
+    Notification,
+)
 from okr_core.alerting.routing import RoutingConfig, load_routing, secret_names
 from okr_core.errors import ConfigError
 from okr_core.settings import Settings
@@ -122,6 +128,28 @@ def load_alert_routing(settings: Settings) -> RoutingConfig:
     return routing
 
 
+def undelivered(
+    notifications: Sequence[Notification],
+    records: Sequence[AlertRecord],
+    routing: RoutingConfig,
+) -> list[Notification]:
+    """The notifications to send that no channel of their route accepted.
+
+    A notification counts as delivered once one channel of its route took it (a channel
+    that failed beside it is recorded ``failed``, not retried). Held ones (silenced,
+    inhibited) are not sent, so never undelivered; nor is one whose route has no channel
+    at all: there is nowhere to try again, and it is recorded ``failed`` with the reason.
+    """
+    sent = {(r.kr_id, r.kind, r.transition) for r in records if r.delivery == "sent"}
+    return [
+        n
+        for n in notifications
+        if n.delivery == "sent"
+        and routing.route_for(n.owner).channels
+        and (n.kr.kr_id, n.kind, n.transition) not in sent
+    ]
+
+
 def run_alerts(
     krs: Sequence[StoredKeyResult],
     evaluations: Sequence[EvaluationRecord],
@@ -136,9 +164,13 @@ def run_alerts(
 ) -> AlertSummary:
     """Move the alert states of the evaluated KRs, send what is due, record everything.
 
+    Failed sends are retried on the next run (see ``okr_core.alerting.engine.settle``).
+
     Args:
         krs: The KRs measured in this run.
-        evaluations: Their evaluations in this run.
+        evaluations: The evaluations to alert on: any subset of the KRs' evaluations in
+            this run, possibly none. KRs without one here keep their alert states untouched
+            (no counting, no repeat, no resolved message).
         results: What their sources answered (for error texts).
         store: Where alert states, silences and records live.
         settings: Connections (owners) and secrets (channel URLs).
@@ -148,7 +180,11 @@ def run_alerts(
         dry_run: Compute and report, but send and store nothing.
     """
     inputs = alert_inputs(krs, evaluations, results, settings, routing)
-    states = store.alert_states([kr.kr_id for kr in krs])
+    if not inputs:
+        return AlertSummary()  # nothing evaluated (a rerun of an as-of already seen)
+    # Only the evaluated KRs move: a KR measured but not evaluated in this run (its as-of
+    # is not newer than its last evaluation) keeps its states exactly as they are.
+    states = store.alert_states([kr.kr_id for kr in inputs])
     outcome = step(states, inputs, now=now, silences=store.silences(now))
     records: list[AlertRecord] = records_for_held(
         outcome.notifications, routing, run_id=run_id, now=now
@@ -161,8 +197,11 @@ def run_alerts(
         dry_run=dry_run,
     )
     if not dry_run:
+        lost = undelivered(outcome.notifications, records, routing)
+        outcome = settle(states, outcome, lost)
         store.apply_alert_step(outcome.states, outcome.cleared, records)
-        emit_transition_events(outcome.notifications)
+        # An undone transition is emitted when it is sent, not once per attempt.
+        emit_transition_events([n for n in outcome.notifications if n not in lost])
     return AlertSummary(
         deliveries=dict(Counter(r.delivery for r in records)),
         transitions=dict(Counter(f"{n.kind} {n.transition}" for n in outcome.notifications)),

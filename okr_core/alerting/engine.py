@@ -32,6 +32,14 @@ Decisions beyond the contract:
   repeat, not at once, so lifting a silence over many alerts causes no burst (and a
   source outage that ends does not re-announce every KR it inhibited). The repeat
   interval is measured from ``last_sent_at``, else ``fired_at``.
+* A notification to send that no channel received is undone by :func:`settle` once the
+  senders have tried: an undelivered ``firing`` leaves the alert ``pending`` (with its
+  count), so the next run in which the condition still holds fires it again; an
+  undelivered ``repeat`` keeps the previous ``last_sent_at``, so it is due again next run;
+  an undelivered ``resolved`` keeps the firing state, so the next run in which the
+  condition is clear resolves it again. An alert thus counts as firing only once its
+  owner was told (or a silence or inhibition stood in for it); a firing that never went
+  out and clears gets no resolved message, as nobody was told it fired.
 * ``enabled: false`` produces no notification, so ``last_sent_at`` stays as it was;
   states still move. Enabling the policy again on a firing alert sends a ``repeat`` as
   soon as ``repeat_interval`` has passed since it was last sent (or fired).
@@ -44,7 +52,7 @@ Decisions beyond the contract:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -61,7 +69,7 @@ from okr_core.alerting.model import (
     Transition,
 )
 
-__all__ = ["StateKey", "StepResult", "condition", "owner_of", "step"]
+__all__ = ["StateKey", "StepResult", "condition", "owner_of", "settle", "step"]
 
 StateKey = tuple[int, AlertKind]
 
@@ -236,3 +244,40 @@ def step(
             key = (kr.kr_id, kind)
             new_states[key] = replace(new_states[key], last_sent_at=now)
     return StepResult(states=new_states, cleared=cleared, notifications=notifications)
+
+
+def settle(
+    previous: Mapping[StateKey, AlertState],
+    result: StepResult,
+    undelivered: Iterable[Notification],
+) -> StepResult:
+    """``result`` with the notifications that reached nobody undone, to be tried next run.
+
+    Args:
+        previous: The states given to :func:`step`.
+        result: What :func:`step` returned.
+        undelivered: Notifications of ``result`` with delivery ``sent`` that no channel of
+            their route accepted.
+
+    Returns:
+        The states and cleared keys to store (the notifications are ``result``'s, unchanged):
+        an undelivered ``firing`` is back to ``pending`` (count kept, ``fired_at`` unset), an
+        undelivered ``repeat`` keeps its previous ``last_sent_at``, an undelivered
+        ``resolved`` keeps the previous firing state instead of clearing it.
+    """
+    states = dict(result.states)
+    cleared = list(result.cleared)
+    for notification in undelivered:
+        key = (notification.kr.kr_id, notification.kind)
+        old = previous.get(key)
+        if notification.transition == "resolved":
+            if old is not None:
+                states[key] = old
+                cleared = [k for k in cleared if k != key]
+        elif (state := states.get(key)) is not None:
+            if notification.transition == "firing":
+                states[key] = replace(state, phase="pending", fired_at=None, last_sent_at=None)
+            else:
+                last = old.last_sent_at if old is not None else None
+                states[key] = replace(state, last_sent_at=last)
+    return StepResult(states=states, cleared=cleared, notifications=result.notifications)

@@ -41,10 +41,14 @@ class Request:
 
 @dataclass
 class HttpReceiver:
-    """A local webhook endpoint: paths under /fail answer 500, everything else 200."""
+    """A local webhook endpoint: paths under /fail answer 500, everything else 200.
+
+    While ``down`` is set, every path answers 503 (a receiver that fails, then recovers).
+    """
 
     port: int
     requests: list[Request] = field(default_factory=list)
+    down: bool = False
 
     def url(self, scheme: str, path: str) -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -65,8 +69,8 @@ def receiver() -> Iterator[HttpReceiver]:
             request = Request(self.command, self.path, dict(self.headers), self.rfile.read(length))
             with lock:
                 state.requests.append(request)
-            failing = self.path.startswith("/fail")
-            self.send_response(500 if failing else 200)
+            failing = self.path.startswith("/fail") or state.down
+            self.send_response((503 if state.down else 500) if failing else 200)
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
             self.wfile.write(b"receiver is down" if failing else b"ok")
