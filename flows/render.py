@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.staleness import stale_reason
-from okr_core.scoring import ObjectiveScoreInput, objective_scores
+from okr_core.rollup import KrScore, ObjectiveInput, ObjectiveScore, rollup
+from okr_core.scoring import KrSpec, score
 from okr_store.records import StatusRow
 
 STATUS_STYLES = {
@@ -27,6 +28,7 @@ STATUS_STYLES = {
     "stale": "magenta",
 }
 BAR_WIDTH = 8
+CARRIED_CAPTION = "* last good score, counted in the objective's score while there is no new one"
 
 
 def progress_bar(progress: float | None, expected: float | None = None) -> Text:
@@ -75,20 +77,72 @@ def judged(rows: Sequence[StatusRow], now: datetime, stale_after_periods: float)
     return result
 
 
-def objective_score_map(rows: Sequence[StatusRow]) -> dict[str, float | None]:
-    """Each objective's score: the weighted mean of its KRs, rolled up the alignment tree."""
-    inputs: dict[str, ObjectiveScoreInput] = {}
+def last_good_score(row: StatusRow) -> float | None:
+    """The score of the KR's last good value with its current definition, or None."""
+    if row.last_good_value is None or (row.kind != "milestone" and row.target_value is None):
+        return None
+    spec = KrSpec(
+        kind=row.kind,  # type: ignore[arg-type]  # the store only holds valid kinds
+        baseline=row.baseline,
+        target=row.target_value if row.target_value is not None else Decimal(1),
+        floor=row.floor,
+        weight=row.weight,
+    )
+    try:
+        return score(spec, row.last_good_value)
+    except ValueError:
+        return None  # not a finite number: nothing to count
+
+
+def kr_score(row: StatusRow) -> KrScore:
+    """What a KR puts into its objective's score (the rules are in ``okr_core.rollup``).
+
+    Its latest evaluation's score (``current``); else, while its source fails or answers
+    nothing, its last good score (``carried``); a stale KR counts with the score it last
+    had, marked ``stale``; a KR never scored is ``unscored``.
+    """
+    counted = row.score if row.score is not None else last_good_score(row)
+    if row.status is None or counted is None:
+        return KrScore(row.kr_key, None, row.weight, "unscored")
+    if row.status == "stale":
+        return KrScore(row.kr_key, counted, row.weight, "stale")
+    return KrScore(
+        row.kr_key, counted, row.weight, "current" if row.score is not None else "carried"
+    )
+
+
+def objective_score_map(rows: Sequence[StatusRow]) -> dict[str, ObjectiveScore]:
+    """Each objective's score and its marks, rolled up the alignment tree."""
+    krs: dict[str, list[KrScore]] = {}
+    parents: dict[str, str | None] = {}
     for row in rows:
-        current = inputs.get(row.objective_key)
-        scores = list(current.kr_scores) if current else []
-        scores.append((row.score, row.weight))
-        inputs[row.objective_key] = ObjectiveScoreInput(kr_scores=scores, parent=row.parent_key)
-    known = set(inputs)
+        krs.setdefault(row.objective_key, []).append(kr_score(row))
+        parents[row.objective_key] = row.parent_key
     # A parent outside the rows shown (another cycle, archived) does not take part.
-    for key, item in inputs.items():
-        if item.parent is not None and item.parent not in known:
-            inputs[key] = ObjectiveScoreInput(kr_scores=item.kr_scores, parent=None)
-    return objective_scores(inputs)
+    inputs = {
+        key: ObjectiveInput(krs=items, parent=parents[key] if parents[key] in krs else None)
+        for key, items in krs.items()
+    }
+    return rollup(inputs)
+
+
+def describe_objective_score(result: ObjectiveScore | None) -> str:
+    """``score 0.56`` and what it is made of, e.g. ``(last good score of nps)``."""
+    text = "score —" if result is None or result.score is None else f"score {result.score:.2f}"
+    if result is None:
+        return text
+    marks = []
+    if result.carried:
+        marks.append("last good score of " + ", ".join(result.carried))
+    if result.stale:
+        marks.append("stale: " + ", ".join(result.stale))
+    if result.unscored:
+        marks.append("partial, not scored: " + ", ".join(result.unscored))
+    if result.partial_children:
+        marks.append("partial objectives: " + ", ".join(result.partial_children))
+    if result.marked_children:
+        marks.append("marked objectives: " + ", ".join(result.marked_children))
+    return f"{text} ({'; '.join(marks)})" if marks else text
 
 
 def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> list[Table]:
@@ -100,9 +154,8 @@ def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> lis
     for row in rows:
         if row.objective_key != current:
             current = row.objective_key
-            score = scores.get(row.objective_key)
             parts = [f"[bold]{row.objective_title}[/bold]", row.owner, row.objective_type]
-            parts.append("score —" if score is None else f"score {score:.2f}")
+            parts.append(describe_objective_score(scores.get(row.objective_key)))
             if row.parent_key:
                 parts.append(f"supports {row.parent_key}")
             table = Table(
@@ -127,7 +180,7 @@ def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> lis
         # Short units ("%", "h", "ms") fit beside the number; longer ones are in the title.
         unit = row.unit if len(row.unit) <= 2 else ""
         value = format_value(row.value, unit)
-        if row.status == "error":
+        if row.status == "error" or (row.status == "stale" and row.value is None):
             # The last good value stays visible, marked with its age, never replaced by 0.
             value = (
                 "—"
@@ -135,12 +188,18 @@ def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> lis
                 else (f"{format_value(row.last_good_value)} ({age(row.last_good_at, now)})")
             )
         pct = "" if row.progress is None else f" {row.progress:4.0%}"
+        counted = kr_score(row)
+        score_text = "—" if counted.score is None else f"{counted.score:.2f}"
+        if counted.score is not None and counted.score != row.score:
+            # The last good score, counted in the objective's: said so under the table.
+            score_text += "*"
+            table.caption = CARRIED_CAPTION
         table.add_row(
             row.kr_key,
             value,
             format_value(row.target_value, unit),
             progress_bar(row.progress, row.expected_progress).append(pct),
-            "—" if row.score is None else f"{row.score:.2f}",
+            score_text,
             Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", "")),
             age(row.measured_at, now),
         )
@@ -165,27 +224,56 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _objective_json(result: ObjectiveScore | None) -> dict[str, Any]:
+    if result is None:
+        return {"score": None, "partial": True}
+    return {
+        "score": result.score,
+        "partial": result.partial,
+        "carried": list(result.carried),
+        "stale": list(result.stale),
+        "unscored": list(result.unscored),
+        "partial_children": list(result.partial_children),
+        "marked_children": list(result.marked_children),
+    }
+
+
 def status_json(rows: Sequence[StatusRow]) -> str:
-    """The rows of ``okr status --json``: numbers as JSON numbers, values as exact strings."""
-    items = [
-        {
-            "objective": row.objective_key,
-            "id": row.kr_key,
-            "title": row.kr_title,
-            "owner": row.owner,
-            "unit": row.unit,
-            "value": row.value,
-            "target": row.target_value,
-            "progress": row.progress,
-            "score": row.score,
-            "expected_progress": row.expected_progress,
-            "status": row.status,
-            "reason": row.reason,
-            "measured_at": row.measured_at,
-            "error": row.error_message,
-        }
-        for row in rows
-    ]
+    """The rows of ``okr status --json``: numbers as JSON numbers, values as exact strings.
+
+    One object per KR (fields in the README, "Commands"), each with its objective's score
+    and what that score is made of.
+    """
+    objectives = objective_score_map(rows)
+    items = []
+    for row in rows:
+        counted = kr_score(row)
+        items.append(
+            {
+                "objective": row.objective_key,
+                "id": row.kr_key,
+                "title": row.kr_title,
+                "owner": row.owner,
+                "unit": row.unit,
+                "value": row.value,
+                "as_of": row.evaluated_at,
+                "baseline": row.baseline,
+                "target": row.target_value,
+                "target_as_written": row.target,
+                "progress": row.progress,
+                "score": row.score,
+                "counted_score": counted.score,
+                "score_basis": counted.basis,
+                "expected_progress": row.expected_progress,
+                "status": row.status,
+                "reason": row.reason,
+                "measured_at": row.measured_at,
+                "last_good_value": row.last_good_value,
+                "last_good_at": row.last_good_at,
+                "error": row.error_message,
+                "objective_score": _objective_json(objectives.get(row.objective_key)),
+            }
+        )
     return json.dumps(items, default=_json_default, indent=2)
 
 

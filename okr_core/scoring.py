@@ -37,10 +37,7 @@ than the planned distance says nothing more than "far past it"), so it is always
 float that a store column and JSON hold. Values that are not finite (NaN, infinity) raise
 ``ValueError``.
 
-Objective roll-up (:func:`objective_scores`): an objective's score is the weighted mean of
-its own KR scores (KR weights) and of its child objectives' scores, each child counting
-with weight 1, like one default-weight KR. Unscored KRs and children are left out; an
-objective with nothing scored gets ``None``.
+Objective roll-up: :mod:`okr_core.rollup` (``objective_scores`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -48,12 +45,14 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Literal
+
+from okr_core.rollup import ObjectiveScoreInput, objective_scores
 
 __all__ = [
     "Evaluation",
@@ -141,19 +140,6 @@ class Evaluation:
     reason: str
     forecast_low: float | None = None  # the band of uncertainty around forecast_value
     forecast_high: float | None = None
-
-
-@dataclass(frozen=True)
-class ObjectiveScoreInput:
-    """One objective for :func:`objective_scores`.
-
-    Attributes:
-        kr_scores: ``(score, weight)`` per KR; a ``None`` score means not scored.
-        parent: Id of the objective this one supports, if any.
-    """
-
-    kr_scores: Sequence[tuple[float | None, Decimal | float]] = field(default_factory=tuple)
-    parent: str | None = None
 
 
 def _clamp(x: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -439,49 +425,3 @@ def _evaluate_milestone(current: float, pace: float, at: datetime, end: datetime
     else:
         status, reason = Status.ON_TRACK, f"not done yet; pace {pace:.2f}"
     return Evaluation(0.0, 0.0, pace, None, None, status, reason)
-
-
-def objective_scores(objectives: Mapping[str, ObjectiveScoreInput]) -> dict[str, float | None]:
-    """Objective scores, rolled up the alignment tree.
-
-    Args:
-        objectives: Every objective by id. A ``parent`` not in the mapping is ignored.
-
-    Returns:
-        Score per objective id: weighted mean of its KR scores (KR weights) and its
-        children's scores (weight 1 each); None when nothing under it is scored.
-
-    Raises:
-        ValueError: The parent links form a cycle.
-    """
-    children: dict[str, list[str]] = {oid: [] for oid in objectives}
-    for oid, obj in objectives.items():
-        if obj.parent is not None and obj.parent in objectives:
-            children[obj.parent].append(oid)
-
-    result: dict[str, float | None] = {}
-    visiting: set[str] = set()
-
-    def solve(oid: str) -> float | None:
-        if oid in result:
-            return result[oid]
-        if oid in visiting:
-            raise ValueError(f"objective parent links form a cycle through {oid!r}")
-        visiting.add(oid)
-        total = weights = 0.0
-        for kr_score, weight in objectives[oid].kr_scores:
-            if kr_score is not None:
-                total += kr_score * float(weight)
-                weights += float(weight)
-        for child in children[oid]:
-            child_score = solve(child)
-            if child_score is not None:
-                total += child_score
-                weights += 1.0
-        visiting.discard(oid)
-        result[oid] = total / weights if weights > 0 else None
-        return result[oid]
-
-    for oid in objectives:
-        solve(oid)
-    return result
