@@ -38,10 +38,9 @@ from connectors.http_deadline import (
     ResponseTooLarge,
     request_within,
 )
-from connectors.http_extract import PathNotFound, compile_jsonpath, find_value, parse_json
+from connectors.http_extract import AnswerError, NotJson, compile_jsonpath, extract_value
 from connectors.redaction import Redactor, truncate
 from connectors.templating import placeholder_errors, render, render_structure, secret_refs
-from connectors.values import NotANumberError, to_decimal
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -140,6 +139,14 @@ class HttpSourceConfig(BaseSourceConfig):
         texts += [v for v in self.params.values() if isinstance(v, str)]
         texts += sorted(_strings_in(self.json_body))
         return texts
+
+    def uses_as_of(self) -> bool:
+        """True when a template of the request names ``${as_of...}``.
+
+        Returns:
+            Whether the request depends on the as-of.
+        """
+        return any("${as_of" in text for text in self._templates())
 
     def connection_names(self) -> set[str]:
         """The connection used as base URL, if any.
@@ -421,27 +428,12 @@ def _too_large(exc: ResponseTooLarge) -> str:
 
 def _extract(answer: Answer, value_path: str, where: str, redact: Redactor) -> Decimal | None:
     try:
-        data = parse_json(answer.content)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return extract_value(answer.content, value_path)
+    except NotJson as exc:
         text = answer.content.decode(answer.encoding or "utf-8", errors="replace")
         raise FatalSourceError(
             f"{where}: the response is not JSON ({exc}): {truncate(redact(text), 200)!r}"
         ) from exc
-    try:
-        values = find_value(data, value_path)
-    except PathNotFound as exc:
-        # Keys come from the answer, which may echo anything: redacted and truncated.
+    except AnswerError as exc:
+        # Keys and values come from the answer, which may echo anything: redacted.
         raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
-    if not values:
-        return None
-    if len(values) > 1:
-        raise FatalSourceError(
-            f"{where}: value_path {value_path} matched {len(values)} values; expected 1. "
-            f"Make the path select a single value"
-        )
-    if isinstance(values[0], list) and not values[0]:
-        return None  # an empty list where the value should be: no data this time
-    try:
-        return to_decimal(values[0])
-    except NotANumberError as exc:
-        raise FatalSourceError(f"{where}: value at {value_path} {redact(str(exc))}") from exc

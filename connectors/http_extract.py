@@ -44,14 +44,33 @@ from jsonpath_ng.jsonpath import (
     Wildcard,
 )
 
-__all__ = ["MAX_KEYS_SHOWN", "PathNotFound", "compile_jsonpath", "find_value", "parse_json"]
+from connectors.values import NotANumberError, to_decimal
+
+__all__ = [
+    "MAX_KEYS_SHOWN",
+    "AnswerError",
+    "NotJson",
+    "PathNotFound",
+    "compile_jsonpath",
+    "extract_value",
+    "find_value",
+    "parse_json",
+]
 
 MAX_KEYS_SHOWN = 20
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARSE_LOCK = threading.Lock()
 
 
-class PathNotFound(ValueError):
+class AnswerError(ValueError):
+    """The answer gives no usable value; the message says why (not yet redacted)."""
+
+
+class NotJson(AnswerError):
+    """The answer is not JSON; the message is the parser's reason."""
+
+
+class PathNotFound(AnswerError):
     """The JSONPath names something the answer does not have; the message says what is there."""
 
 
@@ -94,14 +113,48 @@ def parse_json(content: bytes) -> Any:
         The parsed document.
 
     Raises:
-        ValueError: Not JSON, or nested too deeply to parse.
+        NotJson: Not JSON, or nested too deeply to parse.
     """
     try:
         return json.loads(
             content, parse_float=Decimal, parse_int=Decimal, parse_constant=_json_constant
         )
     except RecursionError:
-        raise ValueError("nested too deeply") from None
+        raise NotJson("nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotJson(str(exc)) from exc
+
+
+def extract_value(content: bytes, value_path: str) -> Decimal | None:
+    """Parse a JSON answer and return the one number ``value_path`` selects.
+
+    Args:
+        content: The answer's body.
+        value_path: A valid JSONPath.
+
+    Returns:
+        The exact value, in range (``connectors.values.to_decimal``); None for no data:
+        null, NaN, an empty list, or a path that exists but selects nothing this time.
+
+    Raises:
+        NotJson: The answer is not JSON.
+        PathNotFound: The path does not exist in the answer.
+        AnswerError: Several values, or a value that is not a number or out of range.
+    """
+    values = find_value(parse_json(content), value_path)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise AnswerError(
+            f"value_path {value_path} matched {len(values)} values; expected 1. "
+            "Make the path select a single value"
+        )
+    if isinstance(values[0], list) and not values[0]:
+        return None  # an empty list where the value should be: no data this time
+    try:
+        return to_decimal(values[0])
+    except NotANumberError as exc:
+        raise AnswerError(f"value at {value_path} {exc}") from exc
 
 
 def find_value(data: Any, value_path: str) -> list[Any]:

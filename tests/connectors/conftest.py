@@ -79,7 +79,8 @@ VCR = vcr.VCR(
 def http_base_url() -> Iterator[str]:
     """Base URL of the local test API (started for recording and for live tests)."""
     server = http_server.start()
-    yield http_server.url_of(server)
+    http_server.BASE_URL = http_server.url_of(server)  # for tests that read the module
+    yield http_server.BASE_URL
     server.shutdown()
     server.server_close()
 

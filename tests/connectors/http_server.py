@@ -21,7 +21,8 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
-#: URL of the server last started by :func:`start` (its port is chosen by the system).
+#: URL of the session's test API, set by the ``http_base_url`` fixture once it runs (the
+#: port is chosen by the system); prefer the fixture's value.
 BASE_URL = f"http://{HOST}:0"
 
 # Distinctive values, so a grep over the cassettes proves none was recorded.
@@ -218,14 +219,10 @@ class _Server(ThreadingHTTPServer):
 def start() -> ThreadingHTTPServer:
     """Start the server on a free port in a daemon thread; ``shutdown()`` stops it.
 
-    Also sets :data:`BASE_URL` to the server's URL.
-
     Returns:
-        The running server.
+        The running server (its URL: :func:`url_of`).
     """
-    global BASE_URL
     server = _Server((HOST, 0), Handler)  # port 0: the system picks a free one
-    BASE_URL = url_of(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
