@@ -263,6 +263,8 @@ class StatusRow:
         forecast_high: high end of the forecast band at cycle end.
         last_good_as_of: the as-of of the latest good value (the time it describes).
         measured_as_of: the as-of of the latest measurement.
+        floor: level where an at_least/at_most score reaches 0, or None; with it, the
+            last good value is scored while the source fails.
     """
 
     kr_id: int
@@ -299,6 +301,7 @@ class StatusRow:
     forecast_high: Decimal | None = None
     last_good_as_of: datetime | None = None
     measured_as_of: datetime | None = None
+    floor: Decimal | None = None
 
     @property
     def as_of(self) -> datetime | None:
