@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import ssl
 import threading
 import time
 from collections import Counter
@@ -216,13 +217,18 @@ class _Server(ThreadingHTTPServer):
         pass  # clients that give up mid-answer are what the fault endpoints are for
 
 
-def start() -> ThreadingHTTPServer:
+def start(tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
     """Start the server on a free port in a daemon thread; ``shutdown()`` stops it.
+
+    Args:
+        tls: A server-side TLS context, to serve HTTPS instead of HTTP.
 
     Returns:
         The running server (its URL: :func:`url_of`).
     """
     server = _Server((HOST, 0), Handler)  # port 0: the system picks a free one
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -230,4 +236,5 @@ def start() -> ThreadingHTTPServer:
 def url_of(server: ThreadingHTTPServer) -> str:
     """The base URL of a running server, e.g. ``http://127.0.0.1:40123``."""
     host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
+    scheme = "https" if isinstance(server.socket, ssl.SSLSocket) else "http"
+    return f"{scheme}://{host!s}:{port}"

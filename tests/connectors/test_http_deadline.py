@@ -7,9 +7,13 @@ bodies). The bounds are behavioural: the deadline plus a margin for a loaded mac
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +29,7 @@ from connectors.http_deadline import (
     ResponseTooLarge,
     request_within,
 )
+from tests.connectors import http_server
 
 MARGIN = 1.5  # seconds past the deadline a fetch may take on a busy machine
 TIMEOUT = 2.0
@@ -159,6 +164,73 @@ def test_other_krs_are_unaffected(source: HttpSource, ctx: SourceContext):
     assert [value for value, _ in results] == [Decimal(42)] * 6
     assert max(t for _, t in results) < 1.0
     assert isinstance(error, RetriableSourceError) and took < TIMEOUT + MARGIN
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    # A self-signed certificate for 127.0.0.1 (cryptography comes with Prefect).
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "okr test api")])
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=365 * 100))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture
+def https_url(tls_files: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls_files)
+    server = http_server.start(tls=context)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_files[0])  # trust the test certificate
+    yield http_server.url_of(server)
+    server.shutdown()
+    server.server_close()
+
+
+def test_deadline_holds_over_tls(https_url: str, ctx: SourceContext):
+    # The watchdog shuts down the socket under a TLS layer too.
+    def cfg(path: str) -> HttpSourceConfig:
+        return HttpSourceConfig.model_validate(
+            {"type": "http", "url": f"{https_url}{path}", "value_path": "$.total",
+             "retries": 0, "timeout_seconds": TIMEOUT}
+        )  # fmt: skip
+
+    with HttpSource(SourceEnvironment()) as source:
+        assert source.fetch(cfg("/number"), ctx) == Decimal(42)
+        for path in ("/fault/trickle-body?every=0.5&bytes=100", "/fault/slow-headers?every=0.5"):
+            error, took = timed(source, cfg(path), ctx)
+            assert isinstance(error, RetriableSourceError), error
+            assert f"no complete answer within {TIMEOUT:g}s" in str(error)
+            assert TIMEOUT - 0.1 <= took < TIMEOUT + MARGIN
 
 
 def test_request_within_without_the_source(http_base_url: str):
