@@ -23,7 +23,7 @@ from connectors import sql_guard
 from connectors.base import SourceContext
 from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from connectors.redaction import Redactor
-from connectors.sql_engine import end_transaction, url_secrets
+from connectors.sql_engine import end_transaction, run_fixed, url_secrets
 from connectors.sql_errors import db_error
 from connectors.sql_session import StaleConnection, driver_sql, params, single_value
 from okr_core.settings import ConnectionSettings
@@ -106,7 +106,7 @@ def _one(
     try:
         # Whatever the query did to the session (settings, a failed statement) is undone
         # before the next KR runs.
-        conn.exec_driver_sql(_BACK_TO_SAVEPOINT)
+        run_fixed(conn, _BACK_TO_SAVEPOINT)
     except sa_exc.DBAPIError as exc:
         # The connection cannot be trusted to be clean: this KR and the rest run again
         # on a new one.
@@ -117,7 +117,7 @@ def _one(
 
 def _savepoint(conn: Connection) -> None:
     try:
-        conn.exec_driver_sql(_SAVEPOINT)
+        conn.exec_driver_sql(_SAVEPOINT)  # through SQLAlchemy: it notices a dead connection
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
             raise StaleConnection(exc) from exc
