@@ -108,8 +108,17 @@ def explain_kr(settings: Settings, name: str, console: Console) -> None:
         console.print(table)
     for (_, kind), state in sorted(states.items()):
         since = state.active_since.isoformat(timespec="minutes")
+        # A firing no channel received leaves the alert pending, to be sent next run.
+        unsent = state.phase == "pending" and any(
+            a.kind == kind
+            and a.transition == "firing"
+            and a.delivery == "failed"
+            and a.created_at >= state.active_since
+            for a in recent
+        )
         console.print(
-            f"  Alert {kind}: {state.phase} since {since} ({state.active_count} evaluations)",
+            f"  Alert {kind}: {state.phase} since {since} ({state.active_count} evaluations)"
+            + ("; its firing failed to send and is sent again next run" if unsent else ""),
             highlight=False,
         )
     for silence in silences:

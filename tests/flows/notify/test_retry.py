@@ -12,8 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from flows.alerting import AlertSummary, run_alerts
+from flows.explain import explain_kr
 from okr_core.alerting.model import AlertPolicy, Notification
 from okr_core.alerting.routing import Route, RoutingConfig
 from okr_core.settings import Settings
@@ -111,6 +113,11 @@ def test_a_failed_firing_is_retried_next_run_and_then_not_repeated(
     [record] = store.recent_alerts()
     assert (record.transition, record.delivery) == ("firing", "failed")
     assert record.error is not None and "503" in record.error
+    # okr explain says why the alert is still pending.
+    console = Console(width=200, record=True, color_system=None)
+    settings = Settings(project_dir=tmp_path, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    explain_kr(settings, "podcasts/listeners", console)
+    assert "its firing failed to send and is sent again next run" in console.export_text()
 
     receiver.down = False
     second_at = T0 + HOUR
