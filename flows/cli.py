@@ -433,7 +433,12 @@ def db_upgrade(project: ProjectOpt = Path(".")) -> None:
 
 def main() -> None:
     """Entry point of the ``okr`` console script: one handler for every error."""
+    from flows.prefect_server import start_temporary_api
+
     try:
+        # A flow command with no Prefect API configured gets a temporary server that dies
+        # with this process; started now (Prefect not imported yet), it boots meanwhile.
+        start_temporary_api(sys.argv[1:])
         # Without standalone mode click returns the exit code instead of exiting.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
@@ -455,6 +460,13 @@ def _report(exc: Exception) -> NoReturn:
         sys.exit(ExitCode.USAGE)
     if _state["debug"]:
         err_console.print_exception()
+    from flows.prefect_server import temporary_api
+
+    server = temporary_api()
+    stopped = server.problem() if server is not None else None
+    if stopped is not None and not isinstance(exc, OkrError):  # what failed was the server
+        err_console.print(f"[red]Error:[/red] {escape(stopped)}", highlight=False, soft_wrap=True)
+        sys.exit(ExitCode.USER_ERROR)
     if isinstance(exc, DefinitionError):
         print_problems(exc.problems)
         err_console.print(

@@ -26,7 +26,6 @@ from okr_store.store_errors import (
     unsupported_backend,
 )
 
-
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: How long a SQLite connection waits for another writer before failing, in milliseconds.
