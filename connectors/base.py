@@ -103,6 +103,17 @@ class BaseSourceConfig(BaseModel):
         """
         return set()
 
+    def uses_as_of(self) -> bool:
+        """True when the source answers for the as-of it is given (it can be backfilled).
+
+        A source that only knows the current value (no ``:as_of`` / ``${as_of}`` in its
+        query or request) gives today's number whatever the as-of; ``okr backfill`` skips it.
+
+        Returns:
+            False by default.
+        """
+        return False
+
     def concurrency_key(self) -> str:
         """Key of the concurrency bound this source counts against.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -131,47 +131,214 @@ def schema() -> None:
     console.print_json(json.dumps(okr_file_schema()))
 
 
-def _parse_time(text: str | None) -> datetime | None:
+def _parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
     if text is None:
         return None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        fail(f"--as-of '{text}' is not an ISO 8601 time (e.g. 2026-11-24T09:00:00Z)")
+        fail(f"{option} '{text}' is not an ISO 8601 date or time (e.g. 2026-11-24T09:00:00Z)")
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Evaluate as of this ISO 8601 time (UTC if no zone).")
+]
+KrOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kr", help="Only this KR (objective/kr or a unique id); repeatable."),
+]
+
+
+def _check_run_arguments(
+    settings: Settings, names: Sequence[str], when: datetime | None, allow_future: bool
+) -> None:
+    """Check what a run is asked for before Prefect starts (which takes seconds)."""
+    from flows.alerting import load_alert_routing
+    from flows.update import check_as_of
+
+    if when is not None:
+        check_as_of(when, datetime.now(UTC), allow_future)
+    load_alert_routing(settings)
+    if names:
+        _check_kr_names(settings, names)
+
+
+def _check_kr_names(settings: Settings, names: Sequence[str]) -> None:
+    from flows.definitions import load_definitions
+    from flows.select import resolve_name
+    from flows.update import open_store
+    from okr_core.loader import fingerprint
+
+    store = open_store(settings)
+    try:
+        krs = store.active_key_results()
+        synced = store.definitions_fingerprint() == fingerprint(settings.resolved_okr_path())
+    finally:
+        store.close()
+    try:
+        for name in names:
+            resolve_name(name, krs)
+    except ConfigError:
+        if synced:
+            raise
+        # The files changed since the last run: the name may be new there.
+        known = {
+            f"{objective.id}/{key_result.id}": key_result.id
+            for _, objective, key_result in load_definitions(settings).key_results()
+        }
+        for name in names:
+            if name not in known and name not in known.values():
+                raise
 
 
 @app.command()
 def run(
-    kr: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--kr", help="Measure only this KR (objective/kr or a unique id); repeatable."
-        ),
-    ] = None,
+    kr: KrOpt = None,
     all_krs: Annotated[bool, typer.Option("--all", help="Measure every KR, due or not.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Fetch and score; store nothing.")
     ] = False,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Evaluate as of this ISO 8601 time.")
-    ] = None,
+    as_of: AsOfOpt = None,
+    allow_future: Annotated[
+        bool, typer.Option("--allow-future", help="Accept an --as-of in the future.")
+    ] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Measure the KRs that are due (or those named), score them and store the results."""
+    """Measure the KRs that are due (or those named), score them and store the results.
+
+    Measuring an as-of again replaces what was stored for it.
+    """
     from flows.runner import run_once
 
-    _settings(project)  # fail early, before Prefect starts, on bad settings
+    settings = _settings(project)  # fail early, before Prefect starts, on bad settings
+    when = _parse_time(as_of)
+    _check_run_arguments(settings, kr or [], when, allow_future)
     summary = run_once(
         project,
         kr=kr or [],
-        as_of=_parse_time(as_of),
+        as_of=when,
         dry_run=dry_run,
         all_krs=all_krs,
         console=console,
+        allow_future=allow_future,
     )
     if summary.errors:
         raise typer.Exit(ExitCode.SOURCES_FAILED)
+
+
+def _parse_every(text: str) -> timedelta:
+    from okr_core.alerting.model import AlertPolicyOverride
+
+    try:
+        delta = AlertPolicyOverride(repeat_interval=text).repeat_interval
+    except ValueError:
+        fail(f"--every '{text}' is not a duration; use e.g. 1d, 1w, 12h")
+    assert delta is not None
+    return delta
+
+
+def backfill_dates(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
+    """The as-ofs from ``start`` to ``end`` (both included when on the step), ``every`` apart."""
+    dates = []
+    when = start
+    while when <= end:
+        dates.append(when)
+        when += every
+    return dates
+
+
+@app.command()
+def backfill(
+    date_from: Annotated[
+        str, typer.Option("--from", help="First as-of: a date (00:00 UTC) or an ISO time.")
+    ],
+    date_to: Annotated[str, typer.Option("--to", help="Last as-of (included).")],
+    every: Annotated[str, typer.Option("--every", help="Step between as-ofs: 1d, 1w, 12h.")] = (
+        "1w"
+    ),
+    kr: KrOpt = None,
+    replace_existing: Annotated[
+        bool,
+        typer.Option(
+            "--replace/--skip-existing",
+            help="Measure again the as-ofs that already have a value (default: skip them).",
+        ),
+    ] = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Measure past as-ofs in date order, for the sources that take an as-of.
+
+    SQL queries that bind :as_of and HTTP sources with ${as_of} answer for a past time;
+    other sources only know today's value and are skipped. No alerts are sent.
+    """
+    from flows.runner import backfill as run_backfill
+
+    settings = _settings(project)
+    start, end = _parse_time(date_from, "--from"), _parse_time(date_to, "--to")
+    assert start is not None and end is not None
+    step = _parse_every(every)
+    if end < start:
+        fail(f"--to {date_to} is before --from {date_from}")
+    if step <= timedelta(0):
+        fail(f"--every '{every}' must be longer than zero")
+    dates = backfill_dates(start, end, step)
+    if len(dates) > MAX_BACKFILL_DATES:
+        fail(
+            f"{len(dates)} as-ofs from {date_from} to {date_to} every {every}; at most "
+            f"{MAX_BACKFILL_DATES} at once: use a longer --every or a shorter range"
+        )
+    _check_run_arguments(settings, kr or [], end, allow_future=False)
+    summaries = run_backfill(
+        project, dates=dates, kr=kr or [], replace_existing=replace_existing, console=console
+    )
+    measured = sum(s.measured for s in summaries)
+    errors = sum(s.errors for s in summaries)
+    console.print(
+        f"Backfilled {len(dates)} as-of(s): {measured} measurement(s), {errors} failed.",
+        highlight=False,
+    )
+    if errors:
+        raise typer.Exit(ExitCode.SOURCES_FAILED)
+
+
+#: A backfill measures at most this many as-ofs in one command (a typo guard: --every 1m).
+MAX_BACKFILL_DATES = 1000
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1)] = 20,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """List the latest runs: as-of, status and counts (crashed runs included)."""
+    from rich.table import Table
+
+    from flows.update import open_store
+
+    store = open_store(_settings(project))
+    try:
+        rows = store.runs(limit)
+    finally:
+        store.close()
+    if not rows:
+        console.print("No runs yet: run 'okr run' first.")
+        return
+    table = Table(title="Runs", title_justify="left")
+    for name in ("id", "as of", "started", "status", "KRs", "ok", "no data", "failed"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.as_of.isoformat(timespec="minutes"),
+            row.started_at.isoformat(timespec="seconds"),
+            row.status,
+            str(row.total),
+            str(row.ok),
+            str(row.no_data),
+            str(row.error),
+        )
+    console.print(table)
 
 
 @app.command()
@@ -185,8 +352,10 @@ def status(
 
     settings = _settings(project)
     store = open_store(settings)
+    now = utcnow()
     try:
-        rows = judged(store.latest_status(), utcnow(), settings.stale_after_periods)
+        # As of now: a value measured for a future time (--allow-future) waits its turn.
+        rows = judged(store.latest_status(at=now), now, settings.stale_after_periods)
     finally:
         store.close()
     if as_json:

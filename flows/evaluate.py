@@ -28,55 +28,63 @@ def spec_of(kr: StoredKeyResult) -> KrSpec | None:
     )
 
 
+def measurement_records(results: Sequence[FetchResult], as_of: datetime) -> list[MeasurementRecord]:
+    """The measurement rows of a run's fetched values, all as of ``as_of``."""
+    return [
+        MeasurementRecord(
+            kr_id=result.kr_id,
+            measured_at=result.measured_at,
+            as_of=as_of,
+            value=result.value,
+            outcome="error" if not result.ok else ("no_data" if result.value is None else "ok"),
+            error_message=result.error,
+            error_kind=result.error_kind,
+        )
+        for result in results
+    ]
+
+
 def evaluate_results(
     key_results: Mapping[int, StoredKeyResult],
     results: Sequence[FetchResult],
     history: Mapping[int, Sequence[tuple[datetime, Decimal]]],
     *,
     as_of: datetime,
+    last_good: Mapping[int, datetime] | None = None,
     stale_after_periods: float = 3.0,
-) -> tuple[list[MeasurementRecord], list[EvaluationRecord]]:
-    """Score every fetched value against its KR.
+) -> list[EvaluationRecord]:
+    """Score every fetched value against its KR, as of ``as_of``.
 
     A failed fetch becomes status ``error`` with the message kept; a source that answered
-    with nothing becomes ``no_data``. Neither is ever scored as 0.
+    with nothing becomes ``no_data``. Neither is ever scored as 0. The evaluation is a
+    function of the KR, the value and what was known before ``as_of`` only, so a history
+    measured in any order evaluates the same.
 
     Args:
         key_results: The KRs fetched, by id.
         results: What the sources answered.
-        history: Earlier successful values per KR in the cycle (for the forecast).
-        as_of: The time the run evaluates (the ``--as-of`` time, or now).
+        history: Each KR's good values as of strictly before ``as_of`` (points before the
+            KR's cycle are ignored).
+        as_of: The time the values describe (the ``--as-of`` time, or now).
+        last_good: The as-of of each KR's latest good value before ``as_of``, if any.
         stale_after_periods: Schedule periods without a good value that make a KR stale.
 
     Returns:
-        The measurement and evaluation rows to store.
+        The evaluation rows to store, one per result.
     """
-    measurements: list[MeasurementRecord] = []
+    last_good = last_good or {}
     evaluations: list[EvaluationRecord] = []
     for result in results:
         kr = key_results[result.kr_id]
-        outcome = "error" if not result.ok else ("no_data" if result.value is None else "ok")
-        measurements.append(
-            MeasurementRecord(
-                kr_id=kr.kr_id,
-                measured_at=result.measured_at,
-                as_of=as_of,
-                value=result.value,
-                outcome=outcome,
-                error_message=result.error,
-                error_kind=result.error_kind,
-            )
-        )
-        row = _evaluation_row(kr, result, history.get(kr.kr_id, ()), as_of)
+        points = [p for p in history.get(kr.kr_id, ()) if kr.cycle_start <= p[0] < as_of]
+        row = _evaluation_row(kr, result, points, as_of)
         if result.value is None:
-            stale = stale_reason(
-                kr.last_success_at, result.measured_at, kr.schedule, stale_after_periods
-            )
+            stale = stale_reason(last_good.get(kr.kr_id), as_of, kr.schedule, stale_after_periods)
             if stale is not None:
                 now = "source failed" if result.error else "no data"
                 row = replace(row, status=Status.STALE.value, reason=f"{stale} ({now})")
         evaluations.append(row)
-    return measurements, evaluations
+    return evaluations
 
 
 def _evaluation_row(
@@ -102,6 +110,15 @@ def _evaluation_row(
             status=Status.NO_DATA.value,
             reason="baseline not measured yet",
         )
+    degenerate = degenerate_target(kr)
+    if degenerate is not None and result.value is not None:
+        return EvaluationRecord(
+            kr_id=kr.kr_id,
+            evaluated_at=as_of,
+            value=result.value,
+            status=Status.ERROR.value,
+            reason=degenerate,
+        )
     # evaluate() adds the current value to the history itself.
     ev: Evaluation = evaluate(
         spec,
@@ -125,6 +142,24 @@ def _evaluation_row(
         forecast_score=ev.forecast_score,
         status=str(ev.status),
         reason=ev.reason,
+    )
+
+
+def degenerate_target(kr: StoredKeyResult) -> str | None:
+    """Why the KR's progress cannot be measured (baseline equal to target), or None.
+
+    Validation refuses a declared baseline equal to the target; ``baseline: auto`` is only
+    known once measured, and a relative target of a 0 baseline (``+20%`` of 0) is 0 too.
+    """
+    if kr.kind not in ("increase", "decrease") or kr.baseline is None:
+        return None
+    if kr.target_value is None or kr.target_value != kr.baseline:
+        return None
+    origin = "measured at the cycle's start" if kr.baseline_auto else "declared"
+    return (
+        f"baseline {kr.baseline} ({origin}) equals the target {kr.target_value} "
+        f"(written {kr.target!r}): progress cannot be measured; declare a baseline or an "
+        "absolute target"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from rich.console import Console
 
-from flows.update import RunSummary, open_store, update_key_results, utcnow
+from flows.update import RunSummary, open_store, update_key_results
 from okr_core.settings import load_settings
 
 
@@ -21,12 +21,18 @@ def run_once(
     dry_run: bool,
     all_krs: bool,
     console: Console,
+    allow_future: bool = False,
 ) -> RunSummary:
-    """Run the flow once and print what it did, then the status table."""
+    """Run the flow once and print what it did, then the status table as of the run."""
     from flows.render import judged, print_rows
 
     summary = update_key_results(
-        project_dir=str(project.resolve()), kr=kr, as_of=as_of, dry_run=dry_run, all_krs=all_krs
+        project_dir=str(project.resolve()),
+        kr=kr,
+        as_of=as_of,
+        dry_run=dry_run,
+        all_krs=all_krs,
+        allow_future=allow_future,
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing due"
     prefix = "Dry run: " if dry_run else ""
@@ -52,10 +58,47 @@ def run_once(
     settings = load_settings(project)
     store = open_store(settings)
     try:
-        print_rows(console, judged(store.latest_status(), utcnow(), settings.stale_after_periods))
+        # Where the KRs stood as of this run (for a past --as-of, not today's state).
+        at = summary.as_of
+        rows = store.latest_status(at=at)
+        print_rows(console, judged(rows, at, settings.stale_after_periods))
     finally:
         store.close()
     return summary
+
+
+def backfill(
+    project: Path,
+    *,
+    dates: list[datetime],
+    kr: list[str],
+    replace_existing: bool,
+    console: Console,
+) -> list[RunSummary]:
+    """Measure each as-of in ``dates`` in order, with a progress bar; return the summaries."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    summaries: list[RunSummary] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("Backfilling", total=len(dates))
+        for when in dates:
+            progress.update(task, description=f"as of {when.isoformat(timespec='minutes')}")
+            summary = update_key_results(
+                project_dir=str(project.resolve()),
+                kr=kr,
+                as_of=when,
+                backfill=True,
+                replace_existing=replace_existing,
+            )
+            summaries.append(summary)
+            failed = f", {summary.errors} failed" if summary.errors else ""
+            progress.console.print(
+                f"  {when.isoformat(timespec='minutes')}: measured {summary.measured}{failed}",
+                highlight=False,
+            )
+            progress.advance(task)
+    return summaries
 
 
 def serve_flow(project: Path, *, cron: str, name: str, console: Console) -> None:

@@ -11,12 +11,12 @@ from okr_core.errors import ConfigError
 from okr_store.records import StoredKeyResult
 
 
-def is_due(schedule: str, last_measured_at: datetime | None, as_of: datetime) -> bool:
-    """True when the cron ``schedule`` fired between the last measurement and ``as_of``."""
-    if last_measured_at is None:
+def is_due(schedule: str, last_as_of: datetime | None, as_of: datetime) -> bool:
+    """True when the cron ``schedule`` fired between the last measured as-of and ``as_of``."""
+    if last_as_of is None:
         return True
     # cronsim iterates in the datetime's own zone; schedules are read in UTC.
-    start = last_measured_at.astimezone(UTC).replace(tzinfo=None)
+    start = last_as_of.astimezone(UTC).replace(tzinfo=None)
     next_fire = next(CronSim(schedule, start))
     return next_fire <= as_of.astimezone(UTC).replace(tzinfo=None)
 
@@ -44,7 +44,7 @@ def select_key_results(
         return [resolve_name(name, key_results) for name in dict.fromkeys(names)]
     if not due_only:
         return list(key_results)
-    return [kr for kr in key_results if is_due(kr.schedule, kr.last_measured_at, as_of)]
+    return [kr for kr in key_results if is_due(kr.schedule, kr.last_as_of, as_of)]
 
 
 def resolve_name(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKeyResult:

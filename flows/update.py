@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -21,12 +21,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
+from connectors.registry import parse_source_config
 from flows.alerting import AlertSummary, load_alert_routing, run_alerts
 from flows.definitions import load_definitions, source_environment
 from flows.evaluate import evaluate_results
 from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
+from flows.record import (
+    LEASE,
+    close_crashed_runs,
+    heartbeat,
+    replay_spools,
+    run_status,
+    store_results,
+)
 from flows.select import select_key_results
 from okr_core.definitions import resolve_target
+from okr_core.errors import ConfigError
 from okr_core.loader import fingerprint
 from okr_core.settings import Settings, load_settings
 from okr_store.records import EvaluationRecord, StoredKeyResult
@@ -133,7 +143,7 @@ def utcnow() -> datetime:
 
 @task(name="load-definitions", cache_policy=NO_CACHE)
 def load_key_results(
-    settings: Settings, store: Store, scratch: Path | None = None
+    settings: Settings, store: Store, scratch: Path | None = None, at: datetime | None = None
 ) -> tuple[list[StoredKeyResult], Store, bool]:
     """Sync the OKR files into the store when they changed; return the active KRs.
 
@@ -146,13 +156,13 @@ def load_key_results(
     """
     current = fingerprint(settings.resolved_okr_path())
     if current == store.definitions_fingerprint():
-        return store.active_key_results(), store, False
+        return store.active_key_results(at), store, False
     okr_set = load_definitions(settings)
     target = store
     if scratch is not None:
         target = Store.open(f"sqlite:///{scratch / 'dry-run.db'}")
     target.sync_definitions(okr_set)
-    return target.active_key_results(), target, scratch is None
+    return target.active_key_results(at), target, scratch is None
 
 
 def _requests(krs: list[StoredKeyResult], as_of: datetime) -> list[FetchRequest]:
@@ -219,28 +229,31 @@ def evaluate_and_store(
     krs: list[StoredKeyResult],
     results: list[FetchResult],
     store: Store,
+    settings: Settings,
+    run_id: int | None,
     as_of: datetime,
     flow_run_id: str | None,
-    dry_run: bool,
-    stale_after_periods: float,
-) -> tuple[int | None, list[EvaluationRecord]]:
-    """Score the values and write measurements and evaluations in one batch."""
+) -> list[EvaluationRecord]:
+    """Score the values as of ``as_of`` and store them (replacing that as-of's rows).
+
+    Without a ``run_id`` (a dry run) nothing is stored. A store failure keeps the values
+    in a spool file (see :mod:`flows.spool`) and raises.
+    """
     by_id = {kr.kr_id: kr for kr in krs}
-    starts = [kr.cycle_start for kr in krs]
-    history = store.history(list(by_id), since=min(starts)) if starts else {}
-    run_id = None if dry_run else store.start_run(as_of, flow_run_id)
-    measurements, evaluations = evaluate_results(
-        by_id, results, history, as_of=as_of, stale_after_periods=stale_after_periods
-    )
     if run_id is not None:
-        store.record_results(run_id, measurements, evaluations)
-        counts = Counter(m.outcome for m in measurements)
-        store.finish_run(
-            run_id,
-            {"total": len(measurements), **counts},
-            "failed" if counts.get("error") else "completed",
+        return store_results(
+            store, settings, by_id, results, run_id=run_id, as_of=as_of, flow_run_id=flow_run_id
         )
-    return run_id, evaluations
+    ids = list(by_id)
+    since = min((kr.cycle_start for kr in krs), default=as_of)
+    return evaluate_results(
+        by_id,
+        results,
+        store.history(ids, since=since, before=as_of),
+        as_of=as_of,
+        last_good=store.last_good_before(ids, as_of),
+        stale_after_periods=settings.stale_after_periods,
+    )
 
 
 def result_rows(
@@ -288,6 +301,69 @@ def publish_results(summary: RunSummary) -> None:
     )
 
 
+def _mark_orphaned(flow_run_ids: list[str]) -> None:
+    """Set the Prefect flow runs of crashed runs to Crashed (they were left Running)."""
+    if flow_run_ids:
+        from flows.prefect_server import mark_orphaned_flow_runs
+
+        mark_orphaned_flow_runs(flow_run_ids)
+
+
+#: Tolerated clock skew before an as-of counts as "in the future".
+FUTURE_TOLERANCE = timedelta(minutes=1)
+
+
+def check_as_of(as_of: datetime, now: datetime, allow_future: bool) -> None:
+    """Refuse an as-of in the future: its values would stand as the latest ones.
+
+    Raises:
+        ConfigError: ``as_of`` is later than now (beyond a minute of clock skew).
+    """
+    if not allow_future and as_of > now + FUTURE_TOLERANCE:
+        raise ConfigError(
+            f"--as-of {as_of.isoformat(timespec='seconds')} is in the future (now "
+            f"{now.isoformat(timespec='seconds')}): its values would stand as each KR's "
+            "latest until that time. Pass --allow-future to measure it anyway."
+        )
+
+
+def due_time(now: datetime, scheduled: datetime | None) -> datetime:
+    """When to judge which KRs are due: the run's scheduled start if it started early.
+
+    A run scheduled for 21:35:00 may start at 21:34:59.9; judged by the wall clock, the
+    KRs due at 21:35 would not be due yet and would wait a whole period.
+    """
+    if scheduled is None:
+        return now
+    return max(now, scheduled.astimezone(UTC))
+
+
+def backfill_candidates(
+    krs: list[StoredKeyResult], store: Store, as_of: datetime, replace_existing: bool
+) -> list[StoredKeyResult]:
+    """The KRs a backfill measures at ``as_of``: sources that take an as-of, not yet there.
+
+    Args:
+        krs: The KRs asked for.
+        store: The store (to see what is there).
+        as_of: The time to measure.
+        replace_existing: Measure KRs that have a value at ``as_of`` again (else skip them).
+    """
+    chosen = [kr for kr in krs if takes_as_of(kr)]
+    if replace_existing or not chosen:
+        return chosen
+    present = {m.kr_id for m in store.measurements([kr.kr_id for kr in chosen], at=as_of)}
+    return [kr for kr in chosen if kr.kr_id not in present]
+
+
+def takes_as_of(kr: StoredKeyResult) -> bool:
+    """True when the KR's source answers for a given as-of (it can be backfilled)."""
+    try:
+        return parse_source_config(kr.source).uses_as_of()
+    except Exception:  # noqa: BLE001 - an invalid stored source cannot be backfilled
+        return False
+
+
 @flow(name="update-key-results", log_prints=False)
 def update_key_results(
     project_dir: str = ".",
@@ -295,8 +371,13 @@ def update_key_results(
     as_of: datetime | None = None,
     dry_run: bool = False,
     all_krs: bool = False,
+    backfill: bool = False,
+    replace_existing: bool = False,
+    allow_future: bool = False,
 ) -> RunSummary:
     """Measure the KRs that are due (or the ones named), score them and store the results.
+
+    A KR has one measurement per as-of: measuring an as-of again replaces it.
 
     Args:
         project_dir: The project folder (holds ``okrs/``, ``.env`` and ``okr.toml``).
@@ -304,54 +385,99 @@ def update_key_results(
         as_of: Evaluate as of this time instead of now (sources receive it as ``:as_of``).
         dry_run: Fetch and score, but store nothing.
         all_krs: Measure every active KR, due or not.
+        backfill: Measure a past as-of: only sources that take an as-of, no alerts, and
+            KRs that already have a value then are skipped unless ``replace_existing``.
+        replace_existing: With ``backfill``, measure again what is already there.
+        allow_future: Accept an ``as_of`` in the future.
     """
     settings = load_settings(Path(project_dir))
     routing = load_alert_routing(settings)  # a mistake in alerts.yaml stops the run early
-    when = (as_of or utcnow()).astimezone(UTC)
+    now = utcnow()
+    when = (as_of or now).astimezone(UTC)
+    check_as_of(when, now, allow_future)
+    ctx = FlowRunContext.get()
+    flow_run = ctx.flow_run if ctx else None
+    flow_run_id = str(flow_run.id) if flow_run else None
+    due_at = when if as_of else due_time(when, flow_run.expected_start_time if flow_run else None)
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(fewer_gc_pauses())
         real_store = open_store(settings)
         cleanup.callback(real_store.close)
+        if not dry_run:
+            _mark_orphaned(close_crashed_runs(real_store, now))
         scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory())) if dry_run else None
-        krs, store, synced = load_key_results(settings, real_store, scratch)
+        krs, store, synced = load_key_results(settings, real_store, scratch, when)
         if store is not real_store:
             cleanup.callback(store.close)
-        chosen = select_key_results(krs, as_of=when, names=kr or (), due_only=not (all_krs or kr))
-        with SourcePool(source_environment(settings)) as pool:
-            chosen = measure_baselines(
-                untracked(chosen), settings, None if dry_run else store, pool
-            )
-            results = fetch_values(untracked(chosen), settings, when, pool)
-        ctx = FlowRunContext.get()
-        flow_run_id = str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-        run_id, evaluations = evaluate_and_store(
-            untracked(chosen),
-            untracked(results),
-            store,
-            when,
-            flow_run_id,
-            dry_run,
-            settings.stale_after_periods,
+        if not dry_run and replay_spools(store, settings, krs):
+            krs = store.active_key_results(when)
+        chosen = select_key_results(
+            krs, as_of=due_at, names=kr or (), due_only=not (all_krs or kr or backfill)
         )
-        alerts = send_alerts(
-            untracked(chosen),
-            untracked(evaluations),
-            untracked(results),
-            store=store,
-            settings=settings,
-            routing=routing,
-            run_id=run_id,
-            now=when,
-            dry_run=dry_run,
-        )
+        if backfill:
+            chosen = backfill_candidates(chosen, store, when, replace_existing)
+        run_id = None if dry_run else store.start_run(when, flow_run_id, now + LEASE)
+        try:
+            with heartbeat(store, run_id):
+                with SourcePool(source_environment(settings)) as pool:
+                    chosen = measure_baselines(
+                        untracked(chosen), settings, None if dry_run else store, pool
+                    )
+                    results = fetch_values(untracked(chosen), settings, when, pool)
+                evaluations = evaluate_and_store(
+                    untracked(chosen),
+                    untracked(results),
+                    store,
+                    settings,
+                    run_id,
+                    when,
+                    flow_run_id,
+                )
+                # Alerts follow the present: a rerun of an as-of, or a backfill of an
+                # earlier one, must not move them (nor count as another evaluation).
+                newer = {
+                    k.kr_id
+                    for k in chosen
+                    if not backfill and (k.latest_as_of is None or k.latest_as_of < when)
+                }
+                alerts = send_alerts(
+                    untracked([k for k in chosen if k.kr_id in newer]),
+                    untracked([e for e in evaluations if e.kr_id in newer]),
+                    untracked([r for r in results if r.kr_id in newer]),
+                    store=store,
+                    settings=settings,
+                    routing=routing,
+                    run_id=run_id,
+                    now=when,
+                    dry_run=dry_run,
+                )
+                outcomes = Counter(
+                    "error" if not r.ok else ("no_data" if r.value is None else "ok")
+                    for r in results
+                )
+                if run_id is not None:
+                    store.finish_run(
+                        run_id, {"total": len(results), **outcomes}, run_status(outcomes)
+                    )
+        except BaseException:
+            if run_id is not None:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    store.finish_run(run_id, {"total": len(chosen)}, "failed")
+            raise
         by_id = {k.kr_id: k for k in chosen}
+        ok_ids = {r.kr_id for r in results if r.ok}
         summary = RunSummary(
             run_id=run_id,
             as_of=when,
             active=len(krs),
             measured=len(chosen),
             statuses=dict(Counter(ev.status for ev in evaluations)),
-            failed=[(by_id[r.kr_id].ref, r.error or "") for r in results if not r.ok],
+            failed=[(by_id[r.kr_id].ref, r.error or "") for r in results if not r.ok]
+            + [
+                (by_id[ev.kr_id].ref, ev.reason)
+                for ev in evaluations
+                if ev.status == "error" and ev.kr_id in ok_ids
+            ],
             dry_run=dry_run,
             rows=result_rows(chosen, evaluations),
             definitions_synced=synced,

@@ -39,8 +39,8 @@ def kr(objective: str, key: str, kr_id: int, **changes: object) -> StoredKeyResu
         schedule="0 * * * *",
         source={"type": "sql"},
         source_type="sql",
-        last_measured_at=None,
-        last_success_at=None,
+        last_as_of=None,
+        last_good_as_of=None,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -62,14 +62,14 @@ def test_is_due(schedule: str, last: datetime | None, due: bool) -> None:
 
 
 def test_due_only_selects_due_krs() -> None:
-    krs = [kr("o", "a", 1), kr("o", "b", 2, last_measured_at=T - timedelta(minutes=5))]
+    krs = [kr("o", "a", 1), kr("o", "b", 2, last_as_of=T - timedelta(minutes=5))]
     assert [k.kr_id for k in select_key_results(krs, as_of=T)] == [1]
     assert [k.kr_id for k in select_key_results(krs, as_of=T, due_only=False)] == [1, 2]
 
 
 def test_names_pick_exactly_those_due_or_not() -> None:
     krs = [
-        kr("o", "a", 1, last_measured_at=T),
+        kr("o", "a", 1, last_as_of=T),
         kr("o", "b", 2),
         kr("p", "a", 3),
         kr("p", "c", 4),

@@ -51,16 +51,15 @@ def test_never_measured_is_not_stale() -> None:
 
 
 def test_failing_source_turns_stale_once_the_last_good_value_is_too_old() -> None:
-    fresh = kr("o", "fresh", 1, last_success_at=NOW - timedelta(hours=1))
-    old = kr("o", "old", 2, last_success_at=NOW - timedelta(hours=5))
-    never = kr("o", "never", 3)
+    fresh, old, never = kr("o", "fresh", 1), kr("o", "old", 2), kr("o", "never", 3)
     results = [
         FetchResult(1, NOW, error="timed out", error_kind="retriable"),
         FetchResult(2, NOW, error="timed out", error_kind="retriable"),
         FetchResult(3, NOW, error="timed out", error_kind="retriable"),
     ]
-    _, evaluations = evaluate_results(
-        {k.kr_id: k for k in (fresh, old, never)}, results, {}, as_of=NOW
+    last_good = {1: NOW - timedelta(hours=1), 2: NOW - timedelta(hours=5)}
+    evaluations = evaluate_results(
+        {k.kr_id: k for k in (fresh, old, never)}, results, {}, as_of=NOW, last_good=last_good
     )
     assert [e.status for e in evaluations] == ["error", "stale", "error"]
     assert "source failed" in evaluations[1].reason
@@ -68,9 +67,13 @@ def test_failing_source_turns_stale_once_the_last_good_value_is_too_old() -> Non
 
 
 def test_a_good_value_is_never_stale() -> None:
-    old = kr("o", "old", 2, last_success_at=NOW - timedelta(days=5))
-    _, evaluations = evaluate_results(
-        {2: old}, [FetchResult(2, NOW, value=Decimal(5))], {}, as_of=NOW
+    old = kr("o", "old", 2)
+    evaluations = evaluate_results(
+        {2: old},
+        [FetchResult(2, NOW, value=Decimal(5))],
+        {},
+        as_of=NOW,
+        last_good={2: NOW - timedelta(days=5)},
     )
     assert evaluations[0].status != "stale"
 
@@ -107,6 +110,7 @@ def _row(**changes: object) -> StatusRow:
         error_message=None,
         last_good_value=Decimal(5),
         last_good_at=NOW,
+        last_good_as_of=NOW,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -114,8 +118,8 @@ def _row(**changes: object) -> StatusRow:
 def test_status_shows_stale_when_runs_stopped() -> None:
     rows = [
         _row(),
-        _row(kr_id=2, last_good_at=NOW - timedelta(hours=4)),
-        _row(kr_id=3, status=None, last_good_at=None),
+        _row(kr_id=2, last_good_as_of=NOW - timedelta(hours=4)),
+        _row(kr_id=3, status=None, last_good_as_of=None),
     ]
     shown = judged(rows, NOW, 3)
     assert [r.status for r in shown] == ["on_track", "stale", None]
