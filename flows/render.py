@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.staleness import stale_reason
+from okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
 from okr_core.rollup import KrScore, ObjectiveInput, ObjectiveScore, rollup
 from okr_core.scoring import KrSpec, score
 from okr_store.records import StatusRow
@@ -47,7 +48,12 @@ def format_value(value: Decimal | None, unit: str = "") -> str:
     """A value for display; a missing value shows as a dash, never as 0."""
     if value is None:
         return "—"
-    text = f"{value.normalize():f}" if value == value.to_integral() else f"{value:.4g}"
+    if value.is_finite() and abs(value.adjusted()) > PLAIN_DIGITS:
+        text = f"{value:.4g}"  # 1e999999999 written out would be a billion digits
+    elif value == value.to_integral():
+        text = decimal_text(value)
+    else:
+        text = f"{value:.4g}"
     return f"{text} {unit}".strip()
 
 

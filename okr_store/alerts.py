@@ -16,6 +16,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
 from okr_core.alerting.model import AlertKind, AlertPhase, AlertRecord, AlertState
 from okr_core.alerting.model import Silence as SilenceValue
 from okr_store.bulk import bulk_insert
@@ -75,6 +76,8 @@ def _jsonable(value: Any) -> Any:
     # Payloads are built by the alerter from evaluated KRs: exact decimals and times are
     # expected there, and JSON has neither. Decimals become text to stay exact.
     if isinstance(value, Decimal):
+        if value.is_finite() and abs(value.adjusted()) > PLAIN_DIGITS:
+            return decimal_text(value)  # exact, scientific: never a billion digits
         return format(value, "f")
     if isinstance(value, datetime | date):
         return value.isoformat()

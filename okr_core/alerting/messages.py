@@ -18,9 +18,19 @@ from typing import Any
 from okr_core.alerting.model import AlertKind, Notification, Transition
 from okr_core.alerting.routing import Route, RoutingConfig
 
-__all__ = ["MISSING", "Message", "group", "headline", "payload", "render", "report_link"]
+__all__ = [
+    "MISSING",
+    "Message",
+    "decimal_text",
+    "group",
+    "headline",
+    "payload",
+    "render",
+    "report_link",
+]
 
 MISSING = "—"
+PLAIN_DIGITS = 30
 MAX_ERROR_CHARS = 500
 
 _KIND_WORDS: dict[AlertKind, str] = {
@@ -64,11 +74,27 @@ def headline(notification: Notification) -> str:
     return _HEADLINES[(notification.kind, notification.transition)]
 
 
+def decimal_text(value: Decimal) -> str:
+    """A finite decimal as exact text, without an exponent while it has few digits.
+
+    Past ``PLAIN_DIGITS`` digits before or after the point it is written in scientific
+    notation, still exact: written out, ``1e999999999`` would be a billion digits (and
+    normalising it raises ``decimal.Overflow``).
+    """
+    if value.is_zero():
+        return "0"
+    if abs(value.adjusted()) > PLAIN_DIGITS:
+        return f"{value:e}"
+    text = format(value, "f")
+    # Trailing zeros after the point say nothing here; stripped as text, since
+    # normalize() would round to the context's 28 digits.
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _number(value: Decimal | None) -> str | None:
     if value is None or not value.is_finite():
         return None
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+    return decimal_text(value)
 
 
 def _display(value: Decimal | None) -> str | None:
