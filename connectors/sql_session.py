@@ -29,10 +29,12 @@ __all__ = [
     "StaleConnection",
     "bind_names",
     "driver_sql",
+    "no_result_set",
     "params",
     "read_only",
     "single_value",
     "statement",
+    "value_of",
 ]
 
 MAX_ROWS_COUNTED = 1000
@@ -202,11 +204,41 @@ def single_value(result: sa.CursorResult[Any], column: str | None, where: str) -
         FatalSourceError: Not one row, no such column, or not a number.
     """
     if not result.returns_rows:
-        raise FatalSourceError(
-            f"{where}: the query returned no result set; expected a SELECT returning one row"
-        )
-    columns = list(result.keys())
-    rows = result.fetchmany(MAX_ROWS_COUNTED + 1)
+        raise no_result_set(where)
+    return value_of(list(result.keys()), result.fetchmany(MAX_ROWS_COUNTED + 1), column, where)
+
+
+def no_result_set(where: str) -> FatalSourceError:
+    """The error of a statement that returned no rows at all (not even an empty set).
+
+    Args:
+        where: "KR ...: sql source on connection ..." prefix.
+
+    Returns:
+        The error to raise.
+    """
+    return FatalSourceError(
+        f"{where}: the query returned no result set; expected a SELECT returning one row"
+    )
+
+
+def value_of(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], column: str | None, where: str
+) -> Decimal | None:
+    """The one value of a result read as column names and up to MAX_ROWS_COUNTED + 1 rows.
+
+    Args:
+        columns: The result's column names.
+        rows: Its first rows.
+        column: The column to read; default: the only one, or one named 'value'.
+        where: "KR ...: sql source on connection ..." prefix for messages.
+
+    Returns:
+        The value as an exact Decimal, or None for NULL or NaN.
+
+    Raises:
+        FatalSourceError: Not one row, no such column, or not a number.
+    """
     if len(rows) != 1:
         count = (
             "no"
