@@ -192,3 +192,33 @@ def test_krs_absent_from_the_evaluations_keep_their_states(
     assert len(receiver.requests) == sent + 1
     newest = store.recent_alerts(ref="podcasts")[0]
     assert (newest.ref, newest.transition) == ("podcasts/episodes", "resolved")
+
+
+def test_one_channel_that_took_it_is_enough(
+    store: Store, krs: dict[str, StoredKeyResult], receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    listeners = krs["podcasts/listeners"]
+    channels = [receiver.url("json", "/hook"), receiver.url("json", "/fail")]
+    two = RoutingConfig(
+        defaults=AlertPolicy(pending_evaluations=1),
+        routes=[Route(name="podcasts", owners=["*"], channels=channels)],
+    )
+    for hour in range(2):
+        at = T0 + hour * HOUR
+        summary = run_alerts(
+            [listeners],
+            [evaluation(listeners, "off_track", at)],
+            [],
+            store=store,
+            settings=Settings(project_dir=tmp_path),
+            routing=two,
+            run_id=None,
+            now=at,
+            dry_run=False,
+        )
+        # Told once through /hook; the failing second channel is recorded, not retried.
+        expected = {"sent": 1, "failed": 1} if hour == 0 else {}
+        assert summary.deliveries == expected
+    state = store.alert_states()[(listeners.kr_id, "off_track")]
+    assert (state.phase, state.last_sent_at) == ("firing", T0)
+    assert len(receiver.at("/hook")) == 1
