@@ -5,7 +5,8 @@ defaults, send every statement with the extended query protocol (so the server i
 refuses a second statement after a ``;``), and are cleaned when they go back to the pool:
 the transaction is rolled back (which undoes every ``SET`` and ``set_config``) and what a
 rollback does not undo (session advisory locks, ``LISTEN``, prepared statements) is
-released, so nothing one KR did reaches the next use of the connection.
+released, so nothing one KR did reaches the next use of the connection. MySQL and MariaDB
+sessions release their named locks the same way.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def create_engine(settings: ConnectionSettings) -> Engine:
         engine = sa.create_engine(url, **kwargs)
     if backend == "postgresql":
         event.listen(engine, "reset", _reset_postgresql_session)
+    elif backend in {"mysql", "mariadb"}:
+        event.listen(engine, "reset", _reset_mysql_session)
     return engine
 
 
@@ -195,6 +198,23 @@ def _reset_postgresql_session(
     try:
         for statement in _PG_CLEANUP.decode().split("; "):
             cursor.execute(statement)
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
+
+
+def _reset_mysql_session(
+    dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    # Named locks (GET_LOCK, reachable from a stored function) belong to the session, not
+    # the transaction: release them before another KR gets this connection. Servers
+    # without RELEASE_ALL_LOCKS (MySQL before 5.7) fail here and the pool drops the
+    # connection instead, which is also clean.
+    if state.terminate_only:
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("DO RELEASE_ALL_LOCKS()")
     finally:
         cursor.close()
     dbapi_connection.rollback()

@@ -64,6 +64,7 @@ SETUP = {
         "CREATE PROCEDURE add_row() INSERT INTO t VALUES (666)",
         "CREATE FUNCTION write_row() RETURNS int MODIFIES SQL DATA "
         "BEGIN INSERT INTO t VALUES (666); RETURN 1; END",
+        "CREATE FUNCTION take_lock() RETURNS int BEGIN DO GET_LOCK('okr', 0); RETURN 1; END",
     ],
     "sqlite": ["CREATE TABLE t (v int)", "INSERT INTO t VALUES (10)"],
 }
@@ -358,6 +359,20 @@ def test_advisory_locks_do_not_outlive_the_kr(
             src.fetch(lock, ctx)
         # The source and its pooled connection are still open: the lock must be gone.
         assert advisory_locks(postgres_url) == 0
+
+
+@pytest.mark.mariadb
+def test_named_locks_do_not_outlive_the_kr(mariadb_url: str, ctx: SourceContext) -> None:
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        for statement in SETUP["mariadb"]:
+            conn.exec_driver_sql(statement)
+    with make_source(mariadb_url) as src:
+        assert src.fetch(config("SELECT take_lock()"), ctx) == 1
+        # The source and its pooled connection are still open: the lock must be free.
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT IS_FREE_LOCK('okr')").scalar_one() == 1
+    engine.dispose()
 
 
 @pytest.mark.parametrize(
