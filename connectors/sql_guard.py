@@ -264,6 +264,12 @@ def _inner_problem(query: str, tokens: list[_Token]) -> str | None:
                     f"Remove the locking clause"
                 )
         if token.kind in {"word", "quoted"} and following is not None and following.text == "(":
+            if token.kind == "quoted" and _after_unicode_prefix(tokens, index):
+                # U&"se\0074_config" names set_config: refuse rather than decode escapes.
+                return (
+                    f"the function name written with Unicode escapes {_at(query, token.pos)} "
+                    f"is refused: write function names plainly"
+                )
             name = token.text.lower()
             reason = _DENIED_FUNCTIONS.get(name) or next(
                 (why for prefix, why in _DENIED_PREFIXES if name.startswith(prefix)), None
@@ -274,6 +280,15 @@ def _inner_problem(query: str, tokens: list[_Token]) -> str | None:
                     f"{reason}. Sources may only read"
                 )
     return None
+
+
+def _after_unicode_prefix(tokens: list[_Token], index: int) -> bool:
+    return (
+        index >= 2
+        and tokens[index - 1].text == "&"
+        and tokens[index - 2].text.upper() == "U"
+        and tokens[index - 2].pos + 1 == tokens[index - 1].pos
+    )
 
 
 def _tokens(sql: str, reading: _Reading) -> list[_Token]:

@@ -428,6 +428,8 @@ def test_plain_queries_pass(query: str) -> None:
         ("SELECT pg_try_advisory_xact_lock(1)", "takes a lock"),
         ("SELECT dblink('x', 'SELECT 1')", "connects to another database"),
         ("SELECT pg_notify('c', 'm')", "sends a notification"),
+        ("SELECT U&\"set\\005fconfig\"('a', 'b', false)", "written with Unicode escapes"),
+        ("SELECT pg_catalog . set_config /* x */ ('a', 'b', false)", "function set_config()"),
         ("SELEC 1", "the query starts with 'SELEC', not a query"),
         ("-- nothing\n", "the query is empty"),
         ("BEGIN", "BEGIN statements are refused"),
