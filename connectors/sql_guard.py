@@ -161,7 +161,8 @@ _DENIED: tuple[tuple[str, str], ...] = (
         _FILES,
     ),
     (
-        "query_to_xml query_to_xmlschema query_to_xml_and_xmlschema ts_stat ts_rewrite",
+        "query_to_xml query_to_xmlschema query_to_xml_and_xmlschema ts_stat ts_rewrite "
+        "pg_background_*",
         "runs SQL given as text, out of the reach of this check",
     ),
     ("nextval setval", "advances a sequence, which a rollback does not undo"),
