@@ -19,7 +19,8 @@ from okr_core.errors import DefinitionError, Problem
 from okr_core.loader import load_okrs
 from okr_core.yaml_tree import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH
 
-# Every case must finish well inside these (the alias bombs took 31 s and 1.2 GB).
+# Every case must finish well inside these (the alias bombs took 31 s and 1.2 GB). CPU
+# seconds, not wall-clock, so that a busy CI machine does not fail the bound.
 SECONDS = 1.0
 PEAK_BYTES = 30_000_000
 
@@ -80,14 +81,14 @@ def alerts_bomb() -> str:
 def read_bounded(read: Callable[[], object]) -> None:
     """Run ``read`` and check it stays inside the time and memory bound."""
     tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         read()
     finally:
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        assert elapsed < SECONDS, f"took {elapsed:.2f} s"
+        assert elapsed < SECONDS, f"took {elapsed:.2f} s of CPU"
         assert peak < PEAK_BYTES, f"peak {peak / 1e6:.1f} MB"
 
 
