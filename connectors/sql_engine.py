@@ -112,6 +112,10 @@ def _extended_protocol_cursor() -> type[Any]:
         otherwise ("cannot insert multiple commands into a prepared statement").
         """
 
+        # psycopg has no public switch for this: its own streaming path passes
+        # force_extended here (psycopg 3.1 to 3.3). If a release renamed it, this would be
+        # ignored and the statement check alone would stand; the test
+        # test_the_extended_protocol_refuses_a_second_statement would say so.
         def _execute_send(
             self, query: Any, *, force_extended: bool = False, binary: bool | None = None
         ) -> None:
