@@ -78,7 +78,9 @@ def _main(
     _state["debug"] = debug
     # Set before Prefect is imported (commands import it lazily): run and demo print their
     # own summary, so Prefect's log lines stay off the terminal unless --debug is given.
-    apply_quiet_defaults(console_logs=debug or ctx.invoked_subcommand not in ("run", "demo"))
+    apply_quiet_defaults(
+        console_logs=debug or ctx.invoked_subcommand not in ("run", "demo", "backfill")
+    )
 
 
 def _settings(project: Path) -> Settings:

@@ -28,6 +28,7 @@ from typing import Any
 from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
 from connectors.errors import RetriableSourceError, SourceError
 from connectors.registry import get_source_class, parse_source_config
+from connectors.values import NotANumberError, to_decimal
 
 DEFAULT_KEY_CONCURRENCY = 4
 
@@ -102,7 +103,12 @@ def _key_limit(key: str, env: SourceEnvironment) -> int:
 
 def _result(kr_id: int, outcome: Decimal | Exception | None, when: datetime) -> FetchResult:
     if not isinstance(outcome, Exception):
-        return FetchResult(kr_id, when, value=outcome)
+        try:
+            # Built-in connectors return checked values already; any connector's value must
+            # be a finite number within what the store holds, or it is that KR's error.
+            return FetchResult(kr_id, when, value=to_decimal(outcome))
+        except NotANumberError as exc:
+            return FetchResult(kr_id, when, error=f"the value {exc}", error_kind="fatal")
     if isinstance(outcome, SourceError):
         kind = "retriable" if isinstance(outcome, RetriableSourceError) else "fatal"
         return FetchResult(kr_id, when, error=str(outcome), error_kind=kind)

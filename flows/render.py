@@ -76,7 +76,7 @@ def judged(rows: Sequence[StatusRow], now: datetime, stale_after_periods: float)
     """
     result = []
     for row in rows:
-        reason = stale_reason(row.last_good_at, now, row.schedule, stale_after_periods)
+        reason = stale_reason(row.last_good_as_of, now, row.schedule, stale_after_periods)
         if reason is not None and row.status is not None:
             row = replace(row, status="stale", reason=reason)
         result.append(row)
@@ -87,6 +87,8 @@ def last_good_score(row: StatusRow) -> float | None:
     """The score of the KR's last good value with its current definition, or None."""
     if row.last_good_value is None or (row.kind != "milestone" and row.target_value is None):
         return None
+    if row.kind in ("increase", "decrease") and row.baseline == row.target_value:
+        return None  # progress cannot be measured (an automatic baseline equal to the target)
     spec = KrSpec(
         kind=row.kind,  # type: ignore[arg-type]  # the store only holds valid kinds
         baseline=row.baseline,

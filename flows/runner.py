@@ -97,6 +97,10 @@ def backfill(
                 f"  {when.isoformat(timespec='minutes')}: measured {summary.measured}{failed}",
                 highlight=False,
             )
+            for ref, message in summary.failed:
+                progress.console.print(
+                    f"    [red]failed[/red] {ref}: {message}", highlight=False, soft_wrap=True
+                )
             progress.advance(task)
     return summaries
 

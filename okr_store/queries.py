@@ -217,6 +217,7 @@ def latest_status(
             KeyResult.baseline,
             KeyResult.target,
             KeyResult.target_value,
+            KeyResult.floor,
             latest_eval.value,
             latest_eval.progress,
             latest_eval.score,
