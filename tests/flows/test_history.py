@@ -230,7 +230,11 @@ def test_a_run_left_running_is_closed_as_crashed(project: Path) -> None:
             datetime(2026, 11, 3, 21, 35, tzinfo=UTC),
             datetime(2026, 11, 3, 21, 36, tzinfo=UTC),
         ),
-        (datetime(2026, 11, 3, 21, 36, tzinfo=UTC), None, datetime(2026, 11, 3, 21, 36, tzinfo=UTC)),
+        (
+            datetime(2026, 11, 3, 21, 36, tzinfo=UTC),
+            None,
+            datetime(2026, 11, 3, 21, 36, tzinfo=UTC),
+        ),
     ],
 )
 def test_due_time_is_the_scheduled_start_when_early(
