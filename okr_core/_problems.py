@@ -6,6 +6,7 @@ Private helper of :mod:`okr_core.loader`; kept apart so the loader reads like it
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,36 @@ _CHILD_MODELS: dict[type[BaseModel], dict[str, type[BaseModel]]] = {
 }
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
 def format_loc(loc: Loc) -> str:
     """Format a pydantic loc as a path.
 
-    ``("objectives", 1, "key_results", 2, "target")`` -> ``objectives[1].key_results[2].target``.
+    ``("objectives", 1, "key_results", 2, "target")`` -> ``objectives[1].key_results[2].target``;
+    a key that is not a plain name is quoted: ``key_results[0]['my key']``.
     """
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not _NAME.match(str(part)):
+            # A key from the file may hold spaces, dots or a line break: quoted, it stays
+            # on the problem's one line and reads as one key.
+            text += f"[{one_line(repr(str(part)))}]"
         else:
             text += f".{part}" if text else str(part)
     return text
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped as repr does.
+
+    A problem is printed as one line; values quoted from the file may hold anything.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def line_of(root: Any, loc: Loc) -> int | None:
@@ -162,7 +181,7 @@ def problems_from_validation(
                 file,
                 format_loc(loc),
                 line_of(root, loc),
-                _message(error, error["loc"], in_file_model=not prefix),
+                one_line(_message(error, error["loc"], in_file_model=not prefix)),
             )
         )
     return problems

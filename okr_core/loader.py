@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from okr_core._problems import format_loc, line_of, problems_from_validation
+from okr_core._problems import format_loc, line_of, one_line, problems_from_validation
 from okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, OkrFileDef
 from okr_core.errors import DefinitionError, OkrError, Problem
 from okr_core.yaml_tree import YamlProblem, load_tree
@@ -210,7 +210,12 @@ def _check_sources(parsed: _Parsed, validate: SourceValidator, problems: list[Pr
                 # A connector may say which key of the source is wrong (e.g. ("type",)).
                 where = loc + tuple(getattr(exc, "loc", ()) or ())
                 problems.append(
-                    Problem(parsed.file, format_loc(where), line_of(parsed.root, where), str(exc))
+                    Problem(
+                        parsed.file,
+                        format_loc(where),
+                        line_of(parsed.root, where),
+                        one_line(str(exc)),
+                    )
                 )
 
 

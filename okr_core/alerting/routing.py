@@ -40,7 +40,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap
 
-from okr_core._problems import Loc, format_loc, line_of
+from okr_core._problems import Loc, format_loc, line_of, one_line
 from okr_core._problems import _message as _plain_message
 from okr_core.alerting.model import AlertPolicy
 from okr_core.definitions import ID_PATTERN, FieldError
@@ -253,7 +253,8 @@ def _problems(exc: ValidationError, file: Path, root: Any) -> list[Problem]:
             loc.extend(ctx["error"].path)
         # Pydantic tags function validators in the loc (e.g. "function-after[...]").
         loc = [part for part in loc if not (isinstance(part, str) and "[" in part)]
-        problems.append(Problem(file, format_loc(loc), line_of(root, loc), _message(error, loc)))
+        message = one_line(_message(error, loc))
+        problems.append(Problem(file, format_loc(loc), line_of(root, loc), message))
     return problems
 
 

@@ -296,6 +296,12 @@ OKR_CASES = [
         id="tab-indent",
     ),
     pytest.param(OKR + "---\nmore: 1\n", 12, "expected a single document", id="two-documents"),
+    pytest.param(
+        kr_line('"two\\nlines": 1'),
+        12,
+        "objectives[0].key_results[0]['two\\nlines']: unknown key 'two\\nlines'",
+        id="key-with-a-line-break",
+    ),
 ]
 
 
@@ -386,6 +392,9 @@ ALERTS_CASES = [
     pytest.param(ALERTS + "x: \x07\n", 10, "unacceptable character #x0007", id="control-char"),
     pytest.param(ALERTS.encode() + b"\xc3", 10, "not UTF-8 text", id="truncated-utf8"),
     pytest.param(ALERTS + "routes: []\n", 10, 'duplicate key "routes"', id="duplicate-key"),
+    pytest.param(
+        ALERTS + '"two\\nlines": 1\n', 10, "['two\\nlines']: unknown key", id="key-with-a-break"
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ bound and end either valid or as a DefinitionError/RoutingError whose problems n
 file and a line, one line of text each; never as another exception.
 
 Runs are deterministic (``derandomize``) and sized for CI; set OKR_FUZZ_EXAMPLES to
-explore more.
+explore more, and OKR_FUZZ_RANDOM=1 for other inputs than CI's.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PEAK_BYTES_PER_INPUT = 50_000_000
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,  # wall-clock; the CPU-time bound is checked by `bounded`
-    derandomize=True,
+    derandomize=not os.environ.get("OKR_FUZZ_RANDOM"),
     database=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
