@@ -228,9 +228,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 def _value_message(node: ScalarNode, exc: Exception) -> str:
     tag = str(node.tag)
     shown = _shown(str(node.value))
-    detail = str(exc) if not isinstance(exc, KeyError) else ""
-    if "limit" in detail and "digits" in detail:
-        detail = "more digits than a number may have (4300)"
+    detail = str(exc) if not isinstance(exc, KeyError) else ""  # a KeyError says only the key
     hint = _TAG_HINTS.get(tag.removeprefix(_CORE))
     if hint is not None:
         return f"{shown} {hint}" + (f" ({detail})" if detail else "")

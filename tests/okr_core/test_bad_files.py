@@ -297,6 +297,12 @@ OKR_CASES = [
     ),
     pytest.param(OKR + "---\nmore: 1\n", 12, "expected a single document", id="two-documents"),
     pytest.param(
+        kr_line("alerts: {repeat_interval: 99999999999999999999d}"),
+        12,
+        "key_results[0].alerts.repeat_interval: duration '99999999999999999999d' is too long",
+        id="kr-alert-duration-beyond-timedelta",
+    ),
+    pytest.param(
         kr_line('"two\\nlines": 1'),
         12,
         "objectives[0].key_results[0]['two\\nlines']: unknown key 'two\\nlines'",
