@@ -89,6 +89,14 @@ class SqlSourceConfig(BaseSourceConfig):
         sql_guard.check_query(query)  # UnsafeQueryError is a ValueError: a validation error
         return query
 
+    def uses_as_of(self) -> bool:
+        """True when the query binds ``:as_of``.
+
+        Returns:
+            Whether the query depends on the as-of.
+        """
+        return "as_of" in bind_names(self.query)
+
     def connection_names(self) -> set[str]:
         """The one connection this query runs on.
 
