@@ -166,16 +166,47 @@ def upgrade(engine: Engine) -> None:
     """
     if current_revision(engine) == head_revision():
         return  # the common case: no lock, no Alembic machinery
+    with translating_store_errors(engine.url):
+        migrate(engine, "upgrade", "head")
+
+
+def migrate(engine: Engine, action: str, revision: str) -> None:
+    """Run Alembic's ``upgrade`` or ``downgrade`` to ``revision`` in one locked transaction.
+
+    On SQLite, foreign keys are off while it runs: a migration that must rebuild a table
+    (SQLite cannot alter a CHECK constraint) drops and recreates a table other tables refer
+    to. They are checked once the migration has committed, then turned back on.
+
+    Args:
+        engine: engine from :func:`make_engine`.
+        action: ``"upgrade"`` or ``"downgrade"``.
+        revision: target revision (``"head"``, ``"0002"``, ...).
+    """
     config = alembic_config()
-    with translating_store_errors(engine.url), engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        raw: Any = connection.connection.driver_connection
+        if sqlite:
+            # Only outside a transaction does SQLite take this pragma: sent on the driver
+            # connection (in autocommit mode, see _on_connect), not through a SQLAlchemy
+            # statement, which would begin one first.
+            raw.execute("PRAGMA foreign_keys = OFF")
             connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-        with connection.begin():
-            if engine.dialect.name == "postgresql":
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-                )
-            # Alembic sees the transaction already open and runs inside it (no commit of
-            # its own), so the lock is held until every migration is committed.
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": _PG_MIGRATION_LOCK},
+                    )
+                # Alembic sees the transaction already open and runs inside it (no commit
+                # of its own), so the lock is held until every migration is committed.
+                config.attributes["connection"] = connection
+                getattr(command, action)(config, revision)
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys = ON")
+        if sqlite:
+            broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left rows without their parent: {broken[:5]}")

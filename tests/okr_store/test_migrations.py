@@ -9,11 +9,10 @@ from typing import get_args
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from okr_core.alerting.model import AlertKind, AlertPhase, AlertPolicyOverride, Delivery, Transition
 from okr_store import models
-from okr_store.db import alembic_config, current_revision, upgrade
+from okr_store.db import current_revision, migrate, upgrade
 from okr_store.models import (
     Cycle,
     Evaluation,
@@ -33,10 +32,7 @@ SOURCE = {"type": "sql", "connection": "warehouse", "query": "SELECT 1"}
 
 
 def _migrate(engine: sa.Engine, action: str, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
+    migrate(engine, action, revision)
 
 
 def _hash_0001(title: str) -> str:
@@ -131,7 +127,7 @@ def test_upgrade_from_0001_keeps_data(engine: sa.Engine) -> None:
     ids = _fill_0001(engine)
 
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     store = Store(engine)
     krs = {k.kr_key: k for k in store.active_key_results()}
     assert set(krs) == {"plain", "alerted"}
@@ -188,7 +184,7 @@ def test_downgrade_to_0001_keeps_0001_data(engine: sa.Engine) -> None:
         assert conn.execute(sa.text("SELECT id FROM key_results")).scalar() == kr_id
         assert conn.execute(sa.text("SELECT id FROM runs")).scalar() == run_id
     upgrade(engine)  # and back up
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 @pytest.mark.parametrize(
