@@ -211,3 +211,47 @@ def test_alert_policy_json_round_trips() -> None:
     dumped = override.model_dump(mode="json", exclude_none=True)
     assert AlertPolicyOverride.model_validate(dumped) == override
     assert override.pending_for == timedelta(hours=6)
+
+
+def test_upgrade_to_0003_moves_duplicate_as_ofs_aside(engine: sa.Engine) -> None:
+    # A 0002 store in which a rerun stored a second measurement and evaluation at one as-of.
+    _migrate(engine, "upgrade", "0001")
+    ids = _fill_0001(engine)
+    _migrate(engine, "upgrade", "0002")
+    with engine.begin() as conn:
+        run = conn.execute(sa.text("SELECT id FROM runs")).scalar_one()
+        conn.execute(
+            sa.insert(Measurement).values(
+                kr_id=ids["plain"], run_id=run, measured_at=T0 + timedelta(minutes=5),
+                as_of=T0, value=Decimal("111"), outcome="ok",
+            )
+        )  # fmt: skip
+        conn.execute(
+            sa.insert(Evaluation).values(
+                kr_id=ids["plain"], run_id=run, evaluated_at=T0, value=Decimal("111"),
+                progress=0.22, score=0.22, status="at_risk", reason="rerun",
+            )
+        )  # fmt: skip
+    upgrade(engine)
+    assert current_revision(engine) == "0003"
+    store = Store(engine)
+    # The newest row of the as-of is current; the older one is kept for audit only.
+    assert store.history([ids["plain"]]) == {ids["plain"]: [(T0, Decimal("111"))]}
+    row = {r.kr_key: r for r in store.latest_status()}["plain"]
+    assert (row.value, row.reason) == (Decimal("111"), "rerun")
+    with engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT value FROM superseded_measurements")).all()
+        evaluations = conn.execute(sa.text("SELECT count(*) FROM evaluations")).scalar()
+    assert [Decimal(str(v)) for (v,) in audit] == [Decimal("110.25")] and evaluations == 1
+    # Runs can now be closed as crashed once their lease has run out.
+    started = store.start_run(T0, None, lease_until=T0)
+    assert [r.id for r in store.close_crashed_runs(T0 + timedelta(minutes=1))] == [started]
+    assert {r.id: r.status for r in store.runs()}[started] == "crashed"
+    # And the database refuses a second row for one (KR, as-of).
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(
+            sa.insert(Measurement).values(
+                kr_id=ids["plain"], run_id=run, measured_at=T0, as_of=T0,
+                value=Decimal(1), outcome="ok",
+            )
+        )  # fmt: skip
