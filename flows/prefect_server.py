@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO
 
 from okr_core.errors import ConfigError
+from okr_core.settings import mask_url
 
 STARTUP_SECONDS = 120
 
@@ -184,8 +185,10 @@ class TemporaryApi:
             for line in self._log.read().decode("utf-8", "replace").splitlines()
             if line.strip()
         ]
-        last = next((line for line in reversed(lines) if not line.startswith(" ")), "")
-        detail = f": {last[:300]}" if last else ""
+        # The exception line of the last traceback says why; else the last line printed.
+        errors = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        last = errors[-1] if errors else (lines[-1] if lines else "")
+        detail = f": {mask_url(last)[:300]}" if last else ""
         return (
             f"the temporary Prefect server stopped (exit code {code}){detail}; check that "
             "PREFECT_HOME (default ~/.prefect) is writable, or run a Prefect server "
@@ -199,6 +202,8 @@ class TemporaryApi:
 
 
 _temporary: list[TemporaryApi] = []
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 
 def temporary_api() -> TemporaryApi | None:
