@@ -604,7 +604,7 @@ def db_upgrade(project: ProjectOpt = Path(".")) -> None:
 
 def main() -> None:
     """Entry point of the ``okr`` console script: one handler for every error."""
-    from flows.prefect_server import start_temporary_api
+    from flows.temporary_api import start_temporary_api
 
     try:
         # A flow command with no Prefect API configured gets a temporary server that dies
@@ -631,7 +631,7 @@ def _report(exc: Exception) -> NoReturn:
         sys.exit(ExitCode.USAGE)
     if _state["debug"]:
         err_console.print_exception()
-    from flows.prefect_server import temporary_api
+    from flows.temporary_api import temporary_api
 
     server = temporary_api()
     stopped = server.problem() if server is not None else None

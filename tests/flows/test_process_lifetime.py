@@ -281,3 +281,46 @@ def test_mark_orphaned_flow_runs_tolerates_a_server_that_is_gone() -> None:
 
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
         mark_orphaned_flow_runs([str(uuid.uuid4())])  # logs a warning, raises nothing
+
+
+def test_a_command_that_fails_first_starts_no_server(
+    tmp_path: Path, cli_env: dict[str, str], sqlite_url: str
+) -> None:
+    project = make_project(tmp_path / "project", sqlite_url, "SELECT 12")
+    result = subprocess.run(
+        [*OKR, "run", "--kr", "nope", "-p", str(project)],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    # The server would have created its database in PREFECT_HOME on starting.
+    assert not (Path(cli_env["PREFECT_HOME"]) / "prefect.db").exists()
+
+
+def test_temporary_api_only_for_flow_commands_without_a_configured_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.temporary_api import _api_configured_elsewhere, _command
+
+    assert _command(["--debug", "run", "--all"]) == "run"
+    assert _command(["status", "-p", "x"]) == "status"
+    assert _command([]) is None
+    for name in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert not _api_configured_elsewhere()
+    (tmp_path / "home").mkdir()
+    profiles = tmp_path / "home" / "profiles.toml"
+    profiles.write_text('active = "mine"\n[profiles.mine]\nPREFECT_API_URL = "http://x/api"\n')
+    assert _api_configured_elsewhere()  # the active profile names a server: use it
+    profiles.write_text('active = "other"\n[profiles.mine]\nPREFECT_API_URL = "http://x/api"\n')
+    assert not _api_configured_elsewhere()
+    (tmp_path / "prefect.toml").write_text('[api]\nurl = "http://x/api"\n')
+    assert _api_configured_elsewhere()
+    (tmp_path / "prefect.toml").unlink()
+    monkeypatch.setenv("PREFECT_API_URL", "http://y/api")
+    assert _api_configured_elsewhere()
