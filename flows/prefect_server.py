@@ -120,7 +120,7 @@ def local_prefect_server(port: int | None = None) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent(),  # only prctl: see die_with_parent
-        process_group=0,
+        process_group=0 if os.name == "posix" else None,
     )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

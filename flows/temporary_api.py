@@ -103,7 +103,7 @@ class TemporaryApi:
                     stderr=self._log,
                     pass_fds=(fd,),
                     preexec_fn=die_with_parent(),  # only prctl: see die_with_parent
-                    process_group=0,
+                    process_group=0 if os.name == "posix" else None,
                 )
             finally:
                 # Only the server holds the socket now: if it dies, clients are refused
