@@ -178,6 +178,10 @@ _SEQUENCE = "advances a sequence, which a rollback does not undo"
 _WORD_START = re.compile(r"[A-Za-z_\x80-\U0010ffff]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$")
 _SPACE = " \t\n\r\f\v"
+# Characters (and pairs) that some database reads differently from another.
+_READING_DEPENDENT = re.compile(r"['\"`\[$#\\]|--|/\*")
+_WORD_REST = re.compile(r"\w*")  # str.isalnum() or "_", as a regex: a C loop
+_WORD_REST_DOLLAR = re.compile(r"[\w$]*")
 
 
 def check_query(query: str) -> None:
@@ -201,7 +205,11 @@ def check_query(query: str) -> None:
 
 @lru_cache(maxsize=65536)  # every KR's query is checked before each fetch: keep it free
 def _problem(query: str) -> str | None:
-    for reading in _READINGS:
+    # Without quotes, comments, brackets or '$' every database splits a query the same
+    # way: one reading decides. Most KR queries are such, and a run checks all of them
+    # (10,000 at a time) in a fresh process, so this halves a large run's checking time.
+    readings = _READINGS[:1] if not _READING_DEPENDENT.search(query) else _READINGS
+    for reading in readings:
         try:
             tokens = _tokens(query, reading)
         except UnsafeQueryError as exc:
@@ -336,13 +344,9 @@ def _tokens(sql: str, reading: _Reading) -> list[_Token]:
             tokens.append(_Token("string", sql[i:end], i))
             i = end
         elif _WORD_START.match(c) or (c == "$" and reading.dollar_in_words and i + 1 < n):
-            end = i + 1
-            while end < n and (
-                sql[end].isalnum()
-                or sql[end] in "_"
-                or (sql[end] == "$" and reading.dollar_in_words)
-            ):
-                end += 1
+            rest = _WORD_REST_DOLLAR if reading.dollar_in_words else _WORD_REST
+            match = rest.match(sql, i + 1)
+            end = match.end() if match else i + 1
             tokens.append(_Token("word", sql[i:end], i))
             i = end
         elif c == ";":
