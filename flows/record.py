@@ -66,7 +66,12 @@ def store_results(
     try:
         since = min((kr.cycle_start for kr in key_results.values()), default=as_of)
         history = store.history(ids, since=since, before=as_of)
-        last_good = store.last_good_before(ids, as_of)
+        # The last good as-of is the last point of the history; only KRs with none in
+        # this cycle need a look further back.
+        last_good = {kr_id: points[-1][0] for kr_id, points in history.items() if points}
+        missing = [kr_id for kr_id in ids if kr_id not in last_good]
+        if missing:
+            last_good.update(store.last_good_before(missing, as_of))
         evaluations = evaluate_results(
             key_results,
             results,
@@ -75,15 +80,23 @@ def store_results(
             last_good=last_good,
             stale_after_periods=settings.stale_after_periods,
         )
-        store.record_results(run_id, measurements, evaluations)
+        # Read at this as-of, a KR's last as-of equals it only when it was measured then.
+        again = {kr.kr_id for kr in key_results.values() if kr.last_as_of == as_of}
+        store.record_results(run_id, measurements, evaluations, replacing=again)
         # Later as-ofs were evaluated without this value (a backfill): evaluate them again.
-        reevaluate(
-            store,
-            key_results,
-            ids,
-            after=as_of,
-            stale_after_periods=settings.stale_after_periods,
-        )
+        later = [
+            kr.kr_id
+            for kr in key_results.values()
+            if kr.latest_as_of is not None and kr.latest_as_of > as_of
+        ]
+        if later:
+            reevaluate(
+                store,
+                key_results,
+                later,
+                after=as_of,
+                stale_after_periods=settings.stale_after_periods,
+            )
     except Exception as exc:
         raise spool_failed_run(exc, settings, as_of, flow_run_id, measurements) from exc
     return evaluations

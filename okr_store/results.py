@@ -9,7 +9,7 @@ and ``(kr_id, evaluated_at)`` make the database refuse a second row whatever the
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -84,10 +84,22 @@ def write_results(
     run_id: int,
     measurements: Sequence[MeasurementRecord],
     evaluations: Sequence[EvaluationRecord],
+    replacing: Collection[int] | None = None,
 ) -> None:
-    """Replace the rows at their (KR, as-of), inside ``conn``'s transaction."""
-    supersede_measurements(conn, ((m.kr_id, m.as_of) for m in measurements), run_id)
-    drop_evaluations(conn, ((e.kr_id, e.evaluated_at) for e in evaluations))
+    """Replace the rows at their (KR, as-of), inside ``conn``'s transaction.
+
+    Args:
+        conn: a connection inside a transaction.
+        run_id: the run.
+        measurements: the measurements to store.
+        evaluations: the evaluations to store.
+        replacing: only these KRs may have rows at their as-ofs already; None: any.
+    """
+    wanted = (lambda kr_id: True) if replacing is None else replacing.__contains__
+    supersede_measurements(
+        conn, ((m.kr_id, m.as_of) for m in measurements if wanted(m.kr_id)), run_id
+    )
+    drop_evaluations(conn, ((e.kr_id, e.evaluated_at) for e in evaluations if wanted(e.kr_id)))
     # Tuples straight from the attributes: dataclasses.asdict deep-copies every value
     # and alone costs more than the insert.
     measurement_rows = [

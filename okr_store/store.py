@@ -8,7 +8,7 @@ heavy lifting lives in :mod:`okr_store.sync`, :mod:`okr_store.queries` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -205,6 +205,7 @@ class Store:
         run_id: int,
         measurements: Sequence[MeasurementRecord],
         evaluations: Sequence[EvaluationRecord],
+        replacing: Collection[int] | None = None,
     ) -> None:
         """Store a run's measurements and evaluations, all or nothing.
 
@@ -221,9 +222,18 @@ class Store:
             run_id: from :meth:`start_run`.
             measurements: one per KR fetched.
             evaluations: one per KR scored.
+            replacing: the KRs that may have rows at these as-ofs already (a caller that
+                knows saves the look-ups for the others); None: any of them. If another
+                writer stored one meanwhile, the call is made again with None.
         """
-        with self._write() as conn:
-            _results.write_results(conn, run_id, measurements, evaluations)
+        try:
+            with self._write() as conn:
+                _results.write_results(conn, run_id, measurements, evaluations, replacing)
+        except sa.exc.IntegrityError:
+            if replacing is None:
+                raise
+            with self._write() as conn:
+                _results.write_results(conn, run_id, measurements, evaluations, None)
 
     def replace_evaluations(self, evaluations: Sequence[tuple[int, EvaluationRecord]]) -> None:
         """Replace the evaluations at their (KR, as-of) with these ``(run_id, row)`` pairs.
