@@ -25,8 +25,7 @@ from okr_core.alerting.model import (
     KrAlertInput,
     Notification,
 )
-from okr_core.alerting.routing import RoutingConfig, load_routing, secret_names
-from okr_core.errors import ConfigError
+from okr_core.alerting.routing import RoutingConfig
 from okr_core.settings import Settings
 from okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_store.store import Store
@@ -103,29 +102,6 @@ def alert_inputs(
             )
         )
     return inputs
-
-
-def load_alert_routing(settings: Settings) -> RoutingConfig:
-    """Read and check ``alerts.yaml``: its syntax, and that every secret it names exists.
-
-    A run reads it before measuring, so that a mistake in it is reported at once rather
-    than after the run's work is done.
-
-    Raises:
-        ConfigError: the file is invalid, or a channel names an unknown secret.
-    """
-    path = settings.resolved_alerts_path()
-    routing = load_routing(path)
-    for route in [*routing.routes, routing.default_route]:
-        for channel in route.channels:
-            for name in secret_names(channel):
-                if name not in settings.secrets:
-                    known = ", ".join(sorted(settings.secrets)) or "none"
-                    raise ConfigError(
-                        f"{path.name}: route '{route.name}' uses unknown secret '{name}' "
-                        f"(known: {known}); define it with OKR_SECRETS__{name.upper()}=..."
-                    )
-    return routing
 
 
 def undelivered(

@@ -107,7 +107,7 @@ def validate(
     except DefinitionError as exc:
         print_problems(exc.problems)
         fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
-    from flows.alerting import load_alert_routing
+    from flows.preflight import load_alert_routing
 
     routing = load_alert_routing(settings)
     objectives = list(okr_set.objectives())
@@ -156,8 +156,7 @@ def _check_run_arguments(
     settings: Settings, names: Sequence[str], when: datetime | None, allow_future: bool
 ) -> None:
     """Check what a run is asked for before Prefect starts (which takes seconds)."""
-    from flows.alerting import load_alert_routing
-    from flows.update import check_as_of
+    from flows.preflight import check_as_of, load_alert_routing
 
     if when is not None:
         check_as_of(when, datetime.now(UTC), allow_future)
@@ -168,8 +167,8 @@ def _check_run_arguments(
 
 def _check_kr_names(settings: Settings, names: Sequence[str]) -> None:
     from flows.definitions import load_definitions
+    from flows.record import open_store
     from flows.select import resolve_name
-    from flows.update import open_store
     from okr_core.loader import fingerprint
 
     store = open_store(settings)
@@ -211,11 +210,11 @@ def run(
 
     Measuring an as-of again replaces what was stored for it.
     """
-    from flows.runner import run_once
-
     settings = _settings(project)  # fail early, before Prefect starts, on bad settings
     when = _parse_time(as_of)
     _check_run_arguments(settings, kr or [], when, allow_future)
+    from flows.runner import run_once  # imports Prefect: only once the arguments hold
+
     summary = run_once(
         project,
         kr=kr or [],
@@ -274,8 +273,6 @@ def backfill(
     SQL queries that bind :as_of and HTTP sources with ${as_of} answer for a past time;
     other sources only know today's value and are skipped. No alerts are sent.
     """
-    from flows.runner import backfill as run_backfill
-
     settings = _settings(project)
     start, end = _parse_time(date_from, "--from"), _parse_time(date_to, "--to")
     assert start is not None and end is not None
@@ -291,6 +288,8 @@ def backfill(
             f"{MAX_BACKFILL_DATES} at once: use a longer --every or a shorter range"
         )
     _check_run_arguments(settings, kr or [], end, allow_future=False)
+    from flows.runner import backfill as run_backfill  # imports Prefect
+
     summaries = run_backfill(
         project, dates=dates, kr=kr or [], replace_existing=replace_existing, console=console
     )
@@ -316,7 +315,7 @@ def runs(
     """List the latest runs: as-of, status and counts (crashed runs included)."""
     from rich.table import Table
 
-    from flows.update import open_store
+    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -349,8 +348,9 @@ def status(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Show every KR's latest value, progress, score and status."""
+    from flows.record import open_store
     from flows.render import judged, print_rows, status_json
-    from flows.update import open_store, utcnow
+    from flows.update import utcnow
 
     settings = _settings(project)
     store = open_store(settings)
@@ -402,8 +402,8 @@ def silence(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Silence a KR's or an objective's alerts: recorded, not sent, until the date."""
+    from flows.record import open_store
     from flows.select import resolve_name
-    from flows.update import open_store
 
     store = open_store(_settings(project))
     try:
@@ -430,7 +430,7 @@ def silences(
     """List the silences."""
     from rich.table import Table
 
-    from flows.update import open_store
+    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -460,7 +460,7 @@ def unsilence(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Remove a silence."""
-    from flows.update import open_store
+    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -481,7 +481,7 @@ def alerts(
     """List recent alerts: sent, silenced, held back or failed to send."""
     from rich.table import Table
 
-    from flows.update import open_store
+    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:

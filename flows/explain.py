@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.record import open_store
 from flows.render import age, format_value, judged
 from flows.select import resolve_name
-from flows.update import open_store
 from okr_core.settings import Settings
 
 HISTORY_SHOWN = 10

@@ -33,6 +33,11 @@ class RunNotStoredError(RuntimeError):
     """The store failed while saving a run for a reason that is not a setup problem."""
 
 
+def open_store(settings: Settings) -> Store:
+    """Open (and migrate) the store named by the settings."""
+    return Store.open(settings.resolved_store_url())
+
+
 def run_status(outcomes: Counter[str]) -> str:
     """``completed``; ``partial`` when some KRs failed; ``failed`` when all of them did."""
     errors = outcomes.get("error", 0)

@@ -9,7 +9,8 @@ from pathlib import Path
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from rich.console import Console
 
-from flows.update import RunSummary, open_store, update_key_results
+from flows.record import open_store
+from flows.update import RunSummary, update_key_results
 from okr_core.settings import load_settings
 
 

@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -22,21 +22,22 @@ from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
 from connectors.registry import parse_source_config
-from flows.alerting import AlertSummary, load_alert_routing, run_alerts
+from flows.alerting import AlertSummary, run_alerts
 from flows.definitions import load_definitions, source_environment
 from flows.evaluate import evaluate_results
 from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
+from flows.preflight import check_as_of, due_time, load_alert_routing
 from flows.record import (
     LEASE,
     close_crashed_runs,
     heartbeat,
+    open_store,
     replay_spools,
     run_status,
     store_results,
 )
 from flows.select import select_key_results
 from okr_core.definitions import resolve_target
-from okr_core.errors import ConfigError
 from okr_core.loader import fingerprint
 from okr_core.settings import Settings, load_settings
 from okr_store.records import EvaluationRecord, StoredKeyResult
@@ -103,11 +104,6 @@ class RunSummary:
             f"RunSummary(run_id={self.run_id}, measured={self.measured}/{self.active}, "
             f"statuses={self.statuses}, errors={self.errors})"
         )
-
-
-def open_store(settings: Settings) -> Store:
-    """Open (and migrate) the store named by the settings."""
-    return Store.open(settings.resolved_store_url())
 
 
 @contextlib.contextmanager
@@ -307,35 +303,6 @@ def _mark_orphaned(flow_run_ids: list[str]) -> None:
         from flows.prefect_server import mark_orphaned_flow_runs
 
         mark_orphaned_flow_runs(flow_run_ids)
-
-
-#: Tolerated clock skew before an as-of counts as "in the future".
-FUTURE_TOLERANCE = timedelta(minutes=1)
-
-
-def check_as_of(as_of: datetime, now: datetime, allow_future: bool) -> None:
-    """Refuse an as-of in the future: its values would stand as the latest ones.
-
-    Raises:
-        ConfigError: ``as_of`` is later than now (beyond a minute of clock skew).
-    """
-    if not allow_future and as_of > now + FUTURE_TOLERANCE:
-        raise ConfigError(
-            f"--as-of {as_of.isoformat(timespec='seconds')} is in the future (now "
-            f"{now.isoformat(timespec='seconds')}): its values would stand as each KR's "
-            "latest until that time. Pass --allow-future to measure it anyway."
-        )
-
-
-def due_time(now: datetime, scheduled: datetime | None) -> datetime:
-    """When to judge which KRs are due: the run's scheduled start if it started early.
-
-    A run scheduled for 21:35:00 may start at 21:34:59.9; judged by the wall clock, the
-    KRs due at 21:35 would not be due yet and would wait a whole period.
-    """
-    if scheduled is None:
-        return now
-    return max(now, scheduled.astimezone(UTC))
 
 
 def backfill_candidates(

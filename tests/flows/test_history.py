@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from flows.update import check_as_of, due_time, open_store, update_key_results
+from flows.preflight import check_as_of, due_time
+from flows.record import open_store
+from flows.update import update_key_results
 from okr_core.errors import ConfigError
 from okr_core.settings import load_settings
 from tests.flows.conftest import free_port

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from flows.update import open_store, update_key_results
+from flows.record import open_store
+from flows.update import update_key_results
 from okr_core.settings import load_settings
 from tests.flows.conftest import free_port
 

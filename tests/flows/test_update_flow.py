@@ -10,7 +10,8 @@ from typing import cast
 import pytest
 import sqlalchemy as sa
 
-from flows.update import open_store, update_key_results
+from flows.record import open_store
+from flows.update import update_key_results
 from okr_core.settings import load_settings
 from okr_store.records import StatusRow
 
