@@ -99,6 +99,19 @@ def test_rerun_of_an_as_of_replaces_it(project: Path) -> None:
     assert not any("(4 points)" in reason or "(5 points)" in reason for reason in reasons)
 
 
+def test_as_of_runs_build_a_forecast(project: Path) -> None:
+    # Fixed as-ofs in a fixed quarter: the test means the same on any day it runs.
+    for week in WEEKS:
+        update_key_results(project_dir=str(project), as_of=week, all_krs=True)
+    store = open_store(load_settings(project))
+    try:
+        row = {r.ref: r for r in store.latest_status()}["podcast-discovery/subscriptions-per-user"]
+    finally:
+        store.close()
+    assert row.as_of == WEEKS[-1]
+    assert row.forecast_value is not None and "forecast" in row.reason, row.reason
+
+
 def test_the_database_refuses_a_second_measurement_for_an_as_of(project: Path) -> None:
     update_key_results(project_dir=str(project), as_of=WEEKS[0], all_krs=True)
     engine = sa.create_engine(load_settings(project).resolved_store_url())

@@ -11,7 +11,7 @@ import pytest
 from flows.evaluate import evaluate_results
 from flows.fetch import FetchResult
 from flows.render import judged
-from flows.staleness import schedule_period, stale_reason
+from flows.staleness import stale_reason
 from okr_store.records import StatusRow
 from tests.flows.test_select import kr
 
@@ -19,31 +19,32 @@ NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("schedule", "period"),
-    [
-        ("0 * * * *", timedelta(hours=1)),
-        ("*/15 * * * *", timedelta(minutes=15)),
-        ("0 6 * * *", timedelta(days=1)),
-        ("0 6 * * 1", timedelta(days=7)),
-    ],
-)
-def test_schedule_period(schedule: str, period: timedelta) -> None:
-    assert schedule_period(schedule, NOW) == period
-
-
-@pytest.mark.parametrize(
     ("age", "stale"),
     [
-        (timedelta(hours=2), False),
-        (timedelta(hours=3), False),
-        (timedelta(hours=3, minutes=1), True),
+        (timedelta(hours=2), False),  # 09:00 and 10:00 missed
+        (timedelta(hours=2, minutes=30), False),
+        (timedelta(hours=3), True),  # 08:00, 09:00 and 10:00 missed
     ],
 )
 def test_stale_after_three_periods(age: timedelta, stale: bool) -> None:
     reason = stale_reason(NOW - age, NOW, "0 * * * *", 3)
     assert (reason is not None) is stale
     if reason:
-        assert "allows 3h" in reason
+        assert "3 scheduled refreshes missed ('0 * * * *' allows 3)" in reason
+
+
+@pytest.mark.parametrize(
+    ("now", "stale"),
+    [
+        # A good value on Friday 09:00, a failed run on Monday 09:00: one refresh missed.
+        (datetime(2026, 11, 23, 9, tzinfo=UTC), False),
+        (datetime(2026, 11, 25, 9, tzinfo=UTC), False),  # Mon, Tue missed; Wed being judged
+        (datetime(2026, 11, 25, 9, 1, tzinfo=UTC), True),  # Mon, Tue, Wed missed
+    ],
+)
+def test_stale_counts_the_fires_of_an_irregular_schedule(now: datetime, stale: bool) -> None:
+    friday = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    assert (stale_reason(friday, now, "0 9 * * 1-5", 3) is not None) is stale
 
 
 def test_never_measured_is_not_stale() -> None:
@@ -123,4 +124,4 @@ def test_status_shows_stale_when_runs_stopped() -> None:
     ]
     shown = judged(rows, NOW, 3)
     assert [r.status for r in shown] == ["on_track", "stale", None]
-    assert "no good value for 4h" in shown[1].reason
+    assert "no good value for 4h: 3 scheduled refreshes missed" in shown[1].reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -100,26 +99,6 @@ def test_dry_run_stores_no_measurements(demo_project: Path) -> None:
     assert summary.measured == DEMO_KRS and summary.run_id is None
     assert len(summary.rows) == DEMO_KRS
     assert _count(demo_project, "measurements") == measured
-
-
-def test_as_of_backfill_builds_a_forecast(demo_project: Path) -> None:
-    store = open_store(load_settings(demo_project))
-    start = (
-        min(kr.cycle_start for kr in store.active_key_results())
-        if store.definitions_fingerprint()
-        else None
-    )
-    store.close()
-    now = datetime.now(UTC)
-    first = now - timedelta(days=35)
-    for week in range(6):
-        update_key_results(
-            project_dir=str(demo_project), all_krs=True, as_of=first + timedelta(days=7 * week)
-        )
-    row = _status(demo_project)["podcast-discovery/subscriptions-per-user"]
-    assert row.forecast_value is not None, row.reason
-    assert "forecast" in row.reason
-    del start
 
 
 def test_store_on_postgresql(
