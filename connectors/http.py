@@ -41,6 +41,7 @@ from connectors.http_deadline import (
 from connectors.http_extract import AnswerError, NotJson, compile_jsonpath, extract_value
 from connectors.redaction import Redactor, truncate
 from connectors.templating import placeholder_errors, render, render_structure, secret_refs
+from okr_core.names import unknown_name_message
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -261,14 +262,15 @@ class HttpSource(BaseSource[HttpSourceConfig]):
         if config.connection is not None:
             connection = self.env.connections.get(config.connection)
             if connection is None:
-                known = ", ".join(sorted(self.env.connections)) or "none"
                 raise FatalSourceError(
-                    f"{where}: unknown connection {config.connection!r}. Known: {known}."
+                    f"{where}: "
+                    + unknown_name_message("connection", config.connection, self.env.connections)
                 )
         missing = sorted(config.secret_names() - set(self.env.secrets))
         if missing:
-            known = ", ".join(sorted(self.env.secrets)) or "none"
-            raise FatalSourceError(f"{where}: unknown secret {missing[0]!r}. Known: {known}.")
+            raise FatalSourceError(
+                f"{where}: " + unknown_name_message("secret", missing[0], self.env.secrets)
+            )
         secrets = {name: value.get_secret_value() for name, value in self.env.secrets.items()}
         # Every secret of the run is redacted, not only the ones this source uses: a
         # response may echo anything.

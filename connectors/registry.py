@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, get_args
 
 from connectors.base import BaseSource, BaseSourceConfig, SourceEnvironment
 from connectors.errors import SourceConfigError
+from okr_core.names import unknown_name_message
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -237,19 +238,12 @@ def check_references(config: BaseSourceConfig, env: SourceEnvironment) -> None:
     """
     for name in sorted(config.connection_names()):
         if name not in env.connections:
-            known = ", ".join(sorted(env.connections)) or "none"
             raise SourceConfigError(
-                f"Unknown connection {name!r}. Known connections: {known}. Define it with "
-                f"OKR_CONNECTIONS__{name.upper()}__URL=... (or [connections.{name}] in okr.toml).",
-                loc=("connection",),
+                unknown_name_message("connection", name, env.connections), loc=("connection",)
             )
     for name in sorted(config.secret_names()):
         if name not in env.secrets:
-            known = ", ".join(sorted(env.secrets)) or "none"
-            raise SourceConfigError(
-                f"Unknown secret {name!r}. Known secrets: {known}. Define it with "
-                f"OKR_SECRETS__{name.upper()}=... (or [secrets] {name} = ... in okr.toml)."
-            )
+            raise SourceConfigError(unknown_name_message("secret", name, env.secrets))
 
 
 def describe_sources() -> list[SourceDescription]:

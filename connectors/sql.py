@@ -31,6 +31,7 @@ from connectors.sql_batch import in_one_transaction
 from connectors.sql_engine import create_engine, ms, session_timeout, url_secrets
 from connectors.sql_errors import db_error
 from connectors.sql_session import StaleConnection, bind_names, read_only, single_value, statement
+from okr_core.names import unknown_name_message
 from okr_core.settings import ConnectionSettings
 
 __all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
@@ -148,9 +149,9 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         where = f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
         settings = self.env.connections.get(config.connection)
         if settings is None:
-            known = ", ".join(sorted(self.env.connections)) or "none"
             raise FatalSourceError(
-                f"{where}: unknown connection {config.connection!r}. Known connections: {known}."
+                f"{where}: "
+                + unknown_name_message("connection", config.connection, self.env.connections)
             )
         try:
             # Again here: a config may have been built without validation.

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import SourceContext
+from okr_core.names import PLACEHOLDER, secret_name_of
+from okr_core.names import secret_refs as _text_secret_refs
 
 __all__ = ["TIME_NAMES", "placeholder_errors", "render", "render_structure", "secret_refs"]
 
 TIME_NAMES = ("as_of", "cycle_start", "cycle_end")
-_ANY = re.compile(r"\$\{([^}]*)\}")
-_SECRET = re.compile(r"secret:([A-Za-z_][A-Za-z0-9_.-]*)")
 _TIME = re.compile(r"(as_of|cycle_start|cycle_end)(?::(date))?")
 
 
@@ -32,9 +32,9 @@ def placeholder_errors(text: str) -> list[str]:
         One message per bad placeholder; empty when all are valid.
     """
     errors = []
-    for match in _ANY.finditer(text):
+    for match in PLACEHOLDER.finditer(text):
         inner = match[1].strip()
-        if not (_SECRET.fullmatch(inner) or _TIME.fullmatch(inner)):
+        if secret_name_of(inner) is None and not _TIME.fullmatch(inner):
             errors.append(
                 f"unknown placeholder {match[0]!r}. Valid: ${{secret:NAME}}, "
                 + ", ".join(f"${{{n}}}" for n in TIME_NAMES)
@@ -52,13 +52,7 @@ def secret_refs(value: Any) -> set[str]:
     Returns:
         The secret names.
     """
-    names: set[str] = set()
-    for text in _strings(value):
-        for match in _ANY.finditer(text):
-            secret = _SECRET.fullmatch(match[1].strip())
-            if secret:
-                names.add(secret[1])
-    return names
+    return {name for text in _strings(value) for name in _text_secret_refs(text)}
 
 
 def render(
@@ -84,9 +78,9 @@ def render(
 
     def _value(match: re.Match[str]) -> str:
         inner = match[1].strip()
-        secret = _SECRET.fullmatch(inner)
-        if secret:
-            return encode(secrets[secret[1]])
+        secret = secret_name_of(inner)
+        if secret is not None:
+            return encode(secrets[secret])
         time = _TIME.fullmatch(inner)
         if time is None:  # pragma: no cover - rejected when the config was validated
             raise ValueError(f"unknown placeholder {match[0]!r}")
@@ -95,7 +89,7 @@ def render(
             return encode(moment.date().isoformat())
         return encode(moment.isoformat().replace("+00:00", "Z"))
 
-    return _ANY.sub(_value, text)
+    return PLACEHOLDER.sub(_value, text)
 
 
 def render_structure(value: Any, ctx: SourceContext, secrets: Mapping[str, str]) -> Any:

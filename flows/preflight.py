@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from okr_core.alerting.routing import RoutingConfig, load_routing, secret_names
 from okr_core.errors import ConfigError
+from okr_core.names import unknown_name_message
 from okr_core.settings import Settings
 
 #: Tolerated clock skew before an as-of counts as "in the future".
@@ -56,9 +57,8 @@ def load_alert_routing(settings: Settings) -> RoutingConfig:
         for channel in route.channels:
             for name in secret_names(channel):
                 if name not in settings.secrets:
-                    known = ", ".join(sorted(settings.secrets)) or "none"
                     raise ConfigError(
-                        f"{path.name}: route '{route.name}' uses unknown secret '{name}' "
-                        f"(known: {known}); define it with OKR_SECRETS__{name.upper()}=..."
+                        f"{path.name}: route '{route.name}': "
+                        + unknown_name_message("secret", name, settings.secrets)
                     )
     return routing

@@ -28,7 +28,8 @@ from pydantic import BaseModel, Secret, SecretStr
 
 from connectors.base import SourceContext
 from connectors.redaction import Redactor, truncate
-from connectors.templating import render, secret_refs
+from connectors.templating import render
+from okr_core.names import secret_refs, unknown_name_message
 
 __all__ = [
     "PREFECT_BLOCK_SCHEME",
@@ -116,11 +117,8 @@ def resolve_channel(template: str, secrets: Mapping[str, SecretStr]) -> Channel:
             )
     missing = sorted(secret_refs(template) - set(secrets))
     if missing:
-        names = ", ".join(sorted(secrets)) or "none"
         raise ChannelConfigError(
-            f"{name}: unknown secret {missing[0]!r} in channel URL. Known secrets: {names}. "
-            f"Define it with OKR_SECRETS__{missing[0].upper()}=... "
-            f"(or [secrets] {missing[0]} = ... in okr.toml)."
+            f"{name}: channel URL: " + unknown_name_message("secret", missing[0], secrets)
         )
     values = {key: value.get_secret_value() for key, value in secrets.items()}
     # Only secret placeholders are left (checked above), so the context's times are never

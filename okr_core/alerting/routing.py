@@ -45,6 +45,7 @@ from okr_core._problems import _message as _plain_message
 from okr_core.alerting.model import AlertPolicy
 from okr_core.definitions import ID_PATTERN, FieldError
 from okr_core.errors import ConfigError, Problem
+from okr_core.names import PLACEHOLDER, SECRET_NAME_RULE, secret_name_of
 from okr_core.yaml_tree import YamlProblem, load_tree
 
 __all__ = [
@@ -58,14 +59,14 @@ __all__ = [
 
 DEFAULT_ROUTE = "default"
 
-_SECRET = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
 _HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$", re.IGNORECASE)
 
 
 def secret_names(channel: str) -> list[str]:
     """The ``NAME`` of every ``${secret:NAME}`` in a channel URL, in order."""
-    return _SECRET.findall(channel)
+    names = (secret_name_of(match[1]) for match in PLACEHOLDER.finditer(channel))
+    return [name for name in names if name is not None]
 
 
 def _redact(channel: str) -> str:
@@ -76,11 +77,12 @@ def _redact(channel: str) -> str:
 
 def _check_channel(value: str) -> str:
     value = value.strip()
-    rest = _SECRET.sub("x", value)
+    # The URL check below sees each secret reference as a plain word.
+    rest = PLACEHOLDER.sub(lambda m: "x" if secret_name_of(m[1]) else m[0], value)
     if "${" in rest:
         raise ValueError(
             f"bad secret reference in {_redact(value)!r}: write ${{secret:NAME}}, NAME made of "
-            "letters, digits and '_'"
+            f"{SECRET_NAME_RULE}"
         )
     if not _URL.match(rest):
         raise ValueError(

@@ -150,7 +150,7 @@ ENV = SourceEnvironment(
     [
         (
             {"type": "sql", "connection": "wh", "query": "SELECT 1"},
-            "Unknown connection 'wh'. Known connections: warehouse. "
+            "unknown connection 'wh'. Known connections: warehouse. "
             "Define it with OKR_CONNECTIONS__WH__URL=...",
         ),
         (
@@ -160,12 +160,17 @@ ENV = SourceEnvironment(
                 "value_path": "$.v",
                 "auth": {"type": "bearer", "secret": "ga_tokn"},
             },
-            "Unknown secret 'ga_tokn'. Known secrets: ga_token. "
+            "unknown secret 'ga_tokn'. Known secrets: ga_token. Did you mean 'ga_token'? "
             "Define it with OKR_SECRETS__GA_TOKN",
         ),
         (
             {"type": "http", "url": "https://x.test/m?k=${secret:other}", "value_path": "$.v"},
-            "Unknown secret 'other'",
+            "unknown secret 'other'",
+        ),
+        (
+            {"type": "http", "url": "https://x.test/m?k=${secret:api.key}", "value_path": "$.v"},
+            "unknown secret 'api.key'. Known secrets: ga_token. Define it with "
+            "[secrets] \"api.key\" = ... in okr.toml (a name with '.' cannot be",
         ),
     ],
 )

@@ -47,7 +47,11 @@ def test_secret_values_are_url_quoted_and_hidden_from_repr() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("json://h/${secret:nope}", "unknown secret 'nope' in channel URL. Known secrets: pw."),
+        (
+            "json://h/${secret:nope}",
+            "json://h: channel URL: unknown secret 'nope'. Known secrets: pw. Define it with "
+            "OKR_SECRETS__NOPE=...",
+        ),
         (
             "json://h/${as_of}",
             "unknown placeholder '${as_of}' in channel URL. Valid: ${secret:NAME}.",

@@ -152,8 +152,9 @@ ROUTE = "routes:\n  - name: a\n    owners: [x]\n    channels: [json://h/x]\n"
             "alerts.yaml:9: routes[1].channels[1]: 'hooks.example.com/okr' is not a channel URL",
         ),
         (
-            ROUTE + "  - name: b\n    owners: [y]\n    channels: ['json://${secret:bad-name}@h']\n",
-            "alerts.yaml:7: routes[1].channels[0]: bad secret reference",
+            ROUTE + "  - name: b\n    owners: [y]\n    channels: ['json://${secret:1bad}@h']\n",
+            "alerts.yaml:7: routes[1].channels[0]: bad secret reference in 'json://***@h': write "
+            "${secret:NAME}, NAME made of a letter or '_', then letters, digits, '_', '.' or '-'",
         ),
         (
             ROUTE + "  - name: b\n    owners: [y]\n    channels: ['json://${smtp_user}@h']\n",
