@@ -5,12 +5,24 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from okr_core.names import SECRET_NAME_RULE, secret_name_of
 
 __all__ = ["ApiKeyAuth", "AuthConfig", "BasicAuth", "BearerAuth", "apply_auth"]
 
+
+def _secret_name(name: str) -> str:
+    # The names ${secret:NAME} takes: one grammar for every place a secret is named.
+    if secret_name_of(f"secret:{name}") != name:
+        raise ValueError(f"{name!r} is not a secret name: {SECRET_NAME_RULE}")
+    return name
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name)]
 _SECRET_NAME = Field(
-    min_length=1, description="Name of a secret in the settings (OKR_SECRETS__<NAME>)."
+    min_length=1,
+    description=f"Name of a secret in the settings (OKR_SECRETS__<NAME>): {SECRET_NAME_RULE}.",
 )
 
 
@@ -30,7 +42,7 @@ class BearerAuth(_Auth):
     """``Authorization: Bearer <secret>``."""
 
     type: Literal["bearer"] = Field(description="Bearer token in the Authorization header.")
-    secret: str = _SECRET_NAME
+    secret: SecretName = _SECRET_NAME
 
     def secret_names(self) -> set[str]:  # noqa: D102 - documented on the base
         return {self.secret}
@@ -41,7 +53,7 @@ class BasicAuth(_Auth):
 
     type: Literal["basic"] = Field(description="HTTP Basic authentication.")
     username: str = Field(min_length=1, description="User name (not a secret).")
-    password_secret: str = _SECRET_NAME
+    password_secret: SecretName = _SECRET_NAME
 
     def secret_names(self) -> set[str]:  # noqa: D102 - documented on the base
         return {self.password_secret}
@@ -51,7 +63,7 @@ class ApiKeyAuth(_Auth):
     """An API key sent in a header (default ``X-API-Key``) or a query parameter."""
 
     type: Literal["api_key"] = Field(description="API key in a header or query parameter.")
-    secret: str = _SECRET_NAME
+    secret: SecretName = _SECRET_NAME
     header: str | None = Field(
         None, min_length=1, description="Header carrying the key; default X-API-Key."
     )

@@ -169,3 +169,23 @@ def test_the_advice_defines_the_name(
     monkeypatch.setenv(env[1], "sqlite://")
     settings = load_settings(tmp_path)
     assert name in (settings.connections if kind == "connection" else settings.secrets)
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("ga_token", True), ("api.key", True), ("x-y", True), ("1bad", False), ("a b", False)],
+)
+def test_auth_secret_fields_take_the_same_names(name: str, valid: bool) -> None:
+    from pydantic import ValidationError
+
+    from connectors.auth import BasicAuth, BearerAuth
+
+    for build in (
+        lambda: BearerAuth(type="bearer", secret=name),
+        lambda: BasicAuth(type="basic", username="u", password_secret=name),
+    ):
+        if valid:
+            build()
+        else:
+            with pytest.raises(ValidationError, match="is not a secret name"):
+                build()
