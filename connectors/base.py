@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from connectors.redaction import redact_value
+from okr_core.redaction import redact_value
 from okr_core.settings import ConnectionSettings
 
 __all__ = [

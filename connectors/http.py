@@ -39,9 +39,9 @@ from connectors.http_deadline import (
     request_within,
 )
 from connectors.http_extract import AnswerError, NotJson, compile_jsonpath, extract_value
-from connectors.redaction import Redactor, truncate
 from connectors.templating import placeholder_errors, render, render_structure, secret_refs
 from okr_core.names import unknown_name_message
+from okr_core.redaction import Redactor, truncate
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",

@@ -1,17 +1,24 @@
-"""Remove secrets from text before it is logged, raised or stored.
+"""Re-export of ``okr_core.redaction``, the one redactor, for connector code.
 
-Every message a connector builds passes through a ``Redactor``: it knows the secret values
-in play for one fetch and also masks the shapes secrets take even when their value is not
-known (credentials in URLs, auth headers, token-like query parameters).
+Connectors written outside this repository import ``Redactor`` and ``truncate`` from here;
+the implementation lives in ``okr_core.redaction`` so that the store, the alert senders and
+the ``okr`` command mask exactly the same things.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
-from urllib.parse import quote, quote_plus
+from okr_core.redaction import (
+    MASK,
+    SENSITIVE_HEADERS,
+    SENSITIVE_QUERY_KEYS,
+    Redactor,
+    is_sensitive_header,
+    is_sensitive_key,
+    mask_url,
+    redact_text,
+    redact_value,
+    truncate,
+)
 
 __all__ = [
     "MASK",
@@ -19,179 +26,9 @@ __all__ = [
     "SENSITIVE_QUERY_KEYS",
     "Redactor",
     "is_sensitive_header",
+    "is_sensitive_key",
+    "mask_url",
     "redact_text",
     "redact_value",
     "truncate",
 ]
-
-MASK = "***"
-
-SENSITIVE_QUERY_KEYS = frozenset(
-    {
-        "token",
-        "key",
-        "api_key",
-        "apikey",
-        "api-key",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "client_secret",
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "sig",
-        "signature",
-        "auth",
-    }
-)
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"}
-)
-# Header names that are not in the list above but still obviously carry credentials,
-# e.g. "X-Auth-Token", "X-Goog-Api-Key", "Private-Token".
-_SENSITIVE_HEADER_PARTS = ("token", "secret", "key", "auth", "password", "cookie")
-
-# The password runs to the last "@" before the path, so an unescaped "@" in it is masked whole.
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/?#@\s]*):[^/?#\s]*@")
-_QUERY_PARAM = re.compile(
-    r"(?P<lead>[?&;]|\b)(?P<key>"
-    + "|".join(re.escape(k) for k in sorted(SENSITIVE_QUERY_KEYS, key=len, reverse=True))
-    + r")=(?P<value>[^&#\s'\"<>]+)",
-    re.IGNORECASE,
-)
-_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token|Digest)\s+[A-Za-z0-9._~+/=-]+", re.I)
-_HEADER_LINE = re.compile(
-    r"(?P<name>['\"]?(?:authorization|proxy-authorization|x-api-key|api-key|cookie)['\"]?"
-    r"\s*[:=]\s*)(?P<value>['\"][^'\"]*['\"]|(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s,}]+)",
-    re.IGNORECASE,
-)
-
-
-def truncate(text: str, limit: int = 300) -> str:
-    """Shorten ``text`` to at most ``limit`` characters, saying how much was cut.
-
-    Args:
-        text: Any text, typically a response body or a database message.
-        limit: Maximum number of characters kept.
-
-    Returns:
-        The text itself when short enough, else its start and ``"... (N more chars)"``.
-    """
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more chars)"
-
-
-def is_sensitive_header(name: str) -> bool:
-    """Tell whether a header's value should never be shown.
-
-    Args:
-        name: Header name, any case.
-
-    Returns:
-        True for auth headers, cookies and anything named like a token, key or secret.
-    """
-    lowered = name.lower()
-    return lowered in SENSITIVE_HEADERS or any(part in lowered for part in _SENSITIVE_HEADER_PARTS)
-
-
-def redact_text(text: str) -> str:
-    """Mask credentials that are recognisable by shape, without knowing their values.
-
-    Args:
-        text: Any text.
-
-    Returns:
-        The text with URL passwords, auth header values and token-like query parameter
-        values replaced by ``***``.
-    """
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-    text = _QUERY_PARAM.sub(lambda m: f"{m['lead']}{m['key']}={MASK}", text)
-    text = _HEADER_LINE.sub(lambda m: f"{m['name']}{MASK}", text)
-    return _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {MASK}", text)
-
-
-def redact_value(value: Any, key: str | None = None) -> Any:
-    """Redact a config value for display (``repr``), recursing into mappings and lists.
-
-    Args:
-        value: A field value of a source config.
-        key: The mapping key or header/parameter name the value sits under, if any.
-
-    Returns:
-        A copy safe to show: values under sensitive keys become ``***``, strings are passed
-        through ``redact_text``. Secret placeholders such as ``${secret:NAME}`` are kept
-        because they name a secret without revealing it.
-    """
-    if key is not None and (is_sensitive_header(key) or key.lower() in SENSITIVE_QUERY_KEYS):
-        if isinstance(value, str) and _only_placeholders(value):
-            return value
-        return MASK
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, Mapping):
-        return {k: redact_value(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(redact_value(v) for v in value)
-    return value
-
-
-_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
-
-
-def _only_placeholders(value: str) -> bool:
-    # "Bearer ${secret:tok}" holds no literal credential; "Bearer abc123" does.
-    rest = _PLACEHOLDER.sub("", value).strip()
-    return rest == "" or rest.lower() in {"bearer", "basic", "token"}
-
-
-class Redactor:
-    """Removes known secret values (and credential-shaped text) from messages.
-
-    A Redactor is built per fetch from the secrets that fetch uses, so it can also remove
-    the encoded forms a secret takes on the wire (URL-quoted, base64 in Basic auth).
-
-    Args:
-        secrets: Plain secret values to remove wherever they appear.
-    """
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            values.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
-        # Longest first so that a secret containing another is removed whole.
-        self._values = sorted(values, key=len, reverse=True)
-
-    def with_basic(self, username: str, password: str) -> Redactor:
-        """Return a Redactor that also removes the base64 Basic-auth token of a pair.
-
-        Args:
-            username: Basic-auth user name.
-            password: Basic-auth password (a secret).
-
-        Returns:
-            A new Redactor.
-        """
-        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        return Redactor([*self._values, password, token])
-
-    def __call__(self, text: str) -> str:
-        """Redact ``text``.
-
-        Args:
-            text: Any text.
-
-        Returns:
-            The text with every known secret value and credential shape replaced by ``***``.
-        """
-        for value in self._values:
-            text = text.replace(value, MASK)
-        return redact_text(text)
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self._values)} values)"

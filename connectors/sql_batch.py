@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 from connectors import sql_guard
 from connectors.base import SourceContext
 from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
-from connectors.redaction import Redactor
 from connectors.sql_engine import end_transaction, run_fixed, url_secrets
 from connectors.sql_errors import db_error
 from connectors.sql_session import (
@@ -36,6 +35,7 @@ from connectors.sql_session import (
     single_value,
     value_of,
 )
+from okr_core.redaction import Redactor
 from okr_core.settings import ConnectionSettings
 
 if TYPE_CHECKING:

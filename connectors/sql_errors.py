@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import exc as sa_exc
 
 from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
-from connectors.redaction import Redactor, truncate
+from okr_core.redaction import Redactor, truncate
 
 __all__ = ["db_error"]
 

@@ -15,7 +15,6 @@ Secrets are :class:`pydantic.SecretStr` and are unwrapped only where they are us
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from pydantic_settings import (
 )
 
 from okr_core.errors import ConfigError
+from okr_core.redaction import mask_url
 
 __all__ = ["ConnectionSettings", "Settings", "load_settings", "mask_url"]
 
@@ -184,34 +184,3 @@ def _settings_error_message(exc: ValidationError) -> str:
             message = "unknown setting"
         parts.append(f"{env_name} ({toml_name} in {TOML_FILE}): {message}")
     return "Invalid settings: " + "; ".join(parts)
-
-
-# scheme://user:password@host... The password runs to the last "@" before any query, so
-# a password with an unescaped "@" or "/" is still masked whole. The price is over-masking
-# the rare "host:port/path@x" URL, which is the safe way to be wrong.
-_USERINFO_RE = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^?#\s]*)@"
-)
-# Credentials passed in a query string, e.g. ?api_key=... or &password=...
-_QUERY_SECRET_RE = re.compile(
-    r"(?P<key>[?&;](?:password|passwd|pwd|token|access_token|api_key|apikey|key|secret"
-    r"|client_secret|auth|sig|signature)=)(?P<value>[^&;#\s]*)",
-    re.IGNORECASE,
-)
-
-
-def mask_url(url: str) -> str:
-    """Mask the password (and credential query parameters) in a URL.
-
-    Works on any URL, SQLAlchemy URLs included, without importing SQLAlchemy.
-
-    Args:
-        url: The URL, e.g. ``postgresql+psycopg://bob:secret@host/db``.
-
-    Returns:
-        The URL with secrets replaced by ``***``, e.g. ``postgresql+psycopg://bob:***@host/db``.
-    """
-    masked = _USERINFO_RE.sub(
-        lambda m: f"{m['scheme']}{m['user']}:***@" if m["password"] else m[0], url
-    )
-    return _QUERY_SECRET_RE.sub(lambda m: f"{m['key']}***", masked)

@@ -27,9 +27,9 @@ import apprise
 from pydantic import BaseModel, Secret, SecretStr
 
 from connectors.base import SourceContext
-from connectors.redaction import Redactor, truncate
 from connectors.templating import render
 from okr_core.names import secret_refs, unknown_name_message
+from okr_core.redaction import Redactor, truncate
 
 __all__ = [
     "PREFECT_BLOCK_SCHEME",
