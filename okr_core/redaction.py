@@ -87,7 +87,7 @@ _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token|Digest)\s+[A-Za-z0-9
 _HEADER_LINE = re.compile(
     r"(?<![A-Za-z0-9_-])(?P<name>['\"]?(?:authorization|proxy-authorization|x-api-key|api-key|set-cookie|cookie"
     r"|[A-Za-z0-9_-]{0,64}(?:-token|_token|-secret|_secret))['\"]?"
-    r"\s*[:=]\s*)(?P<value>['\"][^'\"]*['\"]|(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s,}]+)",
+    r"\s*[:=]\s*)(?P<value>['\"][^'\"]*['\"]|(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s,}&]+)",
     re.IGNORECASE,
 )
 _SENSITIVE_KEY_RE = re.compile(_SENSITIVE_KEY, re.IGNORECASE)
