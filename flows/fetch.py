@@ -29,6 +29,7 @@ from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceE
 from connectors.errors import RetriableSourceError, SourceError
 from connectors.registry import get_source_class, parse_source_config
 from connectors.values import NotANumberError, to_decimal
+from okr_core.redaction import redact_text
 
 DEFAULT_KEY_CONCURRENCY = 4
 
@@ -146,7 +147,10 @@ def fetch_all(
             config = parse_source_config(request.source)
         except Exception as exc:  # noqa: BLE001 - a bad stored source fails that KR only
             results[index] = FetchResult(
-                request.kr_id, clock(), error=f"invalid source: {exc}", error_kind="config"
+                request.kr_id,
+                clock(),
+                error=f"invalid source: {redact_text(str(exc))}",
+                error_kind="config",
             )
             continue
         grouped.setdefault(config.concurrency_key(), []).append((index, config))

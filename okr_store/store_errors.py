@@ -235,7 +235,9 @@ def _os_error(exc: OSError, url: str | URL, shown: str) -> StoreUnavailableError
 
 def _masked(url: str | URL) -> str:
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        # Masked like any text, not as SQLAlchemy parsed it: in "bob:p@ss@host" it reads
+        # the password "p" and the host "ss@host", which would show the password's tail.
+        url = url.render_as_string(hide_password=False)
     return mask_url(url)
 
 
