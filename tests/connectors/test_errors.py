@@ -14,9 +14,9 @@ from connectors.errors import (
     SourceError,
     error_class_for_status,
 )
-from connectors.redaction import Redactor, redact_text, redact_value, truncate
 from connectors.values import NotANumberError, to_decimal
 from okr_core.errors import ConfigError, OkrError
+from okr_core.redaction import Redactor, redact_text, redact_value, truncate
 
 
 def test_hierarchy():
