@@ -114,6 +114,13 @@ class HttpSourceConfig(BaseSourceConfig):
                     "must be an absolute http(s) URL such as https://api.example.com/v1/x; "
                     "for a path on a connection use 'connection' and 'path'"
                 )
+            try:
+                parts.port  # noqa: B018 - urlsplit checks the port only when asked
+            except ValueError:
+                raise ValueError(
+                    "has a host part that is not host[:port]; in a user name or password, "
+                    "write '/', '@', ':' and '?' percent-encoded (%2F, %40, %3A, %3F)"
+                ) from None
         return url
 
     @field_validator("value_path")
@@ -178,7 +185,11 @@ class HttpSourceConfig(BaseSourceConfig):
             return f"http:{self.connection}"
         parts = urlsplit(self.url or "")
         host = (parts.hostname or "").lower()
-        return f"http:{host}:{parts.port}" if parts.port else f"http:{host}"
+        try:
+            port = parts.port
+        except ValueError:  # refused by validation; a stored config may predate that
+            port = None
+        return f"http:{host}:{port}" if port else f"http:{host}"
 
 
 def _strings_in(value: Any) -> set[str]:

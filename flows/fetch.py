@@ -145,6 +145,7 @@ def fetch_all(
     for index, request in enumerate(requests):
         try:
             config = parse_source_config(request.source)
+            key = config.concurrency_key()  # a third-party connector's may raise too
         except Exception as exc:  # noqa: BLE001 - a bad stored source fails that KR only
             results[index] = FetchResult(
                 request.kr_id,
@@ -153,7 +154,7 @@ def fetch_all(
                 error_kind="config",
             )
             continue
-        grouped.setdefault(config.concurrency_key(), []).append((index, config))
+        grouped.setdefault(key, []).append((index, config))
 
     own_pool = pool is None
     sources = pool or SourcePool(env)

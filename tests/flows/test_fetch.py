@@ -196,3 +196,19 @@ def test_a_crashing_batch_fails_only_its_krs(monkeypatch: pytest.MonkeyPatch) ->
     )
     assert results[0].error_kind == "internal" and "connector bug" in (results[0].error or "")
     assert results[1].value == Decimal(2)
+
+
+def test_stored_http_source_with_a_bad_host_part_fails_only_that_kr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stored before validation refused it: a password with an unescaped '/' once made the
+    # concurrency key raise out of the whole fetch, showing the password's start.
+    from connectors.registry import parse_source_config
+
+    monkeypatch.setattr(fetch, "parse_source_config", parse_source_config)
+    bad = {"type": "http", "url": "http://bob:p/w-secret@host/x", "value_path": "$.v"}
+    results = fetch_all(
+        [FetchRequest(1, "o/k", bad, NOW, NOW, NOW)], _env(), max_concurrency=2, clock=lambda: NOW
+    )
+    assert results[0].error_kind == "config" and "percent-encoded" in (results[0].error or "")
+    assert "w-secret" not in (results[0].error or "")
