@@ -28,6 +28,11 @@ def spec_of(kr: StoredKeyResult) -> KrSpec | None:
     )
 
 
+def outcome_of(result: FetchResult) -> str:
+    """``ok`` (a value), ``no_data`` (the source answered nothing) or ``error``."""
+    return "error" if not result.ok else ("no_data" if result.value is None else "ok")
+
+
 def measurement_records(results: Sequence[FetchResult], as_of: datetime) -> list[MeasurementRecord]:
     """The measurement rows of a run's fetched values, all as of ``as_of``."""
     return [
@@ -36,7 +41,7 @@ def measurement_records(results: Sequence[FetchResult], as_of: datetime) -> list
             measured_at=result.measured_at,
             as_of=as_of,
             value=result.value,
-            outcome="error" if not result.ok else ("no_data" if result.value is None else "ok"),
+            outcome=outcome_of(result),
             error_message=result.error,
             error_kind=result.error_kind,
         )

@@ -8,7 +8,6 @@ that the history is the same whatever order the dates were measured in.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -93,9 +92,7 @@ def reevaluate(
     stored = store.measurements(ids, after=after, at=at)
     if not stored:
         return 0
-    touched = sorted({m.kr_id for m in stored})
-    good: dict[int, list[tuple[datetime, Decimal]]] = defaultdict(list)
-    good.update(store.history(touched))
+    good = store.history({m.kr_id for m in stored})  # every KR gets an entry
     rows = evaluate_stored(key_results, stored, good, stale_after_periods)
     store.replace_evaluations(rows)
     return len(rows)

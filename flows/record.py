@@ -46,6 +46,33 @@ def run_status(outcomes: Counter[str]) -> str:
     return "failed" if errors == sum(outcomes.values()) else "partial"
 
 
+def evaluate_at(
+    store: Store,
+    settings: Settings,
+    key_results: Mapping[int, StoredKeyResult],
+    results: Sequence[FetchResult],
+    as_of: datetime,
+) -> list[EvaluationRecord]:
+    """Evaluate the fetched values as of ``as_of`` from the history stored before it."""
+    ids = list(key_results)
+    since = min((kr.cycle_start for kr in key_results.values()), default=as_of)
+    history = store.history(ids, since=since, before=as_of)
+    # The last good as-of is the last point of the history; only KRs with none in this
+    # cycle need a look further back.
+    last_good = {kr_id: points[-1][0] for kr_id, points in history.items() if points}
+    missing = [kr_id for kr_id in ids if kr_id not in last_good]
+    if missing:
+        last_good.update(store.last_good_before(missing, as_of))
+    return evaluate_results(
+        key_results,
+        results,
+        history,
+        as_of=as_of,
+        last_good=last_good,
+        stale_after_periods=settings.stale_after_periods,
+    )
+
+
 def store_results(
     store: Store,
     settings: Settings,
@@ -67,24 +94,8 @@ def store_results(
         RunNotStoredError: it failed for another reason (values kept all the same).
     """
     measurements = measurement_records(results, as_of)
-    ids = list(key_results)
     try:
-        since = min((kr.cycle_start for kr in key_results.values()), default=as_of)
-        history = store.history(ids, since=since, before=as_of)
-        # The last good as-of is the last point of the history; only KRs with none in
-        # this cycle need a look further back.
-        last_good = {kr_id: points[-1][0] for kr_id, points in history.items() if points}
-        missing = [kr_id for kr_id in ids if kr_id not in last_good]
-        if missing:
-            last_good.update(store.last_good_before(missing, as_of))
-        evaluations = evaluate_results(
-            key_results,
-            results,
-            history,
-            as_of=as_of,
-            last_good=last_good,
-            stale_after_periods=settings.stale_after_periods,
-        )
+        evaluations = evaluate_at(store, settings, key_results, results, as_of)
         # Read at this as-of, a KR's last as-of equals it only when it was measured then.
         again = {kr.kr_id for kr in key_results.values() if kr.last_as_of == as_of}
         store.record_results(run_id, measurements, evaluations, replacing=again)

@@ -24,12 +24,13 @@ from prefect.utilities.annotations import quote
 from connectors.registry import parse_source_config
 from flows.alerting import AlertSummary, run_alerts
 from flows.definitions import load_definitions, source_environment
-from flows.evaluate import evaluate_results
+from flows.evaluate import outcome_of
 from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
 from flows.preflight import check_as_of, due_time, load_alert_routing
 from flows.record import (
     LEASE,
     close_crashed_runs,
+    evaluate_at,
     heartbeat,
     open_store,
     replay_spools,
@@ -240,16 +241,7 @@ def evaluate_and_store(
         return store_results(
             store, settings, by_id, results, run_id=run_id, as_of=as_of, flow_run_id=flow_run_id
         )
-    ids = list(by_id)
-    since = min((kr.cycle_start for kr in krs), default=as_of)
-    return evaluate_results(
-        by_id,
-        results,
-        store.history(ids, since=since, before=as_of),
-        as_of=as_of,
-        last_good=store.last_good_before(ids, as_of),
-        stale_after_periods=settings.stale_after_periods,
-    )
+    return evaluate_at(store, settings, by_id, results, as_of)
 
 
 def result_rows(
@@ -418,10 +410,7 @@ def update_key_results(
                     now=when,
                     dry_run=dry_run,
                 )
-                outcomes = Counter(
-                    "error" if not r.ok else ("no_data" if r.value is None else "ok")
-                    for r in results
-                )
+                outcomes = Counter(outcome_of(r) for r in results)
                 if run_id is not None:
                     store.finish_run(
                         run_id, {"total": len(results), **outcomes}, run_status(outcomes)
