@@ -31,8 +31,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-
-from flows.prefect_server import local_prefect_server
+from okr_pipeline.flows.prefect_server import local_prefect_server
 
 HERE = Path(__file__).resolve().parent
 ROWS_PER_METRIC = 20
@@ -126,7 +125,7 @@ def write_project(folder: Path, size: int, warehouse: str, store: str, concurren
 
 FLOW_CHILD = """
 import json, resource, sys, time
-from flows.update import update_key_results
+from okr_pipeline.flows.update import update_key_results
 project = sys.argv[1]
 started = time.perf_counter()
 summary = update_key_results(project_dir=project, all_krs=True)
@@ -142,7 +141,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 import sqlalchemy as sa
 
-from flows.prefect_server import local_prefect_server
+from okr_pipeline.flows.prefect_server import local_prefect_server
 url, size, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 engine = sa.create_engine(url, pool_size=concurrency, max_overflow=0)
 as_of = datetime.now(timezone.utc)

@@ -115,9 +115,9 @@ SOURCE_CHILD = """
 import json, sys, time
 from datetime import datetime, UTC
 from pydantic import SecretStr
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.sql import SqlSource, SqlSourceConfig
-from okr_core.settings import ConnectionSettings
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
+from okr_pipeline.okr_core.settings import ConnectionSettings
 url = sys.argv[1]
 queries = json.loads(sys.stdin.readline())
 ctx = SourceContext(as_of=datetime(2026, 11, 15, tzinfo=UTC),

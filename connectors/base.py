@@ -16,10 +16,9 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from okr_pipeline.okr_core.redaction import redact_value
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import BaseModel, ConfigDict, SecretStr
-
-from okr_core.redaction import redact_value
-from okr_core.settings import ConnectionSettings
 
 __all__ = [
     "BaseSource",

@@ -18,7 +18,7 @@ original exception is chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
-from okr_core.errors import ConfigError, OkrError
+from okr_pipeline.okr_core.errors import ConfigError, OkrError
 
 __all__ = [
     "FatalSourceError",

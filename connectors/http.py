@@ -26,22 +26,40 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
-from pydantic import Field, field_validator, model_validator
-
-from connectors.auth import AuthConfig, apply_auth
-from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError, RetriableSourceError, error_class_for_status
-from connectors.http_deadline import (
+from okr_pipeline.connectors.auth import AuthConfig, apply_auth
+from okr_pipeline.connectors.base import (
+    BaseSource,
+    BaseSourceConfig,
+    SourceContext,
+    SourceEnvironment,
+)
+from okr_pipeline.connectors.errors import (
+    FatalSourceError,
+    RetriableSourceError,
+    error_class_for_status,
+)
+from okr_pipeline.connectors.http_deadline import (
     Answer,
     DeadlineAdapter,
     DeadlineExceeded,
     ResponseTooLarge,
     request_within,
 )
-from connectors.http_extract import AnswerError, NotJson, compile_jsonpath, extract_value
-from connectors.templating import placeholder_errors, render, render_structure, secret_refs
-from okr_core.names import unknown_name_message
-from okr_core.redaction import Redactor, truncate
+from okr_pipeline.connectors.http_extract import (
+    AnswerError,
+    NotJson,
+    compile_jsonpath,
+    extract_value,
+)
+from okr_pipeline.connectors.templating import (
+    placeholder_errors,
+    render,
+    render_structure,
+    secret_refs,
+)
+from okr_pipeline.okr_core.names import unknown_name_message
+from okr_pipeline.okr_core.redaction import Redactor, truncate
+from pydantic import Field, field_validator, model_validator
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",

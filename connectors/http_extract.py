@@ -43,8 +43,7 @@ from jsonpath_ng.jsonpath import (
     This,
     Wildcard,
 )
-
-from connectors.values import NotANumberError, to_decimal
+from okr_pipeline.connectors.values import NotANumberError, to_decimal
 
 __all__ = [
     "MAX_KEYS_SHOWN",

@@ -7,7 +7,7 @@ the ``okr`` command mask exactly the same things.
 
 from __future__ import annotations
 
-from okr_core.redaction import (
+from okr_pipeline.okr_core.redaction import (
     MASK,
     SENSITIVE_HEADERS,
     SENSITIVE_QUERY_KEYS,

@@ -17,9 +17,9 @@ from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, NamedTuple, get_args
 
-from connectors.base import BaseSource, BaseSourceConfig, SourceEnvironment
-from connectors.errors import SourceConfigError
-from okr_core.names import unknown_name_message
+from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceEnvironment
+from okr_pipeline.connectors.errors import SourceConfigError
+from okr_pipeline.okr_core.names import unknown_name_message
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -19,20 +19,25 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
+from okr_pipeline.connectors import sql_guard
+from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceContext
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
+from okr_pipeline.connectors.sql_batch import in_one_transaction
+from okr_pipeline.connectors.sql_engine import create_engine, ms, session_timeout, url_secrets
+from okr_pipeline.connectors.sql_errors import db_error
+from okr_pipeline.connectors.sql_session import (
+    StaleConnection,
+    bind_names,
+    read_only,
+    single_value,
+    statement,
+)
+from okr_pipeline.okr_core.names import unknown_name_message
+from okr_pipeline.okr_core.redaction import Redactor, truncate
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import Field, field_validator
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
-
-from connectors import sql_guard
-from connectors.base import BaseSource, BaseSourceConfig, SourceContext
-from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
-from connectors.sql_batch import in_one_transaction
-from connectors.sql_engine import create_engine, ms, session_timeout, url_secrets
-from connectors.sql_errors import db_error
-from connectors.sql_session import StaleConnection, bind_names, read_only, single_value, statement
-from okr_core.names import unknown_name_message
-from okr_core.redaction import Redactor, truncate
-from okr_core.settings import ConnectionSettings
 
 __all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
 

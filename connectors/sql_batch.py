@@ -18,15 +18,12 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine
-
-from connectors import sql_guard
-from connectors.base import SourceContext
-from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
-from connectors.sql_engine import end_transaction, run_fixed, url_secrets
-from connectors.sql_errors import db_error
-from connectors.sql_session import (
+from okr_pipeline.connectors import sql_guard
+from okr_pipeline.connectors.base import SourceContext
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
+from okr_pipeline.connectors.sql_engine import end_transaction, run_fixed, url_secrets
+from okr_pipeline.connectors.sql_errors import db_error
+from okr_pipeline.connectors.sql_session import (
     MAX_ROWS_COUNTED,
     StaleConnection,
     driver_sql,
@@ -35,11 +32,13 @@ from connectors.sql_session import (
     single_value,
     value_of,
 )
-from okr_core.redaction import Redactor
-from okr_core.settings import ConnectionSettings
+from okr_pipeline.okr_core.redaction import Redactor
+from okr_pipeline.okr_core.settings import ConnectionSettings
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
 
 if TYPE_CHECKING:
-    from connectors.sql import SqlSourceConfig
+    from okr_pipeline.connectors.sql import SqlSourceConfig
 
 __all__ = ["in_one_transaction"]
 

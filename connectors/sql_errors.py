@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
+from okr_pipeline.okr_core.redaction import Redactor, truncate
 from sqlalchemy import exc as sa_exc
-
-from connectors.errors import FatalSourceError, RetriableSourceError, SourceError
-from okr_core.redaction import Redactor, truncate
 
 __all__ = ["db_error"]
 

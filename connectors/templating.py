@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import SourceContext
-from okr_core.names import PLACEHOLDER, secret_name_of
-from okr_core.names import secret_refs as _text_secret_refs
+from okr_pipeline.connectors.base import SourceContext
+from okr_pipeline.okr_core.names import PLACEHOLDER, secret_name_of
+from okr_pipeline.okr_core.names import secret_refs as _text_secret_refs
 
 __all__ = ["TIME_NAMES", "placeholder_errors", "render", "render_structure", "secret_refs"]
 

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from okr_core.errors import ConfigError
+from okr_pipeline.okr_core.errors import ConfigError
 
 STARTUP_SECONDS = 120
 

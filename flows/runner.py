@@ -6,12 +6,11 @@ import contextlib
 from datetime import datetime
 from pathlib import Path
 
+from okr_pipeline.flows.update import RunSummary, update_key_results
+from okr_pipeline.okr_core.settings import load_settings
+from okr_pipeline.run.record import open_store
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from rich.console import Console
-
-from flows.record import open_store
-from flows.update import RunSummary, update_key_results
-from okr_core.settings import load_settings
 
 
 def run_once(
@@ -25,7 +24,7 @@ def run_once(
     allow_future: bool = False,
 ) -> RunSummary:
     """Run the flow once and print what it did, then the status table as of the run."""
-    from flows.render import judged, print_rows
+    from okr_pipeline.cli.render import judged, print_rows
 
     summary = update_key_results(
         project_dir=str(project.resolve()),
@@ -111,9 +110,8 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console) -> None
 
     Uses the configured Prefect API, or starts a local Prefect server for the duration.
     """
+    from okr_pipeline.flows.prefect_server import configured_api_url, local_prefect_server
     from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.prefect_server import configured_api_url, local_prefect_server
 
     with contextlib.ExitStack() as stack:
         api_url = configured_api_url()

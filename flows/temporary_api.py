@@ -32,8 +32,8 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.prefect_server import die_with_parent, stop_process
-from okr_core.settings import mask_url
+from okr_pipeline.flows.prefect_server import die_with_parent, stop_process
+from okr_pipeline.okr_core.settings import mask_url
 
 #: Commands that run the flow in this process and need a Prefect API for it.
 FLOW_COMMANDS = frozenset({"run", "demo", "backfill"})

@@ -15,19 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.utilities.annotations import quote
-
-from connectors.registry import parse_source_config
-from flows.alerting import AlertSummary, run_alerts
-from flows.definitions import load_definitions, source_environment
-from flows.evaluate import outcome_of
-from flows.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
-from flows.preflight import check_as_of, due_time, load_alert_routing
-from flows.record import (
+from okr_pipeline.connectors.registry import parse_source_config
+from okr_pipeline.okr_core.definitions import resolve_target
+from okr_pipeline.okr_core.loader import fingerprint
+from okr_pipeline.okr_core.settings import Settings, load_settings
+from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.run.alerting import AlertSummary, run_alerts
+from okr_pipeline.run.definitions import load_definitions, source_environment
+from okr_pipeline.run.evaluate import outcome_of
+from okr_pipeline.run.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
+from okr_pipeline.run.preflight import check_as_of, due_time, load_alert_routing
+from okr_pipeline.run.record import (
     LEASE,
     close_crashed_runs,
     evaluate_at,
@@ -37,12 +36,12 @@ from flows.record import (
     run_status,
     store_results,
 )
-from flows.select import select_key_results
-from okr_core.definitions import resolve_target
-from okr_core.loader import fingerprint
-from okr_core.settings import Settings, load_settings
-from okr_store.records import EvaluationRecord, StoredKeyResult
-from okr_store.store import Store
+from okr_pipeline.run.select import select_key_results
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.utilities.annotations import quote
 
 T = TypeVar("T")
 
@@ -234,7 +233,7 @@ def evaluate_and_store(
     """Score the values as of ``as_of`` and store them (replacing that as-of's rows).
 
     Without a ``run_id`` (a dry run) nothing is stored. A store failure keeps the values
-    in a spool file (see :mod:`flows.spool`) and raises.
+    in a spool file (see :mod:`run.spool`) and raises.
     """
     by_id = {kr.kr_id: kr for kr in krs}
     if run_id is not None:
@@ -292,7 +291,7 @@ def publish_results(summary: RunSummary) -> None:
 def _mark_orphaned(flow_run_ids: list[str]) -> None:
     """Set the Prefect flow runs of crashed runs to Crashed (they were left Running)."""
     if flow_run_ids:
-        from flows.prefect_server import mark_orphaned_flow_runs
+        from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
 
         mark_orphaned_flow_runs(flow_run_ids)
 

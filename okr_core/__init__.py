@@ -4,6 +4,6 @@ Kept light on purpose: importing ``okr_core`` loads nothing heavy, and no module
 imports SQLAlchemy, Prefect or the other packages of the project.
 """
 
-from okr_core.errors import ConfigError, DefinitionError, OkrError, Problem
+from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError, Problem
 
 __all__ = ["ConfigError", "DefinitionError", "OkrError", "Problem"]

@@ -11,12 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from okr_pipeline.okr_core.definitions import (
+    CycleDef,
+    FieldError,
+    KeyResultDef,
+    ObjectiveDef,
+    OkrFileDef,
+)
+from okr_pipeline.okr_core.errors import Problem
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-from okr_core.definitions import CycleDef, FieldError, KeyResultDef, ObjectiveDef, OkrFileDef
-from okr_core.errors import Problem
 
 Loc = Sequence[str | int]
 

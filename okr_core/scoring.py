@@ -52,7 +52,7 @@ from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Literal
 
-from okr_core.rollup import ObjectiveScoreInput, objective_scores
+from okr_pipeline.okr_core.rollup import ObjectiveScoreInput, objective_scores
 
 __all__ = [
     "Evaluation",

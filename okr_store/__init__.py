@@ -3,8 +3,8 @@
 Imports ``okr_core`` only; never ``connectors``, ``flows`` or ``prefect``.
 """
 
-from okr_store.db import current_revision, head_revision, make_engine, upgrade
-from okr_store.records import (
+from okr_pipeline.okr_store.db import current_revision, head_revision, make_engine, upgrade
+from okr_pipeline.okr_store.records import (
     AlertRow,
     EvaluationRecord,
     MeasurementRecord,
@@ -15,7 +15,7 @@ from okr_store.records import (
     StoredKeyResult,
     SyncResult,
 )
-from okr_store.store import Store
+from okr_pipeline.okr_store.store import Store
 
 __all__ = [
     "AlertRow",

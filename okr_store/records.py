@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from okr_store.models import OUTCOMES, RUN_STATUSES, STATUSES
+from okr_pipeline.okr_store.models import OUTCOMES, RUN_STATUSES, STATUSES
 
 __all__ = [
     "OUTCOMES",

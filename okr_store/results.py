@@ -13,11 +13,10 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-
-from okr_store.bulk import bulk_insert
-from okr_store.models import Evaluation, Measurement, SupersededMeasurement
-from okr_store.queries import IN_CHUNK
-from okr_store.records import EvaluationRecord, MeasurementRecord
+from okr_pipeline.okr_store.bulk import bulk_insert
+from okr_pipeline.okr_store.models import Evaluation, Measurement, SupersededMeasurement
+from okr_pipeline.okr_store.queries import IN_CHUNK
+from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord
 
 MEASUREMENT_COLUMNS = (
     "run_id", "kr_id", "measured_at", "as_of", "value", "outcome", "error_message", "error_kind",

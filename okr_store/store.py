@@ -16,15 +16,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from okr_store import alerts as _alerts
-from okr_store import queries
-from okr_store import results as _results
-from okr_store import sync as _sync
-from okr_store.db import SQLITE_BEGIN, make_engine, upgrade
-from okr_store.models import RUN_STATUSES, KeyResult, Meta, Run
-from okr_store.records import (
+from okr_pipeline.okr_store import alerts as _alerts
+from okr_pipeline.okr_store import queries
+from okr_pipeline.okr_store import results as _results
+from okr_pipeline.okr_store import sync as _sync
+from okr_pipeline.okr_store.db import SQLITE_BEGIN, make_engine, upgrade
+from okr_pipeline.okr_store.models import RUN_STATUSES, KeyResult, Meta, Run
+from okr_pipeline.okr_store.records import (
     AlertRow,
     EvaluationRecord,
     MeasurementRecord,
@@ -36,10 +34,11 @@ from okr_store.records import (
     StoredMeasurement,
     SyncResult,
 )
+from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:
-    from okr_core.alerting.model import AlertKind, AlertRecord, AlertState, Silence
-    from okr_core.loader import OkrSet
+    from okr_pipeline.okr_core.alerting.model import AlertKind, AlertRecord, AlertState, Silence
+    from okr_pipeline.okr_core.loader import OkrSet
 
 
 class Store:

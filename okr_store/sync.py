@@ -20,15 +20,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from okr_pipeline.okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, resolve_target
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_store.models import Cycle, KeyResult, Meta, Objective
+from okr_pipeline.okr_store.records import SyncResult
 from sqlalchemy.dialects import postgresql, sqlite
 
-from okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, resolve_target
-from okr_core.errors import ConfigError
-from okr_store.models import Cycle, KeyResult, Meta, Objective
-from okr_store.records import SyncResult
-
 if TYPE_CHECKING:
-    from okr_core.loader import OkrSet
+    from okr_pipeline.okr_core.loader import OkrSet
 
 FINGERPRINT_KEY = "definitions_fingerprint"
 #: Arbitrary constant identifying the sync lock among PostgreSQL advisory locks.

@@ -56,7 +56,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from okr_core.alerting.model import (
+from okr_pipeline.okr_core.alerting.model import (
     ALERT_KINDS,
     AlertKind,
     AlertPhase,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from okr_core.alerting.model import AlertKind, Notification, Transition
-from okr_core.alerting.routing import Route, RoutingConfig
+from okr_pipeline.okr_core.alerting.model import AlertKind, Notification, Transition
+from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
 
 __all__ = [
     "MISSING",

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from connectors import sql_guard
-from connectors.sql import SqlSourceConfig
+from okr_pipeline.connectors import sql_guard
+from okr_pipeline.connectors.sql import SqlSourceConfig
 
 
 def unchecked(query: str, **fields: Any) -> SqlSourceConfig:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.http import HttpSource, HttpSourceConfig
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
+
 from tests.connectors import http_server
 from tests.connectors.conftest import CASSETTES, PLACEHOLDER_BASE, VCR
 

@@ -12,12 +12,17 @@ from decimal import Decimal
 from typing import Any, get_args
 
 import pytest
+from okr_pipeline.connectors import registry
+from okr_pipeline.connectors.base import (
+    BaseSource,
+    BaseSourceConfig,
+    SourceContext,
+    SourceEnvironment,
+)
+from okr_pipeline.connectors.errors import SourceConfigError, SourceError
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import SecretStr, ValidationError
 
-from connectors import registry
-from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
-from connectors.errors import SourceConfigError, SourceError
-from okr_core.settings import ConnectionSettings
 from tests.connectors import http_server
 
 SECRET = "ctr-8e0b3d51-SECRET"

@@ -6,17 +6,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
-from connectors.errors import (
+from okr_pipeline.connectors.errors import (
     FatalSourceError,
     RetriableSourceError,
     SourceConfigError,
     SourceError,
     error_class_for_status,
 )
-from connectors.values import NotANumberError, to_decimal
-from okr_core.errors import ConfigError, OkrError
-from okr_core.redaction import Redactor, redact_text, redact_value, truncate
+from okr_pipeline.connectors.values import NotANumberError, to_decimal
+from okr_pipeline.okr_core.errors import ConfigError, OkrError
+from okr_pipeline.okr_core.redaction import Redactor, redact_text, redact_value, truncate
 
 
 def test_hierarchy():

@@ -19,16 +19,16 @@ from typing import Any
 
 import pytest
 import requests
-
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError, RetriableSourceError
-from connectors.http import DEFAULT_MAX_RESPONSE_BYTES, HttpSource, HttpSourceConfig
-from connectors.http_deadline import (
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
+from okr_pipeline.connectors.http import DEFAULT_MAX_RESPONSE_BYTES, HttpSource, HttpSourceConfig
+from okr_pipeline.connectors.http_deadline import (
     DeadlineAdapter,
     DeadlineExceeded,
     ResponseTooLarge,
     request_within,
 )
+
 from tests.connectors import http_server
 
 MARGIN = 1.5  # seconds past the deadline a fetch may take on a busy machine

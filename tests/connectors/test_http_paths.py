@@ -11,11 +11,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError
-from connectors.http import HttpSource, HttpSourceConfig
-from connectors.http_extract import (
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError
+from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
+from okr_pipeline.connectors.http_extract import (
     MAX_KEYS_SHOWN,
     AnswerError,
     NotJson,

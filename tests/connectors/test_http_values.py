@@ -13,14 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
-
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError
-from connectors.http import HttpSource, HttpSourceConfig
-from connectors.http_extract import parse_json
-from connectors.sql import SqlSource, SqlSourceConfig
-from connectors.values import (
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError
+from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
+from okr_pipeline.connectors.http_extract import parse_json
+from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
+from okr_pipeline.connectors.values import (
     DECIMAL_PLACES,
     MAX_ABS_VALUE,
     SIGNIFICANT_DIGITS,
@@ -28,8 +26,9 @@ from connectors.values import (
     OutOfRangeError,
     to_decimal,
 )
-from okr_core.settings import ConnectionSettings
-from okr_store.types import DECIMAL_TEXT_LENGTH
+from okr_pipeline.okr_core.settings import ConnectionSettings
+from okr_pipeline.okr_store.types import DECIMAL_TEXT_LENGTH
+from pydantic import SecretStr
 
 LARGEST = Decimal("9999999999999999999999999999")  # 28 nines: the largest value kept
 

@@ -7,15 +7,14 @@ from importlib.metadata import EntryPoint
 from typing import Any
 
 import pytest
+from okr_pipeline.connectors import registry
+from okr_pipeline.connectors.base import SourceEnvironment
+from okr_pipeline.connectors.errors import SourceConfigError
+from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
+from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import SecretStr, ValidationError
-
-from connectors import registry
-from connectors.base import SourceEnvironment
-from connectors.errors import SourceConfigError
-from connectors.http import HttpSource, HttpSourceConfig
-from connectors.sql import SqlSource, SqlSourceConfig
-from okr_core.errors import ConfigError
-from okr_core.settings import ConnectionSettings
 
 NotASource = dict  # an importable object that is not a BaseSource
 
@@ -109,14 +108,16 @@ def test_unimportable_entry_point(fake_entry_points: list[EntryPoint]):
 
 def test_type_name_must_match_entry_point(fake_entry_points: list[EntryPoint]):
     fake_entry_points.append(
-        EntryPoint("web", "connectors.http:HttpSource", registry.ENTRY_POINT_GROUP)
+        EntryPoint("web", "okr_pipeline.connectors.http:HttpSource", registry.ENTRY_POINT_GROUP)
     )
     with pytest.raises(SourceConfigError, match="must set type_name = 'web'"):
         registry.get_source_class("web")
 
 
 def test_conflicting_registrations(fake_entry_points: list[EntryPoint]):
-    fake_entry_points.append(EntryPoint("sql", "connectors.sql:SqlSource", "okr.connectors"))
+    fake_entry_points.append(
+        EntryPoint("sql", "okr_pipeline.connectors.sql:SqlSource", "okr.connectors")
+    )
     fake_entry_points.append(EntryPoint("sql", "other.sql:SqlSource", "okr.connectors"))
     with pytest.raises(SourceConfigError, match="registered twice"):
         registry.get_source_class("sql")
@@ -124,7 +125,9 @@ def test_conflicting_registrations(fake_entry_points: list[EntryPoint]):
 
 def test_lazy_import(fake_entry_points: list[EntryPoint]):
     fake_entry_points.append(EntryPoint("gone", "no_such_pkg.mod:X", registry.ENTRY_POINT_GROUP))
-    fake_entry_points.append(EntryPoint("sql", "connectors.sql:SqlSource", "okr.connectors"))
+    fake_entry_points.append(
+        EntryPoint("sql", "okr_pipeline.connectors.sql:SqlSource", "okr.connectors")
+    )
     # Only the asked-for type is imported; the broken one does not get in the way.
     assert registry.get_source_class("sql") is SqlSource
     assert "gone" in registry.SOURCE_TYPES
@@ -134,7 +137,7 @@ def test_describe_sources():
     rows = registry.describe_sources()
     assert [r.type for r in rows] == ["http", "sql"]
     sql_row = rows[1]
-    assert sql_row.class_path == "connectors.sql.SqlSource"
+    assert sql_row.class_path == "okr_pipeline.connectors.sql.SqlSource"
     assert sql_row.distribution.startswith("okr-pipeline ")
     assert sql_row.doc.startswith("Runs a read-only SQL query")
 

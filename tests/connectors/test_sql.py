@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
+from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import SecretStr, ValidationError
 
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError, RetriableSourceError
-from connectors.sql import SqlSource, SqlSourceConfig
-from okr_core.settings import ConnectionSettings
 from tests.connectors.sql_helpers import guard_off, unchecked
 
 BACKENDS = [
@@ -276,6 +276,6 @@ def test_config_keys():
 )
 def test_bind_names_agree_with_sqlalchemy(query: str) -> None:
     # _bind_names matches SQLAlchemy's pattern instead of compiling; they must agree.
-    from connectors.sql_session import bind_names as _bind_names
+    from okr_pipeline.connectors.sql_session import bind_names as _bind_names
 
     assert _bind_names(query) == frozenset(sa.text(query).compile().params)

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
+from okr_pipeline.connectors.registry import parse_source_config
+from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
+from okr_pipeline.connectors.sql_guard import UnsafeQueryError, check_query
+from okr_pipeline.okr_core.errors import DefinitionError
+from okr_pipeline.okr_core.loader import load_okrs
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import SecretStr, ValidationError
 
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError, RetriableSourceError
-from connectors.registry import parse_source_config
-from connectors.sql import SqlSource, SqlSourceConfig
-from connectors.sql_guard import UnsafeQueryError, check_query
-from okr_core.errors import DefinitionError
-from okr_core.loader import load_okrs
-from okr_core.settings import ConnectionSettings
 from tests.connectors.sql_helpers import guard_off, unchecked
 
 MULTI_PG = (

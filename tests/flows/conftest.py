@@ -9,8 +9,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from flows.prefect_env import apply_quiet_defaults
+from okr_pipeline.flows.prefect_env import apply_quiet_defaults
 
 apply_quiet_defaults(console_logs=False)
 
@@ -34,9 +33,9 @@ def free_port() -> int:
 @pytest.fixture
 def demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A demo project (warehouse, OKR files, .env) with its analytics API running."""
-    from flows.demo.analytics_api import TOKEN_SECRET, start_in_background
-    from flows.demo.project import create_demo_project
-    from okr_core.settings import load_settings
+    from okr_pipeline.demo.analytics_api import TOKEN_SECRET, start_in_background
+    from okr_pipeline.demo.project import create_demo_project
+    from okr_pipeline.okr_core.settings import load_settings
 
     for name in list(os.environ):
         if (

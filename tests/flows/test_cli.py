@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-OKR = [sys.executable, "-m", "flows"]
+OKR = [sys.executable, "-m", "okr_pipeline"]
 
 
 @pytest.fixture(scope="module")

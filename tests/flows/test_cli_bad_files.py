@@ -13,7 +13,7 @@ import pytest
 from tests.okr_core.test_bad_files import OKR as BARE_OKR
 from tests.okr_core.test_bad_files import alerts_bomb, nested_alias_bomb
 
-OKR_CMD = [sys.executable, "-m", "flows"]
+OKR_CMD = [sys.executable, "-m", "okr_pipeline"]
 OKR = BARE_OKR.replace("{type: sql, query:", "{type: sql, connection: warehouse, query:")
 
 

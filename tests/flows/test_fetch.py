@@ -10,12 +10,16 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 import pytest
-
-from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError, RetriableSourceError
-from flows import fetch
-from flows.fetch import FetchRequest, fetch_all
-from okr_core.settings import ConnectionSettings
+from okr_pipeline.connectors.base import (
+    BaseSource,
+    BaseSourceConfig,
+    SourceContext,
+    SourceEnvironment,
+)
+from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
+from okr_pipeline.okr_core.settings import ConnectionSettings
+from okr_pipeline.run import fetch
+from okr_pipeline.run.fetch import FetchRequest, fetch_all
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -203,7 +207,7 @@ def test_stored_http_source_with_a_bad_host_part_fails_only_that_kr(
 ) -> None:
     # Stored before validation refused it: a password with an unescaped '/' once made the
     # concurrency key raise out of the whole fetch, showing the password's start.
-    from connectors.registry import parse_source_config
+    from okr_pipeline.connectors.registry import parse_source_config
 
     monkeypatch.setattr(fetch, "parse_source_config", parse_source_config)
     bad = {"type": "http", "url": "http://bob:p/w-secret@host/x", "value_path": "$.v"}

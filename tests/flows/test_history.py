@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from okr_pipeline.flows.update import update_key_results
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.settings import load_settings
+from okr_pipeline.run.preflight import check_as_of, due_time
+from okr_pipeline.run.record import open_store
 
-from flows.preflight import check_as_of, due_time
-from flows.record import open_store
-from flows.update import update_key_results
-from okr_core.errors import ConfigError
-from okr_core.settings import load_settings
 from tests.flows.conftest import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -45,8 +45,8 @@ def project(tmp_path: Path, make_demo: Callable[[Path], Path]) -> Path:
 
 @contextlib.contextmanager
 def _demo(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    from flows.demo.analytics_api import TOKEN_SECRET, start_in_background
-    from flows.demo.project import create_demo_project
+    from okr_pipeline.demo.analytics_api import TOKEN_SECRET, start_in_background
+    from okr_pipeline.demo.project import create_demo_project
 
     for name in [n for n in os.environ if n.startswith("OKR_")]:
         if name != "OKR_REQUIRE_DB" and not name.startswith("OKR_TEST_"):
@@ -255,7 +255,7 @@ def test_a_run_left_running_is_closed_as_crashed(project: Path) -> None:
 def test_due_time_is_the_scheduled_start_when_early(
     now: datetime, scheduled: datetime | None, judged: datetime
 ) -> None:
-    from flows.select import is_due
+    from okr_pipeline.run.select import is_due
 
     assert due_time(now, scheduled) == judged
     last = datetime(2026, 11, 3, 21, 30, tzinfo=UTC)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc (Linux)"
 )
 
-OKR = [sys.executable, "-m", "flows"]
+OKR = [sys.executable, "-m", "okr_pipeline"]
 
 OKRS = """\
 cycle: {{name: 2026-Q4, start: 2026-10-01, end: 2026-12-31}}
@@ -223,7 +223,7 @@ def test_a_finished_run_stops_its_server(
 def test_serve_server_dies_with_its_parent(tmp_path: Path, cli_env: dict[str, str]) -> None:
     # The server 'okr serve' starts, in a parent of its own that the test kills.
     script = (
-        "from flows.prefect_server import local_prefect_server\n"
+        "from okr_pipeline.flows.prefect_server import local_prefect_server\n"
         "import time\n"
         "with local_prefect_server() as url:\n"
         "    print(url, flush=True)\n"
@@ -250,11 +250,10 @@ def test_serve_server_dies_with_its_parent(tmp_path: Path, cli_env: dict[str, st
 
 
 def test_mark_orphaned_flow_runs(prefect_harness: None) -> None:
+    from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.states import Completed, Running
-
-    from flows.prefect_server import mark_orphaned_flow_runs
 
     @flow(name="okr-orphan-test")
     def nothing() -> None:
@@ -274,9 +273,9 @@ def test_mark_orphaned_flow_runs(prefect_harness: None) -> None:
 
 
 def test_mark_orphaned_flow_runs_tolerates_a_server_that_is_gone() -> None:
+    from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.prefect_server import mark_orphaned_flow_runs
     from tests.flows.conftest import free_port
 
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
@@ -303,7 +302,7 @@ def test_a_command_that_fails_first_starts_no_server(
 def test_temporary_api_only_for_flow_commands_without_a_configured_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.temporary_api import _api_configured_elsewhere, _command
+    from okr_pipeline.flows.temporary_api import _api_configured_elsewhere, _command
 
     assert _command(["--debug", "run", "--all"]) == "run"
     assert _command(["status", "-p", "x"]) == "status"

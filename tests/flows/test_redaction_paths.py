@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from okr_pipeline.connectors.base import SourceEnvironment
+from okr_pipeline.notify import send_messages
+from okr_pipeline.run.fetch import FetchRequest, fetch_all
 
-from connectors.base import SourceEnvironment
-from flows.fetch import FetchRequest, fetch_all
-from flows.notify import send_messages
 from tests.flows.conftest import free_port
 from tests.flows.notify.conftest import message, notification
 from tests.okr_core.test_redaction import CASES, Case
@@ -60,7 +60,7 @@ def test_cli_error_line(case: Case, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OKR_", "PREFECT_"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), OKR_STORE_URL=case.text, COLUMNS="80")
     result = subprocess.run(
-        [sys.executable, "-m", "flows", "status", "-p", str(tmp_path)],
+        [sys.executable, "-m", "okr_pipeline", "status", "-p", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,

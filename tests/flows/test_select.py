@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-
-from flows.select import is_due, resolve_name, select_key_results
-from okr_core.errors import ConfigError
-from okr_store.records import StoredKeyResult
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_store.records import StoredKeyResult
+from okr_pipeline.run.select import is_due, resolve_name, select_key_results
 
 T = datetime(2026, 11, 24, 10, 29, tzinfo=UTC)
 

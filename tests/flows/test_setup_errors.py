@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from tests.flows.conftest import free_port
 from tests.fs_faults import read_only
 
-OKR = [sys.executable, "-m", "flows"]
+OKR = [sys.executable, "-m", "okr_pipeline"]
 SECRET = "s3cret-Pa55"
 
 OKRS = """\

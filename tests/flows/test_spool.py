@@ -9,9 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from flows.spool import pending_spools, spool_dirs, write_spool
-from okr_store.records import MeasurementRecord
+from okr_pipeline.okr_store.records import MeasurementRecord
+from okr_pipeline.run.spool import pending_spools, spool_dirs, write_spool
 
 T = datetime(2026, 11, 3, 9, tzinfo=UTC)
 STORE = "postgresql+psycopg://bob:pw@db/okr"

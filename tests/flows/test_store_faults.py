@@ -188,7 +188,7 @@ def test_store_stopped_mid_run_loses_nothing(
 def test_out_of_range_values_fail_their_kr_only(
     tmp_path: Path, private_postgres: PrivatePostgres, api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.update import update_key_results
+    from okr_pipeline.flows.update import update_key_results
 
     for name in [n for n in os.environ if n.startswith("OKR_") and n != "OKR_REQUIRE_DB"]:
         monkeypatch.delenv(name)

@@ -9,18 +9,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError, SourceConfigError
+from okr_pipeline.connectors.http import HttpSource
+from okr_pipeline.connectors.registry import check_references, parse_source_config
+from okr_pipeline.connectors.sql import SqlSource
+from okr_pipeline.notify.channels import ChannelConfigError, resolve_channel
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.names import unknown_name_message
+from okr_pipeline.okr_core.settings import ConnectionSettings, load_settings
+from okr_pipeline.run.preflight import load_alert_routing
 from pydantic import SecretStr
-
-from connectors.base import SourceContext, SourceEnvironment
-from connectors.errors import FatalSourceError, SourceConfigError
-from connectors.http import HttpSource
-from connectors.registry import check_references, parse_source_config
-from connectors.sql import SqlSource
-from flows.notify.channels import ChannelConfigError, resolve_channel
-from flows.preflight import load_alert_routing
-from okr_core.errors import ConfigError
-from okr_core.names import unknown_name_message
-from okr_core.settings import ConnectionSettings, load_settings
 
 CTX = SourceContext(
     as_of=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),

@@ -8,11 +8,10 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
-
-from flows.record import open_store
-from flows.update import update_key_results
-from okr_core.settings import load_settings
-from okr_store.records import StatusRow
+from okr_pipeline.flows.update import update_key_results
+from okr_pipeline.okr_core.settings import load_settings
+from okr_pipeline.okr_store.records import StatusRow
+from okr_pipeline.run.record import open_store
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -118,7 +117,7 @@ def test_store_on_postgresql(
 
 
 def test_invalid_definitions_fail_the_run_with_every_problem(demo_project: Path) -> None:
-    from okr_core.errors import DefinitionError
+    from okr_pipeline.okr_core.errors import DefinitionError
 
     okrs = demo_project / "okrs" / "support.yaml"
     okrs.write_text(okrs.read_text().replace("type: sql", "type: sqll", 1))

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from okr_core.alerting.routing import RoutingError, load_routing
-from okr_core.errors import DefinitionError, Problem
-from okr_core.loader import load_okrs
-from okr_core.yaml_tree import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH
+from okr_pipeline.okr_core.alerting.routing import RoutingError, load_routing
+from okr_pipeline.okr_core.errors import DefinitionError, Problem
+from okr_pipeline.okr_core.loader import load_okrs
+from okr_pipeline.okr_core.yaml_tree import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH
 
 # Every case must finish well inside these (the alias bombs took 31 s and 1.2 GB). CPU
 # seconds, not wall-clock, so that a busy CI machine does not fail the bound.

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, Problem
+from okr_pipeline.okr_core.loader import fingerprint, load_okrs
 from pydantic import BaseModel, ConfigDict, ValidationError
-
-from okr_core.errors import ConfigError, DefinitionError, Problem
-from okr_core.loader import fingerprint, load_okrs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -407,7 +406,7 @@ def test_validation_error_from_pydantic_is_not_raised(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError):
         load_okrs(tmp_path)
     with pytest.raises(ValidationError):  # the models themselves still raise pydantic errors
-        from okr_core.definitions import CycleDef
+        from okr_pipeline.okr_core.definitions import CycleDef
 
         CycleDef.model_validate({"name": "Q", "start": "2026-10-02", "end": "2026-10-01"})
 
@@ -457,6 +456,6 @@ def test_textwrap_indented_yaml(tmp_path: Path) -> None:
     ],
 )
 def test_resolve_target(target: Any, baseline: str, expected: str) -> None:
-    from okr_core.definitions import resolve_target
+    from okr_pipeline.okr_core.definitions import resolve_target
 
     assert resolve_target(target, Decimal(baseline)) == Decimal(expected)

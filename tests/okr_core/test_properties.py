@@ -11,11 +11,18 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from okr_pipeline.okr_core.errors import DefinitionError
+from okr_pipeline.okr_core.loader import OkrSet, load_okrs
+from okr_pipeline.okr_core.scoring import (
+    PROGRESS_LIMIT,
+    Kind,
+    KrSpec,
+    Status,
+    evaluate,
+    progress,
+    score,
+)
 from ruamel.yaml import YAML
-
-from okr_core.errors import DefinitionError
-from okr_core.loader import OkrSet, load_okrs
-from okr_core.scoring import PROGRESS_LIMIT, Kind, KrSpec, Status, evaluate, progress, score
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2027, 1, 1, tzinfo=UTC)

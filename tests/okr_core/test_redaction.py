@@ -10,11 +10,16 @@ import base64
 from typing import NamedTuple
 
 import pytest
-
-from connectors import redaction as connectors_redaction
-from okr_core import redaction
-from okr_core.redaction import Redactor, is_sensitive_key, mask_url, redact_text, redact_value
-from okr_core.settings import mask_url as settings_mask_url
+from okr_pipeline.connectors import redaction as connectors_redaction
+from okr_pipeline.okr_core import redaction
+from okr_pipeline.okr_core.redaction import (
+    Redactor,
+    is_sensitive_key,
+    mask_url,
+    redact_text,
+    redact_value,
+)
+from okr_pipeline.okr_core.settings import mask_url as settings_mask_url
 
 
 class Case(NamedTuple):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from okr_core.errors import ConfigError
-from okr_core.settings import Settings, load_settings, mask_url
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.settings import Settings, load_settings, mask_url
 
 SECRET = "s3cr3t-Pa55"
 

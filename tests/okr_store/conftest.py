@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from okr_core.definitions import OkrFileDef
-from okr_core.loader import LoadedFile, OkrSet
-from okr_store.db import make_engine, upgrade
-from okr_store.store import Store
+from okr_pipeline.okr_core.definitions import OkrFileDef
+from okr_pipeline.okr_core.loader import LoadedFile, OkrSet
+from okr_pipeline.okr_store.db import make_engine, upgrade
+from okr_pipeline.okr_store.store import Store
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from okr_core.alerting.model import AlertRecord, AlertState, Silence
-from okr_store.models import Alert
-from okr_store.models import AlertState as AlertStateRow
-from okr_store.records import MeasurementRecord, MeasurementRow
-from okr_store.store import Store
+from okr_pipeline.okr_core.alerting.model import AlertRecord, AlertState, Silence
+from okr_pipeline.okr_store.models import Alert
+from okr_pipeline.okr_store.models import AlertState as AlertStateRow
+from okr_pipeline.okr_store.records import MeasurementRecord, MeasurementRow
+from okr_pipeline.okr_store.store import Store
 
 from .conftest import kr, objective, okr_set
 
@@ -240,7 +239,7 @@ def test_kr_history_newest_first(store: Store, krs: dict[str, int]) -> None:
 
 def test_alert_state_rows_are_keyed_by_kr_and_kind(engine: sa.Engine) -> None:
     # The primary key is what makes the upsert an upsert.
-    from okr_store.db import upgrade
+    from okr_pipeline.okr_store.db import upgrade
 
     upgrade(engine)
     pk = sa.inspect(engine).get_pk_constraint(AlertStateRow.__tablename__)

@@ -9,9 +9,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-
-from okr_store.db import current_revision, head_revision, make_engine, upgrade
-from okr_store.models import Base
+from okr_pipeline.okr_store.db import current_revision, head_revision, make_engine, upgrade
+from okr_pipeline.okr_store.models import Base
 
 TABLES = {
     "cycles", "objectives", "key_results", "runs", "measurements", "evaluations", "meta",

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from okr_pipeline.okr_core.errors import ConfigError, StoreUnavailableError
+from okr_pipeline.okr_store.db import make_engine, upgrade
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.okr_store.store_errors import store_unavailable
 
-from okr_core.errors import ConfigError, StoreUnavailableError
-from okr_store.db import make_engine, upgrade
-from okr_store.store import Store
-from okr_store.store_errors import store_unavailable
 from tests.fs_faults import read_only
 
 SECRET = "s3cret-Pa55"
@@ -161,8 +161,8 @@ def test_missing_psycopg_names_the_extra_to_install(tmp_path: Path) -> None:
         "        if name == 'psycopg' or name.startswith('psycopg.'):\n"
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from okr_store.store import Store\n"
-        "from okr_core.errors import StoreUnavailableError\n"
+        "from okr_pipeline.okr_store.store import Store\n"
+        "from okr_pipeline.okr_core.errors import StoreUnavailableError\n"
         "try:\n"
         f"    Store.open('postgresql://bob:{SECRET}@127.0.0.1:5432/okr')\n"
         "except StoreUnavailableError as exc:\n"

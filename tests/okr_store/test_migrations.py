@@ -9,11 +9,16 @@ from typing import get_args
 
 import pytest
 import sqlalchemy as sa
-
-from okr_core.alerting.model import AlertKind, AlertPhase, AlertPolicyOverride, Delivery, Transition
-from okr_store import models
-from okr_store.db import current_revision, migrate, upgrade
-from okr_store.models import (
+from okr_pipeline.okr_core.alerting.model import (
+    AlertKind,
+    AlertPhase,
+    AlertPolicyOverride,
+    Delivery,
+    Transition,
+)
+from okr_pipeline.okr_store import models
+from okr_pipeline.okr_store.db import current_revision, migrate, upgrade
+from okr_pipeline.okr_store.models import (
     Cycle,
     Evaluation,
     KeyResult,
@@ -22,8 +27,8 @@ from okr_store.models import (
     Objective,
     Run,
 )
-from okr_store.store import Store
-from okr_store.sync import FINGERPRINT_KEY, _canonical_json
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.okr_store.sync import FINGERPRINT_KEY, _canonical_json
 
 from .conftest import kr, objective, okr_set
 

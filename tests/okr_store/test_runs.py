@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from okr_core.scoring import Status
-from okr_store.models import Evaluation, Measurement
-from okr_store.records import EvaluationRecord, MeasurementRecord, RunCounts
-from okr_store.store import Store
+from okr_pipeline.okr_core.scoring import Status
+from okr_pipeline.okr_store.models import Evaluation, Measurement
+from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord, RunCounts
+from okr_pipeline.okr_store.store import Store
 
 from .conftest import kr, objective, okr_set
 

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from okr_pipeline.okr_core.alerting.model import AlertPolicy, AlertPolicyOverride
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_store.models import KeyResult, Measurement, Objective
+from okr_pipeline.okr_store.records import MeasurementRecord, SyncResult
+from okr_pipeline.okr_store.store import Store
 from sqlalchemy import event
-
-from okr_core.alerting.model import AlertPolicy, AlertPolicyOverride
-from okr_core.errors import ConfigError
-from okr_store.models import KeyResult, Measurement, Objective
-from okr_store.records import MeasurementRecord, SyncResult
-from okr_store.store import Store
 
 from .conftest import kr, objective, okr_set
 
@@ -171,8 +170,8 @@ def test_milestone_target_is_one(store: Store) -> None:
 def test_conflicting_cycle_declarations_are_refused(store: Store) -> None:
     from pathlib import Path
 
-    from okr_core.definitions import OkrFileDef
-    from okr_core.loader import LoadedFile, OkrSet
+    from okr_pipeline.okr_core.definitions import OkrFileDef
+    from okr_pipeline.okr_core.loader import LoadedFile, OkrSet
 
     def file(end: str, key: str) -> LoadedFile:
         cycle = {"name": "Q", "start": "2026-10-01", "end": end}

@@ -8,9 +8,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-
-from okr_store.models import Base
-from okr_store.types import ExactDecimal, UtcDateTime
+from okr_pipeline.okr_store.models import Base
+from okr_pipeline.okr_store.types import ExactDecimal, UtcDateTime
 
 from .conftest import kr, objective, okr_set
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from okr_pipeline.notify.channels import ChannelConfigError, describe_channel, resolve_channel
 from pydantic import SecretStr
-
-from flows.notify.channels import ChannelConfigError, describe_channel, resolve_channel
 
 
 @pytest.mark.parametrize(

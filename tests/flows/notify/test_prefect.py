@@ -6,13 +6,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from okr_pipeline.notify import emit_transition_events, event_name, send_messages
+from okr_pipeline.okr_core.alerting.model import AlertKind, Transition
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.blocks.system import Secret
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 
-from flows.notify import emit_transition_events, event_name, send_messages
-from okr_core.alerting.model import AlertKind, Transition
 from tests.flows.notify.conftest import NOW, HttpReceiver, message, notification
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -152,12 +152,12 @@ def test_events_never_raise(
         raise RuntimeError("no events client")
 
     monkeypatch.setattr(prefect.events, "emit_event", broken)
-    with caplog.at_level(logging.WARNING, logger="flows.notify.events"):
+    with caplog.at_level(logging.WARNING, logger="okr_pipeline.notify.events"):
         emit_transition_events([notification()])
     assert "not emitted" in caplog.text and "no events client" in caplog.text
 
     caplog.clear()
     monkeypatch.setattr(prefect.events, "emit_event", lambda **kwargs: None)
-    with caplog.at_level(logging.WARNING, logger="flows.notify.events"):
+    with caplog.at_level(logging.WARNING, logger="okr_pipeline.notify.events"):
         emit_transition_events([notification(), notification(transition="resolved")])
     assert "2 alert event(s) not emitted" in caplog.text

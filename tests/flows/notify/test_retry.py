@@ -12,16 +12,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from okr_pipeline.cli.explain import explain_kr
+from okr_pipeline.okr_core.alerting.model import AlertPolicy, Notification
+from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
+from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_store.db import make_engine, upgrade
+from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.run.alerting import AlertSummary, run_alerts
 from rich.console import Console
 
-from flows.alerting import AlertSummary, run_alerts
-from flows.explain import explain_kr
-from okr_core.alerting.model import AlertPolicy, Notification
-from okr_core.alerting.routing import Route, RoutingConfig
-from okr_core.settings import Settings
-from okr_store.db import make_engine, upgrade
-from okr_store.records import EvaluationRecord, StoredKeyResult
-from okr_store.store import Store
 from tests.flows.notify.conftest import HttpReceiver
 from tests.okr_store.conftest import kr, objective, okr_set
 
@@ -51,7 +51,7 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str, str]]]:
     def record(notifications: Sequence[Notification]) -> None:
         emitted.append([(n.kr.ref, n.kind, n.transition) for n in notifications])
 
-    monkeypatch.setattr("flows.alerting.emit_transition_events", record)
+    monkeypatch.setattr("okr_pipeline.run.alerting.emit_transition_events", record)
     return emitted
 
 

@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from okr_core.alerting.engine import StateKey, step
-from okr_core.alerting.model import AlertPolicy, AlertState, KrAlertInput, Notification, Silence
+from okr_pipeline.okr_core.alerting.engine import StateKey, step
+from okr_pipeline.okr_core.alerting.model import (
+    AlertPolicy,
+    AlertState,
+    KrAlertInput,
+    Notification,
+    Silence,
+)
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -6,9 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
-from okr_core.alerting.engine import StateKey, StepResult, condition, step
-from okr_core.alerting.model import AlertKind, AlertPolicy, AlertState, Silence
+from okr_pipeline.okr_core.alerting.engine import StateKey, StepResult, condition, step
+from okr_pipeline.okr_core.alerting.model import AlertKind, AlertPolicy, AlertState, Silence
 
 from .support import HOUR, T0, Runner, brief, kr, policy
 

@@ -6,12 +6,11 @@ import time
 from decimal import Decimal
 
 import pytest
-
-from flows.render import format_value
-from okr_core.alerting.messages import decimal_text, payload, render
-from okr_core.alerting.model import Notification
-from okr_core.alerting.routing import Route
-from okr_store.alerts import payload_json
+from okr_pipeline.cli.render import format_value
+from okr_pipeline.okr_core.alerting.messages import decimal_text, payload, render
+from okr_pipeline.okr_core.alerting.model import Notification
+from okr_pipeline.okr_core.alerting.routing import Route
+from okr_pipeline.okr_store.alerts import payload_json
 
 from .support import kr
 

@@ -7,10 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
-from okr_core.alerting.messages import MISSING, Message, group, headline, payload
-from okr_core.alerting.model import AlertKind, Delivery, Notification, Transition
-from okr_core.alerting.routing import Route, RoutingConfig
+from okr_pipeline.okr_core.alerting.messages import MISSING, Message, group, headline, payload
+from okr_pipeline.okr_core.alerting.model import AlertKind, Delivery, Notification, Transition
+from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
 
 from .support import kr
 

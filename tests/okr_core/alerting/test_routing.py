@@ -7,15 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from okr_core.alerting.routing import (
+from okr_pipeline.okr_core.alerting.routing import (
     Route,
     RoutingConfig,
     RoutingError,
     load_routing,
     secret_names,
 )
-from okr_core.errors import ConfigError
+from okr_pipeline.okr_core.errors import ConfigError
 
 EXAMPLE = """\
 report_url: https://okr.example.com/status

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from okr_core.alerting.engine import StateKey, settle, step
-from okr_core.alerting.model import AlertState, KrAlertInput, Notification
+from okr_pipeline.okr_core.alerting.engine import StateKey, settle, step
+from okr_pipeline.okr_core.alerting.model import AlertState, KrAlertInput, Notification
 
 from .support import HOUR, T0, Runner, brief, kr, policy
 

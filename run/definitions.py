@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import SourceEnvironment
-from connectors.registry import check_references, parse_source_config
-from okr_core.loader import OkrSet, load_okrs
-from okr_core.settings import Settings
+from okr_pipeline.connectors.base import SourceEnvironment
+from okr_pipeline.connectors.registry import check_references, parse_source_config
+from okr_pipeline.okr_core.loader import OkrSet, load_okrs
+from okr_pipeline.okr_core.settings import Settings
 
 
 def source_environment(settings: Settings) -> SourceEnvironment:

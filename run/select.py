@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cronsim import CronSim
-
-from okr_core.errors import ConfigError
-from okr_store.records import StoredKeyResult
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_store.records import StoredKeyResult
 
 
 def is_due(schedule: str, last_as_of: datetime | None, as_of: datetime) -> bool:

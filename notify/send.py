@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import SecretStr
-
-from flows.notify.channels import (
+from okr_pipeline.notify.channels import (
     Channel,
     ChannelConfigError,
     ChannelError,
@@ -27,9 +25,10 @@ from flows.notify.channels import (
     describe_channel,
     resolve_channel,
 )
-from okr_core.alerting.messages import Message, payload
-from okr_core.alerting.model import AlertRecord, Delivery, Notification
-from okr_core.alerting.routing import RoutingConfig
+from okr_pipeline.okr_core.alerting.messages import Message, payload
+from okr_pipeline.okr_core.alerting.model import AlertRecord, Delivery, Notification
+from okr_pipeline.okr_core.alerting.routing import RoutingConfig
+from pydantic import SecretStr
 
 __all__ = ["records_for_held", "send_messages"]
 

@@ -14,21 +14,21 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flows.fetch import FetchResult
-from flows.notify import emit_transition_events, records_for_held, send_messages
-from okr_core.alerting.engine import settle, step
-from okr_core.alerting.messages import group
-from okr_core.alerting.model import (
+from okr_pipeline.notify import emit_transition_events, records_for_held, send_messages
+from okr_pipeline.okr_core.alerting.engine import settle, step
+from okr_pipeline.okr_core.alerting.messages import group
+from okr_pipeline.okr_core.alerting.model import (
     AlertPolicy,
     AlertPolicyOverride,
     AlertRecord,
     KrAlertInput,
     Notification,
 )
-from okr_core.alerting.routing import RoutingConfig
-from okr_core.settings import Settings
-from okr_store.records import EvaluationRecord, StoredKeyResult
-from okr_store.store import Store
+from okr_pipeline.okr_core.alerting.routing import RoutingConfig
+from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.run.fetch import FetchResult
 
 
 @dataclass

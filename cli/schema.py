@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.registry import source_types
-from okr_core.definitions import OkrFileDef
+from okr_pipeline.connectors.registry import source_types
+from okr_pipeline.okr_core.definitions import OkrFileDef
 
 
 def okr_file_schema() -> dict[str, Any]:

@@ -12,15 +12,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from flows.evaluate import evaluate_results, measurement_records
-from flows.fetch import FetchResult
-from flows.history import reevaluate
-from flows.spool import pending_spools, write_spool
-from okr_core.errors import StoreUnavailableError
-from okr_core.settings import Settings, mask_url
-from okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
-from okr_store.store import Store
-from okr_store.store_errors import store_unavailable
+from okr_pipeline.okr_core.errors import StoreUnavailableError
+from okr_pipeline.okr_core.settings import Settings, mask_url
+from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.okr_store.store_errors import store_unavailable
+from okr_pipeline.run.evaluate import evaluate_results, measurement_records
+from okr_pipeline.run.fetch import FetchResult
+from okr_pipeline.run.history import reevaluate
+from okr_pipeline.run.spool import pending_spools, write_spool
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def store_results(
     """Evaluate the fetched values as of ``as_of``, store them, and re-evaluate later as-ofs.
 
     Each evaluation sees only the history before its as-of. If the store fails on the
-    way, the measurements are written to a spool file first (see :mod:`flows.spool`).
+    way, the measurements are written to a spool file first (see :mod:`run.spool`).
 
     Raises:
         StoreUnavailableError: the store failed for a setup reason (the message says

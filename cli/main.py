@@ -16,17 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from okr_pipeline.flows.prefect_env import apply_quiet_defaults
+from okr_pipeline.okr_core.alerting.routing import RoutingError
+from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
+from okr_pipeline.okr_core.settings import Settings, load_settings, mask_url
 from rich.console import Console
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from flows.prefect_env import apply_quiet_defaults
-from okr_core.alerting.routing import RoutingError
-from okr_core.errors import ConfigError, DefinitionError, OkrError
-from okr_core.settings import Settings, load_settings, mask_url
-
 if TYPE_CHECKING:
-    from okr_store.store import Store
+    from okr_pipeline.okr_store.store import Store
 
 
 class ExitCode(IntEnum):
@@ -97,7 +96,7 @@ def validate(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Check OKR files and list every problem, with file, place and line."""
-    from flows.definitions import load_definitions
+    from okr_pipeline.run.definitions import load_definitions
 
     settings = _settings(project)
     if path is not None:
@@ -107,7 +106,7 @@ def validate(
     except DefinitionError as exc:
         print_problems(exc.problems)
         fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
-    from flows.preflight import load_alert_routing
+    from okr_pipeline.run.preflight import load_alert_routing
 
     routing = load_alert_routing(settings)
     objectives = list(okr_set.objectives())
@@ -128,7 +127,7 @@ def validate(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the OKR file format (for editors)."""
-    from flows.schema import okr_file_schema
+    from okr_pipeline.cli.schema import okr_file_schema
 
     console.print_json(json.dumps(okr_file_schema()))
 
@@ -156,7 +155,7 @@ def _check_run_arguments(
     settings: Settings, names: Sequence[str], when: datetime | None, allow_future: bool
 ) -> None:
     """Check what a run is asked for before Prefect starts (which takes seconds)."""
-    from flows.preflight import check_as_of, load_alert_routing
+    from okr_pipeline.run.preflight import check_as_of, load_alert_routing
 
     if when is not None:
         check_as_of(when, datetime.now(UTC), allow_future)
@@ -166,10 +165,10 @@ def _check_run_arguments(
 
 
 def _check_kr_names(settings: Settings, names: Sequence[str]) -> None:
-    from flows.definitions import load_definitions
-    from flows.record import open_store
-    from flows.select import resolve_name
-    from okr_core.loader import fingerprint
+    from okr_pipeline.okr_core.loader import fingerprint
+    from okr_pipeline.run.definitions import load_definitions
+    from okr_pipeline.run.record import open_store
+    from okr_pipeline.run.select import resolve_name
 
     store = open_store(settings)
     try:
@@ -213,7 +212,7 @@ def run(
     settings = _settings(project)  # fail early, before Prefect starts, on bad settings
     when = _parse_time(as_of)
     _check_run_arguments(settings, kr or [], when, allow_future)
-    from flows.runner import run_once  # imports Prefect: only once the arguments hold
+    from okr_pipeline.flows.runner import run_once  # imports Prefect: only once the arguments hold
 
     summary = run_once(
         project,
@@ -229,7 +228,7 @@ def run(
 
 
 def _parse_every(text: str) -> timedelta:
-    from okr_core.alerting.model import AlertPolicyOverride
+    from okr_pipeline.okr_core.alerting.model import AlertPolicyOverride
 
     try:
         delta = AlertPolicyOverride(repeat_interval=text).repeat_interval
@@ -288,7 +287,7 @@ def backfill(
             f"{MAX_BACKFILL_DATES} at once: use a longer --every or a shorter range"
         )
     _check_run_arguments(settings, kr or [], end, allow_future=False)
-    from flows.runner import backfill as run_backfill  # imports Prefect
+    from okr_pipeline.flows.runner import backfill as run_backfill  # imports Prefect
 
     summaries = run_backfill(
         project, dates=dates, kr=kr or [], replace_existing=replace_existing, console=console
@@ -313,9 +312,8 @@ def runs(
     project: ProjectOpt = Path("."),
 ) -> None:
     """List the latest runs: as-of, status and counts (crashed runs included)."""
+    from okr_pipeline.run.record import open_store
     from rich.table import Table
-
-    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -348,9 +346,9 @@ def status(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Show every KR's latest value, progress, score and status."""
-    from flows.record import open_store
-    from flows.render import judged, print_rows, status_json
-    from flows.update import utcnow
+    from okr_pipeline.cli.render import judged, print_rows, status_json
+    from okr_pipeline.flows.update import utcnow
+    from okr_pipeline.run.record import open_store
 
     settings = _settings(project)
     store = open_store(settings)
@@ -371,7 +369,7 @@ def status(
 
 def _parse_until(text: str) -> datetime:
     """An ISO date or time, or a duration from now such as 3d, 12h, 2w."""
-    from okr_core.alerting.model import AlertPolicyOverride
+    from okr_pipeline.okr_core.alerting.model import AlertPolicyOverride
 
     now = datetime.now(UTC)
     try:
@@ -402,8 +400,8 @@ def silence(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Silence a KR's or an objective's alerts: recorded, not sent, until the date."""
-    from flows.record import open_store
-    from flows.select import resolve_name
+    from okr_pipeline.run.record import open_store
+    from okr_pipeline.run.select import resolve_name
 
     store = open_store(_settings(project))
     try:
@@ -428,9 +426,8 @@ def silences(
     project: ProjectOpt = Path("."),
 ) -> None:
     """List the silences."""
+    from okr_pipeline.run.record import open_store
     from rich.table import Table
-
-    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -460,7 +457,7 @@ def unsilence(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Remove a silence."""
-    from flows.record import open_store
+    from okr_pipeline.run.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -479,9 +476,8 @@ def alerts(
     project: ProjectOpt = Path("."),
 ) -> None:
     """List recent alerts: sent, silenced, held back or failed to send."""
+    from okr_pipeline.run.record import open_store
     from rich.table import Table
-
-    from flows.record import open_store
 
     store = open_store(_settings(project))
     try:
@@ -509,7 +505,7 @@ def alerts(
 
 
 def _resolve_ref(store: Store, name: str) -> str:
-    from flows.select import resolve_name
+    from okr_pipeline.run.select import resolve_name
 
     return resolve_name(name, store.active_key_results()).ref
 
@@ -520,7 +516,7 @@ def explain(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Explain a KR's status: the rule that decided, forecast and band, history, alerts."""
-    from flows.explain import explain_kr
+    from okr_pipeline.cli.explain import explain_kr
 
     explain_kr(_settings(project), kr, console)
 
@@ -528,9 +524,8 @@ def explain(
 @app.command()
 def connectors() -> None:
     """List the installed metric source connectors."""
+    from okr_pipeline.connectors.registry import describe_sources
     from rich.table import Table
-
-    from connectors.registry import describe_sources
 
     table = Table(title="Installed connectors", title_justify="left")
     for name in ("type", "class", "package", "description"):
@@ -549,7 +544,7 @@ def serve(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Serve the update flow on its schedule, in the foreground (Ctrl-C stops)."""
-    from flows.runner import serve_flow
+    from okr_pipeline.flows.runner import serve_flow
 
     settings = _settings(project)
     console.print(
@@ -567,7 +562,7 @@ def demo(
     port: Annotated[int, typer.Option(help="Port of the demo analytics API.")] = 8765,
 ) -> None:
     """Create a demo project (warehouse, analytics API, OKR files), run it and show the status."""
-    from flows.demo.project import run_demo
+    from okr_pipeline.demo.project import run_demo
 
     run_demo(directory, port=port, console=console)
 
@@ -578,7 +573,7 @@ def demo_api(
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8765,
 ) -> None:
     """Keep the demo's analytics API running, for later 'okr run's in the demo project."""
-    from flows.demo.analytics_api import serve_forever
+    from okr_pipeline.demo.analytics_api import serve_forever
 
     console.print(f"Demo analytics API on http://127.0.0.1:{port} (Ctrl-C stops).")
     serve_forever(directory, port)
@@ -587,7 +582,7 @@ def demo_api(
 @db_app.command("upgrade")
 def db_upgrade(project: ProjectOpt = Path(".")) -> None:
     """Create or migrate the store's tables to the current version."""
-    from okr_store.db import current_revision, make_engine, upgrade
+    from okr_pipeline.okr_store.db import current_revision, make_engine, upgrade
 
     settings = _settings(project)
     engine = make_engine(settings.resolved_store_url())
@@ -604,7 +599,7 @@ def db_upgrade(project: ProjectOpt = Path(".")) -> None:
 
 def main() -> None:
     """Entry point of the ``okr`` console script: one handler for every error."""
-    from flows.temporary_api import start_temporary_api
+    from okr_pipeline.flows.temporary_api import start_temporary_api
 
     try:
         # A flow command with no Prefect API configured gets a temporary server that dies
@@ -631,7 +626,7 @@ def _report(exc: Exception) -> NoReturn:
         sys.exit(ExitCode.USAGE)
     if _state["debug"]:
         err_console.print_exception()
-    from flows.temporary_api import temporary_api
+    from okr_pipeline.flows.temporary_api import temporary_api
 
     server = temporary_api()
     stopped = server.problem() if server is not None else None

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from okr_store.records import MeasurementRecord
+from okr_pipeline.okr_store.records import MeasurementRecord
 
 SPOOL_VERSION = 1
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from okr_core.settings import load_settings
+from okr_pipeline.okr_core.settings import load_settings
 
 TOKEN_SECRET = "analytics_token"
 WEBHOOK_PATH = "/hooks/okr"
@@ -130,7 +130,7 @@ def serve_forever(project: Path, port: int) -> None:
     settings = load_settings(project)
     token = settings.secrets.get(TOKEN_SECRET)
     if token is None:
-        from okr_core.errors import ConfigError
+        from okr_pipeline.okr_core.errors import ConfigError
 
         raise ConfigError(
             f"'{project}' is not a demo project (no secret '{TOKEN_SECRET}' in its .env); "

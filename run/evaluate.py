@@ -8,11 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
-from flows.fetch import FetchResult
-from flows.staleness import stale_reason
-from okr_core.definitions import KrKind
-from okr_core.scoring import Evaluation, KrSpec, Status, evaluate
-from okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
+from okr_pipeline.okr_core.definitions import KrKind
+from okr_pipeline.okr_core.scoring import Evaluation, KrSpec, Status, evaluate
+from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
+from okr_pipeline.run.fetch import FetchResult
+from okr_pipeline.run.staleness import stale_reason
 
 
 def spec_of(kr: StoredKeyResult) -> KrSpec | None:

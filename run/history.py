@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from flows.evaluate import evaluate_results
-from flows.fetch import FetchResult
-from okr_store.records import EvaluationRecord, StoredKeyResult, StoredMeasurement
-from okr_store.store import Store
+from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult, StoredMeasurement
+from okr_pipeline.okr_store.store import Store
+from okr_pipeline.run.evaluate import evaluate_results
+from okr_pipeline.run.fetch import FetchResult
 
 
 def as_result(measurement: StoredMeasurement) -> FetchResult:
@@ -42,7 +42,7 @@ def evaluate_stored(
         key_results: The KRs, by id (measurements of other KRs are skipped).
         measurements: The measurements to evaluate.
         good: Every good value of each KR, ``(as_of, value)`` oldest first.
-        stale_after_periods: As for :func:`flows.evaluate.evaluate_results`.
+        stale_after_periods: As for :func:`run.evaluate.evaluate_results`.
 
     Returns:
         ``(run_id, evaluation)`` pairs, one per measurement of a known KR.
@@ -83,7 +83,7 @@ def reevaluate(
         kr_ids: The KRs whose history changed.
         after: Evaluate the as-ofs strictly after this time.
         at: Evaluate the as-of at exactly this time.
-        stale_after_periods: As for :func:`flows.evaluate.evaluate_results`.
+        stale_after_periods: As for :func:`run.evaluate.evaluate_results`.
 
     Returns:
         How many evaluations were replaced.

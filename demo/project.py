@@ -12,13 +12,12 @@ import secrets
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from okr_pipeline.demo.analytics_api import INBOX, TOKEN_SECRET, WEBHOOK_PATH, start_in_background
+from okr_pipeline.demo.okrs import demo_okrs
+from okr_pipeline.demo.warehouse import build_warehouse, quarter_of
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.loader import load_okrs
 from rich.console import Console
-
-from flows.demo.analytics_api import INBOX, TOKEN_SECRET, WEBHOOK_PATH, start_in_background
-from flows.demo.okrs import demo_okrs
-from flows.demo.warehouse import build_warehouse, quarter_of
-from okr_core.errors import ConfigError
-from okr_core.loader import load_okrs
 
 
 def create_demo_project(directory: Path, *, port: int, today: date | None = None) -> Path:
@@ -79,9 +78,9 @@ def backfill_times(start: date, now: datetime) -> list[datetime]:
 
 def run_demo(directory: Path, *, port: int, console: Console) -> None:
     """Create the demo project, start its analytics API, run the flow and print the status."""
-    from flows.runner import run_once
-    from flows.update import update_key_results
-    from okr_core.settings import load_settings
+    from okr_pipeline.flows.runner import run_once
+    from okr_pipeline.flows.update import update_key_results
+    from okr_pipeline.okr_core.settings import load_settings
 
     fresh = not (directory / ".okr").exists()
     project = create_demo_project(directory, port=port)

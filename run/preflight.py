@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from okr_core.alerting.routing import RoutingConfig, load_routing, secret_names
-from okr_core.errors import ConfigError
-from okr_core.names import unknown_name_message
-from okr_core.settings import Settings
+from okr_pipeline.okr_core.alerting.routing import RoutingConfig, load_routing, secret_names
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.names import unknown_name_message
+from okr_pipeline.okr_core.settings import Settings
 
 #: Tolerated clock skew before an as-of counts as "in the future".
 FUTURE_TOLERANCE = timedelta(minutes=1)

@@ -11,7 +11,7 @@ The contract is ``docs/alerting.md`` (section "Senders").
 
 from __future__ import annotations
 
-from flows.notify.events import emit_transition_events, event_name
-from flows.notify.send import records_for_held, send_messages
+from okr_pipeline.notify.events import emit_transition_events, event_name
+from okr_pipeline.notify.send import records_for_held, send_messages
 
 __all__ = ["emit_transition_events", "event_name", "records_for_held", "send_messages"]

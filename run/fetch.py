@@ -25,11 +25,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import BaseSource, BaseSourceConfig, SourceContext, SourceEnvironment
-from connectors.errors import RetriableSourceError, SourceError
-from connectors.registry import get_source_class, parse_source_config
-from connectors.values import NotANumberError, to_decimal
-from okr_core.redaction import redact_text
+from okr_pipeline.connectors.base import (
+    BaseSource,
+    BaseSourceConfig,
+    SourceContext,
+    SourceEnvironment,
+)
+from okr_pipeline.connectors.errors import RetriableSourceError, SourceError
+from okr_pipeline.connectors.registry import get_source_class, parse_source_config
+from okr_pipeline.connectors.values import NotANumberError, to_decimal
+from okr_pipeline.okr_core.redaction import redact_text
 
 DEFAULT_KEY_CONCURRENCY = 4
 

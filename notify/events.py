@@ -24,8 +24,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from okr_core.alerting.messages import payload
-from okr_core.alerting.model import Notification
+from okr_pipeline.okr_core.alerting.messages import payload
+from okr_pipeline.okr_core.alerting.model import Notification
 
 __all__ = ["emit_transition_events", "event_name", "event_payload", "event_resource"]
 

@@ -1,0 +1,1 @@
+"""The ``okr`` command: its commands, the terminal rendering and ``okr explain``."""

@@ -1,5 +1,0 @@
-"""``python -m flows``: the ``okr`` command."""
-
-from flows.cli import main
-
-main()

@@ -1,0 +1,5 @@
+"""``python -m okr_pipeline``: the ``okr`` command."""
+
+from okr_pipeline.cli.main import main
+
+main()
