@@ -9,89 +9,32 @@ and functions whose effects a rollback does not undo (advisory locks, ``set_conf
 refused and why. It runs when an OKR file is validated and again before every fetch.
 
 The check reads the query the way each supported database would (PostgreSQL, MySQL and
-MariaDB in their usual modes, SQLite): quotes, dollar quotes, comments and identifiers differ
-between them, and the source's database is not known when a file is validated, so a query
-passes only if it is one read-only query under every reading. The databases add their own
-limit (the extended query protocol on PostgreSQL, no multi-statement flag on MySQL, one
-statement per call in SQLite) and the read-only transaction stops writes this check cannot
-see, such as a user-defined function that inserts rows.
+MariaDB in their usual modes, SQLite; the tokenizer is :mod:`connectors.sql_tokens`):
+quotes, dollar quotes, comments and identifiers differ between them, and the source's
+database is not known when a file is validated, so a query passes only if it is one
+read-only query under every reading. The databases add their own limit (the extended query
+protocol on PostgreSQL, no multi-statement flag on MySQL, one statement per call in SQLite)
+and the read-only transaction stops writes this check cannot see, such as a user-defined
+function that inserts rows.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from functools import lru_cache
+
+from okr_pipeline.connectors.sql_tokens import (
+    READING_DEPENDENT,
+    READINGS,
+    Reading,
+    Token,
+    UnsafeQueryError,
+    at,
+    tokenize,
+)
 
 __all__ = ["ALLOWED_FIRST_WORDS", "UnsafeQueryError", "check_query"]
 
 ALLOWED_FIRST_WORDS = ("SELECT", "WITH", "VALUES", "TABLE", "SHOW")
-
-
-class UnsafeQueryError(ValueError):
-    """The query is not exactly one read-only query (a ValueError, so validators report it)."""
-
-
-@dataclass(frozen=True)
-class _Reading:
-    """How one database splits SQL text into tokens."""
-
-    name: str
-    dash_comment_needs_space: bool = False  # MySQL: "--" starts a comment only before a space
-    hash_comments: bool = False  # MySQL: "#" to the end of the line
-    nested_comments: bool = False  # PostgreSQL: /* /* */ */
-    executable_comments: bool = False  # MySQL: /*! ... */ is run, not skipped
-    backslash_escapes: bool = False  # '\'' is a quote inside a string
-    double_quote_is_string: bool = False  # MySQL: "..." is a string (with escapes)
-    backticks: bool = False  # `identifier`
-    brackets: bool = False  # SQLite: [identifier]
-    dollar_quotes: bool = False  # PostgreSQL: $tag$ ... $tag$
-    e_strings: bool = False  # PostgreSQL: E'...' with backslash escapes
-    dollar_in_words: bool = False  # PostgreSQL and MySQL: a$b is one identifier
-
-
-_READINGS = (
-    _Reading(
-        "PostgreSQL", nested_comments=True, dollar_quotes=True, e_strings=True, dollar_in_words=True
-    ),
-    # PostgreSQL with standard_conforming_strings off reads backslashes in every string.
-    _Reading(
-        "PostgreSQL",
-        nested_comments=True,
-        dollar_quotes=True,
-        e_strings=True,
-        dollar_in_words=True,
-        backslash_escapes=True,
-    ),
-    _Reading(
-        "MySQL/MariaDB",
-        dash_comment_needs_space=True,
-        hash_comments=True,
-        executable_comments=True,
-        backslash_escapes=True,
-        double_quote_is_string=True,
-        backticks=True,
-        dollar_in_words=True,
-    ),
-    # sql_mode ANSI_QUOTES and NO_BACKSLASH_ESCAPES.
-    _Reading(
-        "MySQL/MariaDB",
-        dash_comment_needs_space=True,
-        hash_comments=True,
-        executable_comments=True,
-        backticks=True,
-        dollar_in_words=True,
-    ),
-    _Reading("SQLite", backticks=True, brackets=True),
-)
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "word", "quoted" (identifier), "string", "semi", "other"
-    text: str
-    pos: int
-
 
 # Why each statement kind is refused, by its first word.
 _REFUSED_STATEMENTS: dict[str, str] = {
@@ -175,14 +118,6 @@ _DENIED_PREFIXES = tuple(
 )
 _SEQUENCE = "advances a sequence, which a rollback does not undo"
 
-_WORD_START = re.compile(r"[A-Za-z_\x80-\U0010ffff]")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$")
-_SPACE = " \t\n\r\f\v"
-# Characters (and pairs) that some database reads differently from another.
-_READING_DEPENDENT = re.compile(r"['\"`\[$#\\]|--|/\*")
-_WORD_REST = re.compile(r"\w*")  # str.isalnum() or "_", as a regex: a C loop
-_WORD_REST_DOLLAR = re.compile(r"[\w$]*")
-
 
 def check_query(query: str) -> None:
     """Refuse a query that is not exactly one read-only query.
@@ -208,10 +143,10 @@ def _problem(query: str) -> str | None:
     # Without quotes, comments, brackets or '$' every database splits a query the same
     # way: one reading decides. Most KR queries are such, and a run checks all of them
     # (10,000 at a time) in a fresh process, so this halves a large run's checking time.
-    readings = _READINGS[:1] if not _READING_DEPENDENT.search(query) else _READINGS
+    readings = READINGS[:1] if not READING_DEPENDENT.search(query) else READINGS
     for reading in readings:
         try:
-            tokens = _tokens(query, reading)
+            tokens = tokenize(query, reading)
         except UnsafeQueryError as exc:
             return str(exc)
         problem = _statement_problem(query, tokens, reading)
@@ -220,7 +155,7 @@ def _problem(query: str) -> str | None:
     return None
 
 
-def _statement_problem(query: str, tokens: list[_Token], reading: _Reading) -> str | None:
+def _statement_problem(query: str, tokens: list[Token], reading: Reading) -> str | None:
     if tokens and tokens[-1].kind == "semi":
         tokens = tokens[:-1]  # one trailing ';' is allowed
     if not tokens:
@@ -229,7 +164,7 @@ def _statement_problem(query: str, tokens: list[_Token], reading: _Reading) -> s
         if token.kind == "semi":
             after = tokens[index + 1].text if index + 1 < len(tokens) else ";"
             return (
-                f"the query holds more than one statement: the ';' {_at(query, token.pos)} "
+                f"the query holds more than one statement: the ';' {at(query, token.pos)} "
                 f"is followed by {after!r}{_as_read(reading)}. A source runs exactly one "
                 f"query; remove everything after the first statement"
             )
@@ -248,35 +183,35 @@ def _statement_problem(query: str, tokens: list[_Token], reading: _Reading) -> s
     return _inner_problem(query, tokens)
 
 
-def _inner_problem(query: str, tokens: list[_Token]) -> str | None:
+def _inner_problem(query: str, tokens: list[Token]) -> str | None:
     for index, token in enumerate(tokens):
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         if token.kind == "word":
             word = token.text.upper()
             if word in _WRITING_WORDS:
                 return (
-                    f"{word} {_at(query, token.pos)} is refused: {_WRITING_WORDS[word]}. "
+                    f"{word} {at(query, token.pos)} is refused: {_WRITING_WORDS[word]}. "
                     f"Sources are read-only; use a plain SELECT"
                 )
             if word == "FOR" and following is not None and following.kind == "word":
                 lock = following.text.upper()
                 if lock in {"SHARE", "NO", "KEY"}:
                     return (
-                        f"FOR {lock} {_at(query, token.pos)} is refused: it locks rows. "
+                        f"FOR {lock} {at(query, token.pos)} is refused: it locks rows. "
                         f"Sources are read-only; remove the locking clause"
                     )
             if word == "NEXT" and following is not None and following.text.upper() == "VALUE":
-                return f"NEXT VALUE FOR {_at(query, token.pos)} is refused: it {_SEQUENCE}"
+                return f"NEXT VALUE FOR {at(query, token.pos)} is refused: it {_SEQUENCE}"
             if word == "LOCK" and following is not None and following.text.upper() == "IN":
                 return (
-                    f"LOCK IN SHARE MODE {_at(query, token.pos)} is refused: it locks rows. "
+                    f"LOCK IN SHARE MODE {at(query, token.pos)} is refused: it locks rows. "
                     f"Remove the locking clause"
                 )
         if token.kind in {"word", "quoted"} and following is not None and following.text == "(":
             if token.kind == "quoted" and _after_unicode_prefix(tokens, index):
                 # U&"se\0074_config" names set_config: refuse rather than decode escapes.
                 return (
-                    f"the function name written with Unicode escapes {_at(query, token.pos)} "
+                    f"the function name written with Unicode escapes {at(query, token.pos)} "
                     f"is refused: write function names plainly"
                 )
             name = token.text.lower()
@@ -285,13 +220,13 @@ def _inner_problem(query: str, tokens: list[_Token]) -> str | None:
             )
             if reason is not None:
                 return (
-                    f"the function {token.text}() {_at(query, token.pos)} is refused: it "
+                    f"the function {token.text}() {at(query, token.pos)} is refused: it "
                     f"{reason}. Sources may only read"
                 )
     return None
 
 
-def _after_unicode_prefix(tokens: list[_Token], index: int) -> bool:
+def _after_unicode_prefix(tokens: list[Token], index: int) -> bool:
     return (
         index >= 2
         and tokens[index - 1].text == "&"
@@ -300,112 +235,5 @@ def _after_unicode_prefix(tokens: list[_Token], index: int) -> bool:
     )
 
 
-def _tokens(sql: str, reading: _Reading) -> list[_Token]:
-    tokens: list[_Token] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c in _SPACE:
-            i += 1
-        elif _line_comment(sql, i, reading):
-            i = _line_end(sql, i)
-        elif sql.startswith("/*", i):
-            if reading.executable_comments and sql.startswith(("/*!", "/*M!", "/*+"), i):
-                raise UnsafeQueryError(
-                    f"the comment {_at(sql, i)} is refused: MySQL and MariaDB run the text "
-                    f"of /*! ... */ comments (and read /*+ ... */ as hints); use -- comments"
-                )
-            i = _comment_end(sql, i, reading.nested_comments)
-        elif c == "'":
-            end = _quote_end(sql, i, "'", reading.backslash_escapes)
-            tokens.append(_Token("string", sql[i:end], i))
-            i = end
-        elif c in "eE" and reading.e_strings and sql.startswith("'", i + 1):
-            end = _quote_end(sql, i + 1, "'", backslash=True)
-            tokens.append(_Token("string", sql[i:end], i))
-            i = end
-        elif c == '"':
-            string = reading.double_quote_is_string
-            end = _quote_end(sql, i, '"', backslash=string and reading.backslash_escapes)
-            tokens.append(_Token("string" if string else "quoted", sql[i + 1 : end - 1], i))
-            i = end
-        elif c == "`" and reading.backticks:
-            end = _quote_end(sql, i, "`", backslash=False)
-            tokens.append(_Token("quoted", sql[i + 1 : end - 1], i))
-            i = end
-        elif c == "[" and reading.brackets:
-            close = sql.find("]", i + 1)
-            end = n if close < 0 else close + 1
-            tokens.append(_Token("quoted", sql[i + 1 : end - 1], i))
-            i = end
-        elif c == "$" and reading.dollar_quotes and (tag := _DOLLAR_TAG.match(sql, i)):
-            close = sql.find(tag[0], tag.end())
-            end = n if close < 0 else close + len(tag[0])
-            tokens.append(_Token("string", sql[i:end], i))
-            i = end
-        elif _WORD_START.match(c) or (c == "$" and reading.dollar_in_words and i + 1 < n):
-            rest = _WORD_REST_DOLLAR if reading.dollar_in_words else _WORD_REST
-            match = rest.match(sql, i + 1)
-            end = match.end() if match else i + 1
-            tokens.append(_Token("word", sql[i:end], i))
-            i = end
-        elif c == ";":
-            tokens.append(_Token("semi", c, i))
-            i += 1
-        else:
-            tokens.append(_Token("other", c, i))
-            i += 1
-    return tokens
-
-
-def _line_comment(sql: str, i: int, reading: _Reading) -> bool:
-    if sql.startswith("--", i):
-        return not reading.dash_comment_needs_space or i + 2 >= len(sql) or sql[i + 2] <= " "
-    return sql[i] == "#" and reading.hash_comments
-
-
-def _line_end(sql: str, i: int) -> int:
-    ends = [pos for pos in (sql.find("\n", i), sql.find("\r", i)) if pos >= 0]
-    return min(ends) + 1 if ends else len(sql)
-
-
-def _comment_end(sql: str, i: int, nested: bool) -> int:
-    depth, i = 1, i + 2
-    while i < len(sql):
-        if sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0 or not nested:
-                return i
-        elif nested and sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        else:
-            i += 1
-    return len(sql)  # unterminated: the database refuses it, nothing after it runs
-
-
-def _quote_end(sql: str, i: int, quote: str, backslash: bool) -> int:
-    j = i + 1
-    while j < len(sql):
-        c = sql[j]
-        if backslash and c == "\\":
-            j += 2
-        elif c == quote:
-            if sql.startswith(quote, j + 1):
-                j += 2  # a doubled quote stands for itself
-            else:
-                return j + 1
-        else:
-            j += 1
-    return len(sql)  # unterminated: the database refuses it
-
-
-def _at(sql: str, pos: int) -> str:
-    line = sql.count("\n", 0, pos) + 1
-    column = pos - (sql.rfind("\n", 0, pos) + 1) + 1
-    return f"at line {line}, column {column} of the query" if "\n" in sql else f"at column {column}"
-
-
-def _as_read(reading: _Reading) -> str:
+def _as_read(reading: Reading) -> str:
     return f" (as {reading.name} reads it)"

@@ -1,4 +1,4 @@
-"""Pure scoring math: progress, score, pace, forecast, status and objective roll-up.
+"""Pure scoring math: progress, score, pace and status of a KR.
 
 Nothing here does I/O or imports anything heavy, so it is tested in microseconds.
 Values are ``Decimal`` (or ``None`` for "no value"); progress and scores are ``float``.
@@ -37,14 +37,13 @@ than the planned distance says nothing more than "far past it"), so it is always
 float that a store column and JSON hold. Values that are not finite (NaN, infinity) raise
 ``ValueError``.
 
-Objective roll-up: :mod:`okr_core.rollup` (``objective_scores`` is re-exported here).
+The trend behind a forecast: :mod:`okr_core.forecast` (``forecast`` and ``Forecast`` are
+re-exported here). Objective roll-up: :mod:`okr_core.rollup` (``objective_scores`` is
+re-exported here).
 """
 
 from __future__ import annotations
 
-import math
-import random
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +51,7 @@ from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Literal
 
+from okr_pipeline.okr_core.forecast import Forecast, forecast
 from okr_pipeline.okr_core.rollup import ObjectiveScoreInput, objective_scores
 
 __all__ = [
@@ -70,12 +70,6 @@ __all__ = [
 
 Kind = Literal["increase", "decrease", "at_least", "at_most", "milestone"]
 
-# Forecasts need this share of the cycle between the first and last point; before that a
-# trend is mostly noise, and status relies on pace alone.
-MIN_FORECAST_SPAN = 0.1
-MIN_FORECAST_POINTS = 3
-# Theil-Sen is O(n^2) in pairs; past this many pairs we sample them (deterministically).
-MAX_PAIRS = 2000
 # A not-done milestone becomes at_risk once this share of the cycle has passed.
 MILESTONE_RISK_PACE = 0.75
 # Raw progress is bounded to this (either sign) so it is always a finite float.
@@ -106,25 +100,6 @@ class KrSpec:
     target: Decimal
     floor: Decimal | None = None
     weight: Decimal = Decimal(1)
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """A robust trend projected to the end of the cycle.
-
-    Attributes:
-        value: Projected value at the cycle's end (median Theil-Sen line).
-        low: Lower end of the band (from the 25th/75th percentile slopes).
-        high: Upper end of the band.
-        slope_per_day: The median slope, in units per day.
-        points: How many points the trend was fitted on.
-    """
-
-    value: float
-    low: float
-    high: float
-    slope_per_day: float
-    points: int
 
 
 @dataclass(frozen=True)
@@ -239,82 +214,6 @@ def expected_progress(start: datetime, end: datetime, at: datetime) -> float:
     if total <= 0:
         return 1.0 if at >= end else 0.0
     return _clamp((at - start).total_seconds() / total)
-
-
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    # Linear interpolation between closest ranks; the list is never empty here.
-    pos = (len(sorted_values) - 1) * q
-    low = math.floor(pos)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
-
-
-def _pairs(n: int) -> list[tuple[int, int]]:
-    total = n * (n - 1) // 2
-    if total <= MAX_PAIRS:
-        return [(i, j) for i in range(n) for j in range(i + 1, n)]
-    # Seeded by n so the same history always gives the same forecast.
-    rng = random.Random(n)
-    pairs = []
-    for _ in range(MAX_PAIRS):
-        i, j = rng.sample(range(n), 2)
-        pairs.append((min(i, j), max(i, j)))
-    return pairs
-
-
-def forecast(
-    points: Sequence[tuple[datetime, Decimal]], start: datetime, end: datetime
-) -> Forecast | None:
-    """Project the value at the cycle's end from a robust (Theil-Sen) trend.
-
-    The slope is the median of pairwise slopes, the intercept the median of
-    ``y - slope * t``, so a few outliers do not move the line. Time is in seconds since
-    ``start``. Points outside [start, end] are ignored.
-
-    Args:
-        points: ``(time, value)`` history of the KR in this cycle, any order.
-        start: Start of the cycle.
-        end: End of the cycle.
-
-    Returns:
-        The forecast, or None with fewer than 3 points or when the points span less than
-        10% of the cycle (too early to trust a trend).
-    """
-    cycle_seconds = (end - start).total_seconds()
-    if cycle_seconds <= 0:
-        return None
-    data = sorted(
-        ((ts - start).total_seconds(), float(v)) for ts, v in points if start <= ts <= end
-    )
-    if not all(math.isfinite(y) for _, y in data):
-        return None  # a value beyond float range (1e999999999): no trend to speak of
-    if len(data) < MIN_FORECAST_POINTS:
-        return None
-    if data[-1][0] - data[0][0] < MIN_FORECAST_SPAN * cycle_seconds:
-        return None
-    slopes = sorted(
-        (data[j][1] - data[i][1]) / (data[j][0] - data[i][0])
-        for i, j in _pairs(len(data))
-        if data[j][0] != data[i][0]
-    )
-    if not slopes:
-        return None
-
-    def project(slope: float) -> float:
-        intercept = statistics.median(y - slope * t for t, y in data)
-        return intercept + slope * cycle_seconds
-
-    median_slope = statistics.median(slopes)
-    band = (project(_percentile(slopes, 0.25)), project(_percentile(slopes, 0.75)))
-    if not all(math.isfinite(x) for x in (median_slope, project(median_slope), *band)):
-        return None  # huge values overflowed float arithmetic: pace alone is safer
-    return Forecast(
-        value=project(median_slope),
-        low=min(band),
-        high=max(band),
-        slope_per_day=median_slope * 86400,
-        points=len(data),
-    )
 
 
 def _grade(value: float, level: float, tolerance: float) -> Status:

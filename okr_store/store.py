@@ -2,7 +2,8 @@
 
 Writes run in one transaction each (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers
 queue on the busy timeout instead of failing); reads run on their own connection. The
-heavy lifting lives in :mod:`okr_store.sync`, :mod:`okr_store.queries` and
+heavy lifting lives in :mod:`okr_store.sync`, :mod:`okr_store.baselines`,
+:mod:`okr_store.runs`, :mod:`okr_store.results`, :mod:`okr_store.queries` and
 :mod:`okr_store.alerts`.
 """
 
@@ -10,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from okr_pipeline.okr_store import alerts as _alerts
+from okr_pipeline.okr_store import baselines as _baselines
 from okr_pipeline.okr_store import queries
 from okr_pipeline.okr_store import results as _results
+from okr_pipeline.okr_store import runs as _runs
 from okr_pipeline.okr_store import sync as _sync
 from okr_pipeline.okr_store.db import SQLITE_BEGIN, make_engine, upgrade
-from okr_pipeline.okr_store.models import RUN_STATUSES, KeyResult, Meta, Run
+from okr_pipeline.okr_store.models import Meta
 from okr_pipeline.okr_store.records import (
     AlertRow,
     EvaluationRecord,
@@ -140,30 +142,7 @@ class Store:
             ValueError: the KR's baseline is not ``auto``.
         """
         with self._write() as conn:
-            row = conn.execute(
-                sa.select(
-                    KeyResult.baseline_auto, KeyResult.baseline, KeyResult.kind, KeyResult.target
-                ).where(KeyResult.id == kr_id)
-            ).one_or_none()
-            if row is None:
-                raise KeyError(f"no key result with id {kr_id}")
-            if not row.baseline_auto:
-                raise ValueError(f"key result {kr_id} has a declared baseline, not 'auto'")
-            if row.baseline is not None:
-                return False
-            written: str | None = row.target
-            target: Decimal | str | None = written
-            if written is not None and not written.startswith(("+", "-")):
-                target = Decimal(written)
-            conn.execute(
-                sa.update(KeyResult)
-                .where(KeyResult.id == kr_id)
-                .values(
-                    baseline=value,
-                    target_value=_sync.resolved_target(row.kind, target, value),
-                )
-            )
-            return True
+            return _baselines.set_auto_baseline(conn, kr_id, value)
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -182,22 +161,7 @@ class Store:
                 (:meth:`renew_lease`); a later run closes it as ``crashed`` after that.
         """
         with self._write() as conn:
-            result = conn.execute(
-                sa.insert(Run).values(
-                    started_at=datetime.now(UTC),
-                    as_of=as_of,
-                    flow_run_id=flow_run_id,
-                    lease_until=lease_until,
-                    total=0,
-                    ok=0,
-                    no_data=0,
-                    error=0,
-                    status="running",
-                )
-            )
-            run_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-            assert isinstance(run_id, int)
-            return run_id
+            return _runs.start_run(conn, as_of, flow_run_id, lease_until)
 
     def record_results(
         self,
@@ -265,28 +229,14 @@ class Store:
             KeyError: no such run.
             ValueError: invalid status.
         """
-        if status not in RUN_STATUSES:
-            raise ValueError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
-        values: dict[str, Any] = asdict(
-            counts if isinstance(counts, RunCounts) else RunCounts(**counts)
-        )
+        values = _runs.end_values(counts, status)
         with self._write() as conn:
-            result = conn.execute(
-                sa.update(Run)
-                .where(Run.id == run_id)
-                .values(finished_at=datetime.now(UTC), status=status, **values)
-            )
-            if result.rowcount != 1:
-                raise KeyError(f"no run with id {run_id}")
+            _runs.finish_run(conn, run_id, values)
 
     def renew_lease(self, run_id: int, until: datetime) -> None:
         """Extend a running run's lease (its heartbeat)."""
         with self._write() as conn:
-            conn.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status == "running")
-                .values(lease_until=until)
-            )
+            _runs.renew_lease(conn, run_id, until)
 
     def close_crashed_runs(self, now: datetime) -> list[RunRow]:
         """Close as ``crashed`` the runs still ``running`` whose lease ran out before ``now``.
@@ -298,20 +248,7 @@ class Store:
             The runs closed, as they were before.
         """
         with self._write() as conn:
-            stale = sa.and_(
-                Run.status == "running", sa.or_(Run.lease_until.is_(None), Run.lease_until < now)
-            )
-            rows = [
-                RunRow(**row._asdict())
-                for row in conn.execute(sa.select(Run.__table__).where(stale))
-            ]
-            if rows:
-                conn.execute(
-                    sa.update(Run)
-                    .where(Run.id.in_([r.id for r in rows]))
-                    .values(status="crashed", finished_at=now)
-                )
-            return rows
+            return _runs.close_crashed_runs(conn, now)
 
     def runs(self, limit: int = 20) -> list[RunRow]:
         """Return the latest ``limit`` runs, newest first."""
