@@ -133,6 +133,12 @@ class Handler(BaseHTTPRequestHandler):
             self._auth(self.headers.get("X-API-Key") == SECRETS["api_key"])
         elif path == "/apikey-query":
             self._auth(query.get("key") == SECRETS["api_key"])
+        elif path.startswith("/echo-status/"):
+            # An error answer (429, 5xx...) quoting the credentials it was sent, as some APIs
+            # do: the source must redact them from its message.
+            code = int(path.rsplit("/", 1)[1])
+            echoed = {"error": "refused", "authorization": self.headers.get("Authorization")}
+            self._send(code, json.dumps({**echoed, "query": query}))
         elif path == "/leaky-error":
             # A badly behaved API that echoes the credential it rejects.
             self._send(403, json.dumps({"error": f"token {SECRETS['api_token']} not allowed"}))

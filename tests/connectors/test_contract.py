@@ -1,197 +1,149 @@
-"""One contract every registered connector must meet, run over the registry.
+"""The built-in connectors run the same contract suite as any third-party one.
 
-A connector added through the ``okr.connectors`` entry points must add a case to CASES:
-a valid config, an environment with distinctive secrets, and a config that fails.
+SQL runs on SQLite, and again on PostgreSQL; the scenarios that need a server (a statement
+timeout, a login refused) use the PostgreSQL test server, the unreachable server a free port
+nothing listens on. The test server trusts every login, so a wrong password cannot be
+refused; an unknown role is, and is a known defect for now (see ``known_defects``).
+HTTP runs against the local test API in ``http_server.py`` with a no-op sleep between
+retries, so no test waits for a backoff.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import socket
+import uuid
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, get_args
+from typing import Any, ClassVar
 
 import pytest
-from okr_pipeline.connectors import registry
-from okr_pipeline.connectors.base import (
-    BaseSource,
-    BaseSourceConfig,
-    SourceContext,
-    SourceEnvironment,
-)
-from okr_pipeline.connectors.errors import SourceConfigError, SourceError
+import sqlalchemy as sa
+from okr_pipeline.connectors.base import BaseSource, SourceEnvironment
+from okr_pipeline.connectors.http import HttpSource
+from okr_pipeline.connectors.sql import SqlSource
+from okr_pipeline.connectors.testing import Case, ConnectorContract
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from tests.connectors import http_server
 
 SECRET = "ctr-8e0b3d51-SECRET"
+PG_PASSWORD = "pgpw-5c2e81d0-SECRET"  # trust auth: accepted, and must never be shown
 
 
-@dataclass
-class Case:
-    env: Callable[[Any], SourceEnvironment]  # given the pytest request
-    valid: dict[str, Any]
-    failing: dict[str, Any]  # valid config whose fetch fails, with SECRET in play
-    required: set[str]
+def _free_port() -> int:
+    # Bound then released: nothing listens there for the short life of the test.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def _sql_env(request: Any) -> SourceEnvironment:
-    url = request.getfixturevalue("sqlite_url")
-    return SourceEnvironment(
-        connections={
-            "wh": ConnectionSettings(url=SecretStr(url)),
-            # A server that is not there, with a password that must never be shown.
-            "down": ConnectionSettings(
-                url=SecretStr(f"postgresql+psycopg://bob:{SECRET}@127.0.0.1:1/x"),
-                timeout_seconds=2,
-            ),
-        },
-        secrets={"unused": SecretStr(SECRET)},
-    )
+class TestSqlContract(ConnectorContract):
+    source_class = SqlSource
+    expected_value = Decimal("41.5")
+    not_applicable: ClassVar[Mapping[str, str]] = {
+        "rate_limited": "a database has no 429; a server that cannot be reached is server_error"
+    }
+    known_defects: ClassVar[Mapping[str, str]] = {
+        "unauthorized": "psycopg gives no SQLSTATE for a login the server refuses, and "
+        "connectors/sql_errors.py classifies any OperationalError without one as retriable"
+    }
+
+    def environment(self) -> SourceEnvironment:
+        return SourceEnvironment(
+            connections={"wh": ConnectionSettings(url=SecretStr(self.fixture("sqlite_url")))},
+            secrets={"unused": SecretStr(SECRET)},
+        )
+
+    def valid_config(self) -> Mapping[str, Any]:
+        return {"type": "sql", "connection": "wh", "query": "SELECT 41.5 AS value"}
+
+    def _postgres(self, **parts: Any) -> SourceEnvironment:
+        url = sa.make_url(self.fixture("postgres_url")).set(password=PG_PASSWORD, **parts)
+        settings = ConnectionSettings(url=SecretStr(url.render_as_string(hide_password=False)))
+        return SourceEnvironment(
+            connections={"pg": settings}, secrets={"unused": SecretStr(SECRET)}
+        )
+
+    def failing_config(self, scenario: str) -> Mapping[str, Any] | Case | None:
+        on_pg = {"type": "sql", "connection": "pg", "query": "SELECT 1"}
+        if scenario == "timeout":
+            config = {**on_pg, "query": "SELECT pg_sleep(5)", "timeout_seconds": 0.2}
+            return Case(config, self._postgres())
+        if scenario == "server_error":
+            url = f"postgresql+psycopg://bob:{SECRET}@127.0.0.1:{_free_port()}/x"
+            down = ConnectionSettings(url=SecretStr(url), timeout_seconds=2)
+            return Case(on_pg, SourceEnvironment(connections={"pg": down}))
+        if scenario == "unauthorized":
+            return Case(on_pg, self._postgres(username=f"okr_nobody_{uuid.uuid4().hex[:8]}"))
+        if scenario == "bad_shape":
+            return {**self.valid_config(), "query": "SELECT 1 AS value UNION ALL SELECT 2"}
+        return None
 
 
-def _http_env(request: Any) -> SourceEnvironment:
-    request.getfixturevalue("http_base_url")
-    return SourceEnvironment(
-        connections={"api": ConnectionSettings(url=SecretStr(http_server.BASE_URL))},
-        secrets={"tok": SecretStr(http_server.SECRETS["api_token"]), "wrong": SecretStr(SECRET)},
-    )
+@pytest.mark.postgres
+class TestSqlPostgresContract(TestSqlContract):
+    def environment(self) -> SourceEnvironment:
+        env = self._postgres()
+        return SourceEnvironment(connections={"wh": env.connections["pg"]}, secrets=env.secrets)
 
 
-CASES: dict[str, Case] = {
-    "sql": Case(
-        env=_sql_env,
-        valid={"type": "sql", "connection": "wh", "query": "SELECT 41.5 AS value"},
-        failing={"type": "sql", "connection": "down", "query": "SELECT 1"},
-        required={"connection", "query"},
-    ),
-    "http": Case(
-        env=_http_env,
-        valid={
+class TestHttpContract(ConnectorContract):
+    source_class = HttpSource
+    expected_value = Decimal(99)
+
+    def make_source(self, env: SourceEnvironment) -> BaseSource[Any]:
+        return HttpSource(env, sleep=lambda seconds: None)
+
+    def environment(self) -> SourceEnvironment:
+        api = ConnectionSettings(
+            url=SecretStr(self.fixture("http_base_url")),
+            timeout_seconds=5,
+            headers={"X-Tenant": SecretStr(http_server.TENANT_HEADER_VALUE)},
+        )
+        return SourceEnvironment(
+            connections={"api": api},
+            secrets={
+                "tok": SecretStr(http_server.SECRETS["api_token"]),
+                "wrong": SecretStr(SECRET),
+            },
+        )
+
+    def valid_config(self) -> Mapping[str, Any]:
+        return {
             "type": "http",
             "connection": "api",
             "path": "/bearer",
             "value_path": "$.total",
             "auth": {"type": "bearer", "secret": "tok"},
-        },
-        failing={
-            "type": "http",
-            "connection": "api",
-            "path": "/echo",
-            "retries": 0,
+        }
+
+    def failing_config(self, scenario: str) -> Mapping[str, Any] | None:
+        # The wrong token goes out as a header and a query parameter; the /echo endpoints
+        # quote both back, so the message must have them redacted.
+        sent = {
+            "auth": {"type": "bearer", "secret": "wrong"},
             "params": {"token": "${secret:wrong}"},
-            "value_path": "$.query",
-        },
-        required={"value_path"},
-    ),
-}
+        }
+        paths: dict[str, dict[str, Any]] = {
+            "timeout": {"path": "/slow", "params": {"seconds": "2"}, "timeout_seconds": 0.2},
+            "rate_limited": {"path": "/echo-status/429", **sent},
+            "server_error": {"path": "/echo-status/503", **sent},
+            "unauthorized": {"path": "/bearer", "auth": sent["auth"]},
+            "bad_shape": {"path": "/echo", **sent, "value_path": "$.query"},
+        }
+        return {**self.valid_config(), "retries": 1, **paths[scenario]}
 
-TYPES = sorted(registry.source_types())
-
-
-@pytest.fixture(params=TYPES)
-def type_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def case(type_name: str) -> Case:
-    assert type_name in CASES, f"connector {type_name!r} has no contract case in CASES"
-    return CASES[type_name]
-
-
-@pytest.fixture
-def source(type_name: str, case: Case, request: pytest.FixtureRequest) -> Any:
-    with registry.get_source_class(type_name)(case.env(request)) as src:
-        yield src
-
-
-@pytest.fixture
-def ctx_() -> SourceContext:
-    from datetime import UTC, datetime
-
-    return SourceContext(
-        datetime(2024, 5, 1, tzinfo=UTC),
-        datetime(2024, 4, 1, tzinfo=UTC),
-        datetime(2024, 7, 1, tzinfo=UTC),
-        "obj/kr",
+    @pytest.mark.parametrize(
+        "leak",
+        [
+            {"headers": {"Authorization": f"Bearer {SECRET}"}},
+            {"url": f"https://bob:{SECRET}@x.test/m?api_key={SECRET}"},
+            {"params": {"access_token": SECRET}},
+        ],
     )
-
-
-def test_class_declares_its_type(type_name: str):
-    cls = registry.get_source_class(type_name)
-    assert issubclass(cls, BaseSource)
-    assert cls.type_name == type_name
-    assert issubclass(cls.config_model, BaseSourceConfig)
-    assert get_args(cls.config_model.model_fields["type"].annotation) == (type_name,)
-    assert (cls.__doc__ or "").strip(), "source classes need a docstring (okr connectors)"
-
-
-def test_every_field_is_described(type_name: str):
-    model = registry.get_source_class(type_name).config_model
-    schema = model.model_json_schema()
-    undocumented = [n for n, p in schema["properties"].items() if not p.get("description")]
-    assert undocumented == []
-
-
-def test_valid_config_parses(case: Case):
-    cfg = registry.parse_source_config(case.valid)
-    assert cfg.type == case.valid["type"]
-    assert cfg.concurrency_key().startswith(f"{cfg.type}:")
-
-
-def test_unknown_keys_rejected(case: Case):
-    with pytest.raises(ValidationError) as info:
-        registry.parse_source_config({**case.valid, "bogus_key": 1})
-    [error] = info.value.errors()
-    assert error["loc"] == ("bogus_key",) and error["type"] == "extra_forbidden"
-
-
-def test_missing_fields_named(case: Case):
-    with pytest.raises(ValidationError) as info:
-        registry.parse_source_config({"type": case.valid["type"]})
-    missing = {e["loc"][0] for e in info.value.errors() if e["type"] == "missing"}
-    assert case.required <= missing
-
-
-def test_references_checked(case: Case, request: pytest.FixtureRequest):
-    cfg = registry.parse_source_config(case.valid)
-    registry.check_references(cfg, case.env(request))
-    with pytest.raises(SourceConfigError):
-        registry.check_references(cfg, SourceEnvironment())
-
-
-def test_fetch_returns_decimal(source: BaseSource[Any], case: Case, ctx_: SourceContext):
-    value = source.fetch(registry.parse_source_config(case.valid), ctx_)
-    assert isinstance(value, Decimal)
-
-
-def test_failing_fetch_raises_source_error_without_secrets(
-    source: BaseSource[Any], case: Case, ctx_: SourceContext
-):
-    cfg = registry.parse_source_config(case.failing)
-    with pytest.raises(SourceError) as info:
-        source.fetch(cfg, ctx_)
-    assert "KR obj/kr" in str(info.value)
-    for text in (str(info.value), repr(info.value), repr(cfg), str(cfg), repr(source)):
-        assert SECRET not in text
-
-
-@pytest.mark.parametrize(
-    "leak",
-    [
-        {"headers": {"Authorization": f"Bearer {SECRET}"}},
-        {"url": f"https://bob:{SECRET}@x.test/m?api_key={SECRET}"},
-        {"params": {"access_token": SECRET}},
-    ],
-)
-def test_literal_secrets_never_in_repr(leak: dict[str, Any]):
-    raw = {"type": "http", "value_path": "$.v", "url": "https://x.test/m", **leak}
-    cfg = registry.parse_source_config(raw)
-    assert SECRET not in repr(cfg) and SECRET not in str(cfg)
-
-
-def test_close_is_idempotent(source: BaseSource[Any]):
-    source.close()
-    source.close()
+    def test_literal_secrets_never_in_repr(self, leak: dict[str, Any]) -> None:
+        raw = {"type": "http", "value_path": "$.v", "url": "https://x.test/m", **leak}
+        config = self.source_class.config_model.model_validate(raw)
+        assert SECRET not in repr(config) and SECRET not in str(config)

@@ -1,9 +1,15 @@
-"""Registry: entry points, unknown types, config parsing and reference checks."""
+"""Registry: entry points, unknown types, config parsing and reference checks.
+
+Other connectors may be installed next to the built-ins (the data team's own package, a
+plugin), so the tests assert that the built-ins are present and correct, not that they are
+the only ones; ``installed`` runs them once as installed and once with a simulated
+third-party connector added.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pytest
@@ -16,7 +22,13 @@ from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import SecretStr, ValidationError
 
+from tests.connectors.contract_fakes import MemorySource
+
 NotASource = dict  # an importable object that is not a BaseSource
+BUILTINS = {"http": HttpSource, "sql": SqlSource}
+THIRD_PARTY = EntryPoint(
+    "memory", "tests.connectors.contract_fakes:MemorySource", registry.ENTRY_POINT_GROUP
+)
 
 
 @pytest.fixture
@@ -28,24 +40,63 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EntryPoi
     registry.reset_cache()
 
 
-def test_builtin_types_registered():
-    assert registry.source_types() == {"http": HttpSource, "sql": SqlSource}
+def _add_third_party(monkeypatch: pytest.MonkeyPatch) -> None:
+    eps = [*entry_points(group=registry.ENTRY_POINT_GROUP), THIRD_PARTY]
+    monkeypatch.setattr(registry, "entry_points", lambda group: list(eps))
+
+
+@pytest.fixture(params=["as_installed", "with_third_party"])
+def installed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The registry as installed, then with a third-party connector installed as well."""
+    if request.param == "with_third_party":
+        _add_third_party(monkeypatch)
+    registry.reset_cache()
+    yield str(request.param)
+    registry.reset_cache()
+
+
+def valid_types() -> str:
+    """The "Valid: ..." list of messages: every installed type, sorted."""
+    return ", ".join(sorted(registry.SOURCE_TYPES))
+
+
+def test_builtin_types_registered(installed: str):
+    types = registry.source_types()
+    assert {name: types[name] for name in BUILTINS} == BUILTINS
     assert registry.get_source_class("sql") is SqlSource
-    assert list(registry.SOURCE_TYPES) == ["http", "sql"]
+    assert list(registry.SOURCE_TYPES) == sorted(types)
+
+
+@pytest.fixture
+def third_party(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    _add_third_party(monkeypatch)
+    registry.reset_cache()
+    yield
+    registry.reset_cache()
+
+
+def test_third_party_connector_is_listed(third_party: None):
+    assert registry.get_source_class("memory") is MemorySource
+    assert list(registry.SOURCE_TYPES) == [*sorted({*BUILTINS, "memory"})]
+    rows = {row.type: row for row in registry.describe_sources()}
+    assert rows["memory"].class_path == "tests.connectors.contract_fakes.MemorySource"
+    assert rows["memory"].doc.startswith("Returns a value held in memory")
+    with pytest.raises(SourceConfigError, match="Valid: http, memory, sql"):
+        registry.parse_source_config({"type": "ga5"})
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("ga5", "Unknown source type 'ga5'. Valid: http, sql."),
-        ("sq", "Unknown source type 'sq'. Valid: http, sql. Did you mean 'sql'?"),
+        ("ga5", "Unknown source type 'ga5'. Valid: {valid}."),
+        ("sq", "Unknown source type 'sq'. Valid: {valid}. Did you mean 'sql'?"),
         ("htp", "Did you mean 'http'?"),
     ],
 )
-def test_unknown_type(name: str, message: str):
+def test_unknown_type(installed: str, name: str, message: str):
     with pytest.raises(SourceConfigError) as info:
         registry.parse_source_config({"type": name})
-    assert message in str(info.value)
+    assert message.format(valid=valid_types()) in str(info.value)
     assert info.value.loc == ("type",)
     assert isinstance(info.value, ConfigError)
 
@@ -53,17 +104,18 @@ def test_unknown_type(name: str, message: str):
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({}, "The source has no 'type'. Valid: http, sql."),
+        ({}, "The source has no 'type'. Valid: {valid}."),
         ({"type": 3}, "The source 'type' must be a string"),
         (["sql"], "A source must be a mapping"),
     ],
 )
-def test_malformed_source(raw: Any, message: str):
-    with pytest.raises(SourceConfigError, match=message.replace(".", r"\.")):
+def test_malformed_source(installed: str, raw: Any, message: str):
+    with pytest.raises(SourceConfigError) as info:
         registry.parse_source_config(raw)
+    assert message.format(valid=valid_types()) in str(info.value)
 
 
-def test_parse_returns_the_types_model():
+def test_parse_returns_the_types_model(installed: str):
     cfg = registry.parse_source_config({"type": "sql", "connection": "wh", "query": "SELECT 1"})
     assert isinstance(cfg, SqlSourceConfig)
     cfg2 = registry.parse_source_config(
@@ -133,10 +185,13 @@ def test_lazy_import(fake_entry_points: list[EntryPoint]):
     assert "gone" in registry.SOURCE_TYPES
 
 
-def test_describe_sources():
+def test_describe_sources(installed: str):
     rows = registry.describe_sources()
-    assert [r.type for r in rows] == ["http", "sql"]
-    sql_row = rows[1]
+    assert [r.type for r in rows] == sorted(registry.SOURCE_TYPES)
+    by_type = {r.type: r for r in rows}
+    assert BUILTINS.keys() <= by_type.keys()
+    assert by_type["http"].class_path == "okr_pipeline.connectors.http.HttpSource"
+    sql_row = by_type["sql"]
     assert sql_row.class_path == "okr_pipeline.connectors.sql.SqlSource"
     assert sql_row.distribution.startswith("okr-pipeline ")
     assert sql_row.doc.startswith("Runs a read-only SQL query")
