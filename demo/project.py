@@ -8,7 +8,9 @@ quarter began, so that forecasts have a history to read, then measures now.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -76,9 +78,16 @@ def backfill_times(start: date, now: datetime) -> list[datetime]:
     return times
 
 
-def run_demo(directory: Path, *, port: int, console: Console) -> None:
-    """Create the demo project, start its analytics API, run the flow and print the status."""
-    from okr_pipeline.flows.runner import run_once
+@contextlib.contextmanager
+def demo_running(directory: Path, *, port: int, console: Console) -> Iterator[Path]:
+    """Create the demo project, serve its analytics API and fill its history.
+
+    A new demo backfills one run a week since the cycle began (so that forecasts have a
+    history to read); the caller then runs it now, while the API is still up.
+
+    Yields:
+        The project folder.
+    """
     from okr_pipeline.flows.update import update_key_results
     from okr_pipeline.okr_core.settings import load_settings
 
@@ -106,15 +115,18 @@ def run_demo(directory: Path, *, port: int, console: Console) -> None:
             )
             for moment in history:
                 update_key_results(project_dir=str(project), as_of=moment, all_krs=True)
-        run_once(project, kr=[], as_of=None, dry_run=False, all_krs=True, console=console)
+        yield project
     finally:
         server.shutdown()
         server.server_close()
-    console.print(
+
+
+def next_steps(directory: Path) -> str:
+    """What to do after the demo ran."""
+    return (
         f"\nNext: cd {directory} && okr status. To run it again later, keep its API up with "
         f"'okr demo-api {directory}' in another terminal, then 'okr run'. The alerts it "
-        f"sent are in {directory / INBOX}; 'okr alerts' lists them.",
-        highlight=False,
+        f"sent are in {directory / INBOX}; 'okr alerts' lists them."
     )
 
 

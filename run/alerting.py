@@ -8,13 +8,13 @@ channel that fails: the failure is recorded with the alert.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from okr_pipeline.notify import emit_transition_events, records_for_held, send_messages
+from okr_pipeline.notify import records_for_held, send_messages
 from okr_pipeline.okr_core.alerting.engine import settle, step
 from okr_pipeline.okr_core.alerting.messages import group
 from okr_pipeline.okr_core.alerting.model import (
@@ -137,6 +137,7 @@ def run_alerts(
     run_id: int | None,
     now: datetime,
     dry_run: bool,
+    emit_events: Callable[[Sequence[Notification]], None] | None = None,
 ) -> AlertSummary:
     """Move the alert states of the evaluated KRs, send what is due, record everything.
 
@@ -154,6 +155,8 @@ def run_alerts(
         run_id: The run (None in a dry run).
         now: The time the run evaluates (``--as-of`` or now).
         dry_run: Compute and report, but send and store nothing.
+        emit_events: Called with the transitions sent (the Prefect flow emits a Prefect
+            event for each: :func:`okr_pipeline.notify.events.emit_transition_events`).
     """
     inputs = alert_inputs(krs, evaluations, results, settings, routing)
     if not inputs:
@@ -177,7 +180,8 @@ def run_alerts(
         outcome = settle(states, outcome, lost)
         store.apply_alert_step(outcome.states, outcome.cleared, records)
         # An undone transition is emitted when it is sent, not once per attempt.
-        emit_transition_events([n for n in outcome.notifications if n not in lost])
+        if emit_events is not None:
+            emit_events([n for n in outcome.notifications if n not in lost])
     return AlertSummary(
         deliveries=dict(Counter(r.delivery for r in records)),
         transitions=dict(Counter(f"{n.kind} {n.transition}" for n in outcome.notifications)),

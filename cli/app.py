@@ -1,0 +1,111 @@
+"""The ``okr`` application: its options, consoles, exit codes and error line.
+
+Every command module registers with :data:`app` (see :mod:`okr_pipeline.cli.main`); what
+they share lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from okr_pipeline.flows.prefect_env import apply_quiet_defaults
+from okr_pipeline.okr_core.settings import Settings, load_settings
+from rich.console import Console
+from rich.markup import escape
+
+
+class ExitCode(IntEnum):
+    """Exit codes of ``okr``."""
+
+    OK = 0
+    USER_ERROR = 1  # a file, a setting or an argument needs fixing
+    USAGE = 2  # the command line itself is wrong (Typer's own code)
+    SOURCES_FAILED = 3  # the run completed, but some KRs' sources failed
+    INTERNAL = 70  # a bug: please report it with the --debug output
+
+
+console = Console()
+
+
+err_console = Console(stderr=True)
+
+
+app = typer.Typer(
+    name="okr",
+    help="Key results that update themselves: validate OKR files, measure, score and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+#: Set by the --debug option; read by the error handler.
+state = {"debug": False}
+
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (holds okrs/, .env, okr.toml).")
+]
+
+
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Evaluate as of this ISO 8601 time (UTC if no zone).")
+]
+
+
+KrOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kr", help="Only this KR (objective/kr or a unique id); repeatable."),
+]
+
+
+def fail(message: str, code: ExitCode = ExitCode.USER_ERROR) -> NoReturn:
+    """Print ``Error: message`` in red on stderr and exit with ``code``."""
+    err_console.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_problems(problems: Sequence[object]) -> None:
+    """One red line per problem in the OKR files (file:line: place: what is wrong)."""
+    for problem in problems:
+        err_console.print(f"[red]✗[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    state["debug"] = debug
+    # Set before Prefect is imported (commands import it lazily): run and demo print their
+    # own summary, so Prefect's log lines stay off the terminal unless --debug is given.
+    apply_quiet_defaults(
+        console_logs=debug or ctx.invoked_subcommand not in ("run", "demo", "backfill")
+    )
+
+
+def settings_of(project: Path) -> Settings:
+    """The project's settings; a missing project folder is the user's error."""
+    if not project.is_dir():
+        fail(f"project folder '{project}' does not exist")
+    return load_settings(project)
+
+
+def parse_time(text: str | None, option: str = "--as-of") -> datetime | None:
+    """An ISO 8601 date or time from the command line (UTC when it has no zone)."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} '{text}' is not an ISO 8601 date or time (e.g. 2026-11-24T09:00:00Z)")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,135 @@
+"""Commands about the project: validate, schema, connectors, serve, the demo and the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from okr_pipeline.cli.app import (
+    ProjectOpt,
+    console,
+    fail,
+    print_problems,
+    settings_of,
+)
+from okr_pipeline.okr_core.errors import DefinitionError
+from okr_pipeline.okr_core.settings import mask_url
+from rich.markup import escape
+
+
+def validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="OKR file or folder (default: the project's okrs/).")
+    ] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Check OKR files and list every problem, with file, place and line."""
+    from okr_pipeline.run.definitions import load_definitions
+
+    settings = settings_of(project)
+    if path is not None:
+        settings = settings.model_copy(update={"okr_path": path.resolve()})
+    try:
+        okr_set = load_definitions(settings)
+    except DefinitionError as exc:
+        print_problems(exc.problems)
+        fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
+    from okr_pipeline.run.preflight import load_alert_routing
+
+    routing = load_alert_routing(settings)
+    objectives = list(okr_set.objectives())
+    krs = list(okr_set.key_results())
+    for warning in okr_set.warnings:
+        console.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False, soft_wrap=True)
+    console.print(
+        f"[green]✓[/green] {len(okr_set.files)} file(s), {len(objectives)} objective(s), "
+        f"{len(krs)} key result(s): valid."
+    )
+    if settings.resolved_alerts_path().exists():
+        console.print(
+            f"[green]✓[/green] {settings.resolved_alerts_path().name}: "
+            f"{len(routing.routes)} route(s) and the default route: valid."
+        )
+
+
+def schema() -> None:
+    """Print the JSON Schema of the OKR file format (for editors)."""
+    from okr_pipeline.cli.schema import okr_file_schema
+
+    console.print_json(json.dumps(okr_file_schema()))
+
+
+def connectors() -> None:
+    """List the installed metric source connectors."""
+    from okr_pipeline.connectors.registry import describe_sources
+    from rich.table import Table
+
+    table = Table(title="Installed connectors", title_justify="left")
+    for name in ("type", "class", "package", "description"):
+        table.add_column(name)
+    for row in describe_sources():
+        table.add_row(*[str(cell) for cell in row])
+    console.print(table)
+
+
+def serve(
+    cron: Annotated[
+        str, typer.Option(help="How often the flow runs; each run measures the KRs that are due.")
+    ] = "*/15 * * * *",
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "okr-update",
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Serve the update flow on its schedule, in the foreground (Ctrl-C stops)."""
+    from okr_pipeline.flows.serve import serve_flow
+
+    settings = settings_of(project)
+    console.print(
+        f"Serving '{name}' on '{cron}' for {project.resolve()} "
+        f"(store {mask_url(settings.resolved_store_url())}); Ctrl-C stops."
+    )
+    serve_flow(project.resolve(), cron=cron, name=name, console=console)
+
+
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the demo project in.")] = Path(
+        "okr-demo"
+    ),
+    port: Annotated[int, typer.Option(help="Port of the demo analytics API.")] = 8765,
+) -> None:
+    """Create a demo project (warehouse, analytics API, OKR files), run it and show the status."""
+    from okr_pipeline.cli.measure import run_once
+    from okr_pipeline.demo.project import demo_running, next_steps
+
+    with demo_running(directory, port=port, console=console) as project:
+        run_once(project, kr=[], as_of=None, dry_run=False, all_krs=True, console=console)
+    console.print(next_steps(directory), highlight=False)
+
+
+def demo_api(
+    directory: Annotated[Path, typer.Argument(help="The demo project folder.")] = Path("okr-demo"),
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8765,
+) -> None:
+    """Keep the demo's analytics API running, for later 'okr run's in the demo project."""
+    from okr_pipeline.demo.analytics_api import serve_forever
+
+    console.print(f"Demo analytics API on http://127.0.0.1:{port} (Ctrl-C stops).")
+    serve_forever(directory, port)
+
+
+def db_upgrade(project: ProjectOpt = Path(".")) -> None:
+    """Create or migrate the store's tables to the current version."""
+    from okr_pipeline.okr_store.db import current_revision, make_engine, upgrade
+
+    settings = settings_of(project)
+    engine = make_engine(settings.resolved_store_url())
+    try:
+        upgrade(engine)
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(
+        f"Store {mask_url(settings.resolved_store_url())} is at revision {revision}.",
+        highlight=False,
+    )

@@ -1,0 +1,227 @@
+"""One update run, Prefect-free: load → select → fetch → evaluate and store → alert step.
+
+:func:`run_update` is the whole run. Its steps come in a :class:`Steps`: plain functions by
+default, so a test (or any other driver) runs it without Prefect; the Prefect flow passes
+the same functions wrapped as tasks, so that each shows as a task run in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from okr_pipeline.okr_core.settings import load_settings
+from okr_pipeline.run.alerting import run_alerts
+from okr_pipeline.run.definitions import source_environment
+from okr_pipeline.run.evaluate import outcome_of
+from okr_pipeline.run.fetch import SourcePool
+from okr_pipeline.run.preflight import check_as_of, due_time, load_alert_routing
+from okr_pipeline.run.record import (
+    LEASE,
+    close_crashed_runs,
+    heartbeat,
+    open_store,
+    replay_spools,
+    run_status,
+)
+from okr_pipeline.run.select import select_key_results
+from okr_pipeline.run.steps import (
+    backfill_candidates,
+    evaluate_and_store,
+    fetch_values,
+    load_key_results,
+    measure_baselines,
+)
+from okr_pipeline.run.summary import RunSummary, result_rows
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run is asked to do.
+
+    Attributes:
+        project_dir: The project folder (holds ``okrs/``, ``.env`` and ``okr.toml``).
+        kr: Measure only these KRs (``objective/kr`` or a unique KR id), due or not.
+        as_of: Evaluate as of this time instead of now (sources receive it as ``:as_of``).
+        dry_run: Fetch and score, but store nothing.
+        all_krs: Measure every active KR, due or not.
+        backfill: Measure a past as-of: only sources that take an as-of, no alerts, and
+            KRs that already have a value then are skipped unless ``replace_existing``.
+        replace_existing: With ``backfill``, measure again what is already there.
+        allow_future: Accept an ``as_of`` in the future.
+    """
+
+    project_dir: Path = Path(".")
+    kr: Sequence[str] = ()
+    as_of: datetime | None = None
+    dry_run: bool = False
+    all_krs: bool = False
+    backfill: bool = False
+    replace_existing: bool = False
+    allow_future: bool = False
+
+
+def _publish_nothing(summary: RunSummary) -> None:
+    """Without Prefect there is no artifact to publish."""
+
+
+def _mark_nothing(flow_run_ids: list[str]) -> None:
+    """Without Prefect there are no flow runs to mark."""
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The steps of a run; a driver may wrap each (the Prefect flow makes them tasks).
+
+    Attributes:
+        load: :func:`okr_pipeline.run.steps.load_key_results`.
+        baselines: :func:`okr_pipeline.run.steps.measure_baselines`.
+        fetch: :func:`okr_pipeline.run.steps.fetch_values`.
+        evaluate_and_store: :func:`okr_pipeline.run.steps.evaluate_and_store`.
+        alerts: :func:`okr_pipeline.run.alerting.run_alerts`.
+        publish: Publishes the summary (the Prefect flow: a table artifact).
+        mark_crashed: Marks the orchestrator's runs of crashed runs (by flow run id).
+    """
+
+    load: Callable[..., Any] = load_key_results
+    baselines: Callable[..., Any] = measure_baselines
+    fetch: Callable[..., Any] = fetch_values
+    evaluate_and_store: Callable[..., Any] = evaluate_and_store
+    alerts: Callable[..., Any] = run_alerts
+    publish: Callable[[RunSummary], None] = _publish_nothing
+    mark_crashed: Callable[[list[str]], None] = field(default=_mark_nothing)
+
+
+@contextlib.contextmanager
+def fewer_gc_pauses(allocations: int = 50_000) -> Iterator[None]:
+    """Run the block with Python's cyclic garbage collector triggered less often.
+
+    A run allocates a few objects per KR (rows, results, records), none of them in
+    reference cycles, yet every 700 allocations the collector scans the young objects and
+    every few scans all of them: at 10,000 KRs that took a third of the run's time.
+    """
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(allocations, threshold[0]), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def run_update(
+    request: RunRequest,
+    *,
+    steps: Steps | None = None,
+    flow_run_id: str | None = None,
+    expected_start: datetime | None = None,
+) -> RunSummary:
+    """Measure the KRs that are due (or the ones named), score them and store the results.
+
+    A KR has one measurement per as-of: measuring an as-of again replaces it.
+
+    Args:
+        request: What to measure, as of when.
+        steps: The steps (default: plain function calls).
+        flow_run_id: The orchestrator's id of this run, stored with it.
+        expected_start: When the orchestrator scheduled the run (due-ness is judged then
+            when the run starts early).
+    """
+    run = steps or Steps()
+    settings = load_settings(request.project_dir)
+    routing = load_alert_routing(settings)  # a mistake in alerts.yaml stops the run early
+    now = utcnow()
+    when = (request.as_of or now).astimezone(UTC)
+    check_as_of(when, now, request.allow_future)
+    due_at = when if request.as_of else due_time(when, expected_start)
+    dry_run, backfill = request.dry_run, request.backfill
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(fewer_gc_pauses())
+        real_store = open_store(settings)
+        cleanup.callback(real_store.close)
+        if not dry_run:
+            run.mark_crashed(close_crashed_runs(real_store, now))
+        scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory())) if dry_run else None
+        krs, store, synced = run.load(settings, real_store, scratch, when)
+        if store is not real_store:
+            cleanup.callback(store.close)
+        if not dry_run and replay_spools(store, settings, krs):
+            krs = store.active_key_results(when)
+        chosen = select_key_results(
+            krs,
+            as_of=due_at,
+            names=request.kr,
+            due_only=not (request.all_krs or request.kr or backfill),
+        )
+        if backfill:
+            chosen = backfill_candidates(chosen, store, when, request.replace_existing)
+        run_id = None if dry_run else store.start_run(when, flow_run_id, now + LEASE)
+        try:
+            with heartbeat(store, run_id):
+                with SourcePool(source_environment(settings)) as pool:
+                    baseline_store = None if dry_run else store
+                    chosen = run.baselines(chosen, settings, baseline_store, pool, now, utcnow)
+                    results = run.fetch(chosen, settings, when, pool, utcnow)
+                evaluations = run.evaluate_and_store(
+                    chosen, results, store, settings, run_id, when, flow_run_id
+                )
+                # Alerts follow the present: a rerun of an as-of, or a backfill of an
+                # earlier one, must not move them (nor count as another evaluation).
+                newer = {
+                    k.kr_id
+                    for k in chosen
+                    if not backfill and (k.latest_as_of is None or k.latest_as_of < when)
+                }
+                alerts = run.alerts(
+                    [k for k in chosen if k.kr_id in newer],
+                    [e for e in evaluations if e.kr_id in newer],
+                    [r for r in results if r.kr_id in newer],
+                    store=store,
+                    settings=settings,
+                    routing=routing,
+                    run_id=run_id,
+                    now=when,
+                    dry_run=dry_run,
+                )
+                outcomes = Counter(outcome_of(r) for r in results)
+                if run_id is not None:
+                    store.finish_run(
+                        run_id, {"total": len(results), **outcomes}, run_status(outcomes)
+                    )
+        except BaseException:
+            if run_id is not None:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    store.finish_run(run_id, {"total": len(chosen)}, "failed")
+            raise
+        by_id = {k.kr_id: k for k in chosen}
+        ok_ids = {r.kr_id for r in results if r.ok}
+        summary = RunSummary(
+            run_id=run_id,
+            as_of=when,
+            active=len(krs),
+            measured=len(chosen),
+            statuses=dict(Counter(ev.status for ev in evaluations)),
+            failed=[(by_id[r.kr_id].ref, r.error or "") for r in results if not r.ok]
+            + [
+                (by_id[ev.kr_id].ref, ev.reason)
+                for ev in evaluations
+                if ev.status == "error" and ev.kr_id in ok_ids
+            ],
+            dry_run=dry_run,
+            rows=result_rows(chosen, evaluations),
+            definitions_synced=synced,
+            alerts=alerts,
+        )
+        run.publish(summary)
+    return summary
