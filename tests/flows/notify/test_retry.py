@@ -6,6 +6,8 @@ alert step; only the clock is the test's.
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,17 +43,19 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture(autouse=True)
 def events(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str, str]]]:
-    """The Prefect events each run emits, as (ref, kind, transition); none are sent.
+    """The transitions each run hands to its event emitter, as (ref, kind, transition).
 
-    Emitting needs a Prefect API (its own tests in test_prefect.py have one); here the
-    point is which transitions the alert step hands to it.
+    The Prefect flow passes an emitter that sends Prefect events (tested with a Prefect API
+    in test_prefect.py); here the point is which transitions the alert step hands to it.
     """
     emitted: list[list[tuple[str, str, str]]] = []
 
     def record(notifications: Sequence[Notification]) -> None:
         emitted.append([(n.kr.ref, n.kind, n.transition) for n in notifications])
 
-    monkeypatch.setattr("okr_pipeline.run.alerting.emit_transition_events", record)
+    monkeypatch.setattr(
+        sys.modules[__name__], "run_alerts", functools.partial(run_alerts, emit_events=record)
+    )
     return emitted
 
 
