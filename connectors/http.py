@@ -3,8 +3,9 @@
 Works with any JSON API (Prometheus, GA4, internal services): the URL, parameters,
 headers and body may use ``${secret:NAME}`` and time placeholders (see
 ``connectors.templating``), and ``value_path`` picks the number out of the response.
-Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential
-backoff, honouring ``Retry-After``; every message is redacted.
+Transient failures (connection errors, timeouts, 429, 5xx) are retried under the one retry
+policy (``okr_core.retry``: jittered exponential backoff, ``Retry-After`` honoured); every
+message is redacted. The config model is in ``connectors.http_config``.
 
 Time: ``timeout_seconds`` bounds one attempt as a whole (connect, headers and the entire
 body; see ``connectors.http_deadline``), so a server trickling its answer cannot hold a
@@ -16,27 +17,28 @@ wrong path) is defined in ``connectors.http_extract``.
 
 from __future__ import annotations
 
-import email.utils
+import random as _random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from functools import partial
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from okr_pipeline.connectors.auth import AuthConfig, apply_auth
-from okr_pipeline.connectors.base import (
-    BaseSource,
-    BaseSourceConfig,
-    SourceContext,
-    SourceEnvironment,
-)
+from okr_pipeline.connectors.auth import apply_auth
+from okr_pipeline.connectors.base import BaseSource, SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import (
     FatalSourceError,
     RetriableSourceError,
     error_class_for_status,
+)
+from okr_pipeline.connectors.http_config import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_BYTES_LIMIT,
+    HttpSourceConfig,
+    ParamValue,
 )
 from okr_pipeline.connectors.http_deadline import (
     Answer,
@@ -45,21 +47,16 @@ from okr_pipeline.connectors.http_deadline import (
     ResponseTooLarge,
     request_within,
 )
-from okr_pipeline.connectors.http_extract import (
-    AnswerError,
-    NotJson,
-    compile_jsonpath,
-    extract_value,
-)
-from okr_pipeline.connectors.templating import (
-    placeholder_errors,
-    render,
-    render_structure,
-    secret_refs,
-)
+from okr_pipeline.connectors.http_extract import AnswerError, NotJson, extract_value
+from okr_pipeline.connectors.templating import render, render_structure
 from okr_pipeline.okr_core.names import unknown_name_message
 from okr_pipeline.okr_core.redaction import Redactor, truncate
-from pydantic import Field, field_validator, model_validator
+from okr_pipeline.okr_core.retry import (
+    MAX_DELAY_SECONDS,
+    RetryAfterTooLong,
+    RetryPolicy,
+    retry_after_seconds,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -67,184 +64,24 @@ __all__ = [
     "MAX_RESPONSE_BYTES_LIMIT",
     "HttpSource",
     "HttpSourceConfig",
-    "retry_after_seconds",
 ]
 
-MAX_BACKOFF_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = MAX_DELAY_SECONDS
 USER_AGENT = "okr-pipeline"
-DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
 # An error answer is only quoted (200 characters), so only its start is read.
 ERROR_BODY_BYTES = 64 * 1024
 
-ParamValue = str | int | float | bool
 
+class _Transient(Exception):
+    """One attempt failed in a way the next one may not; ``__cause__`` is the transport's."""
 
-class HttpSourceConfig(BaseSourceConfig):
-    """A JSON HTTP API call returning the KR's current value."""
-
-    type: Literal["http"] = Field(description="Source type: a JSON HTTP API.")
-    url: str | None = Field(
-        None, description="Absolute http(s) URL. Either url, or connection (+ path)."
-    )
-    connection: str | None = Field(
-        None,
-        min_length=1,
-        description="Connection in the settings whose url is the base URL and whose "
-        "headers are sent with the request.",
-    )
-    path: str = Field("", description="Path appended to the connection's base URL.")
-    method: Literal["GET", "POST"] = Field("GET", description="HTTP method.")
-    params: dict[str, ParamValue] = Field(default_factory=dict, description="Query parameters.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
-    json_body: Any = Field(None, alias="json", description="JSON request body (POST).")
-    value_path: str = Field(
-        min_length=1, description="JSONPath of the value in the response, e.g. $.data.total."
-    )
-    auth: AuthConfig | None = Field(None, description="Authentication scheme.")
-    timeout_seconds: float | None = Field(
-        None,
-        gt=0,
-        le=600,
-        description="Time allowed for one attempt as a whole: connect, headers and the "
-        "entire body (default: the connection's timeout, or 30). The whole fetch takes at "
-        "most (retries + 1) times this, plus the waits between attempts.",
-    )
-    max_response_bytes: int = Field(
-        DEFAULT_MAX_RESPONSE_BYTES,
-        ge=1024,
-        le=MAX_RESPONSE_BYTES_LIMIT,
-        description="Largest response body accepted, in bytes (default 10485760 = 10 MiB, "
-        "at most 268435456 = 256 MiB); a larger answer is the KR's error.",
-    )
-    retries: int = Field(3, ge=0, le=10, description="Retries after a transient failure.")
-    backoff_seconds: float = Field(
-        0.5, ge=0, le=60, description="First retry delay; doubles per retry, at most 30s."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _absolute_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in {"http", "https"} or not parts.netloc:
-                raise ValueError(
-                    "must be an absolute http(s) URL such as https://api.example.com/v1/x; "
-                    "for a path on a connection use 'connection' and 'path'"
-                )
-            try:
-                parts.port  # noqa: B018 - urlsplit checks the port only when asked
-            except ValueError:
-                raise ValueError(
-                    "has a host part that is not host[:port]; in a user name or password, "
-                    "write '/', '@', ':' and '?' percent-encoded (%2F, %40, %3A, %3F)"
-                ) from None
-        return url
-
-    @field_validator("value_path")
-    @classmethod
-    def _valid_jsonpath(cls, path: str) -> str:
-        compile_jsonpath(path)  # raises ValueError with the parser's message
-        return path
-
-    @model_validator(mode="after")
-    def _consistent(self) -> HttpSourceConfig:
-        if (self.url is None) == (self.connection is None):
-            raise ValueError("set exactly one of 'url' or 'connection' (with 'path')")
-        if self.url is not None and self.path:
-            raise ValueError("'path' goes with 'connection'; put it in 'url' instead")
-        if self.method == "GET" and self.json_body is not None:
-            raise ValueError("a 'json' body needs method: POST")
-        problems = [p for text in self._templates() for p in placeholder_errors(text)]
-        if problems:
-            raise ValueError("; ".join(sorted(set(problems))))
-        return self
-
-    def _templates(self) -> list[str]:
-        texts = [self.url or "", self.path, *self.headers.keys(), *self.headers.values()]
-        texts += [v for v in self.params.values() if isinstance(v, str)]
-        texts += sorted(_strings_in(self.json_body))
-        return texts
-
-    def uses_as_of(self) -> bool:
-        """True when a template of the request names ``${as_of...}``.
-
-        Returns:
-            Whether the request depends on the as-of.
-        """
-        return any("${as_of" in text for text in self._templates())
-
-    def connection_names(self) -> set[str]:
-        """The connection used as base URL, if any.
-
-        Returns:
-            ``{connection}`` or an empty set.
-        """
-        return {self.connection} if self.connection else set()
-
-    def secret_names(self) -> set[str]:
-        """Secrets named by ``auth`` and by ``${secret:NAME}`` placeholders.
-
-        Returns:
-            The secret names.
-        """
-        names = secret_refs([self.url or "", self.path, self.headers, self.params, self.json_body])
-        if self.auth is not None:
-            names |= self.auth.secret_names()
-        return names
-
-    def concurrency_key(self) -> str:
-        """Requests to one connection, or else one host, share a bound.
-
-        Returns:
-            ``"http:<connection>"`` or ``"http:<host[:port]>"``.
-        """
-        if self.connection:
-            return f"http:{self.connection}"
-        parts = urlsplit(self.url or "")
-        host = (parts.hostname or "").lower()
-        try:
-            port = parts.port
-        except ValueError:  # refused by validation; a stored config may predate that
-            port = None
-        return f"http:{host}:{port}" if port else f"http:{host}"
-
-
-def _strings_in(value: Any) -> set[str]:
-    # Every string inside a nested JSON-like body, keys included, for validation.
-    if isinstance(value, str):
-        return {value}
-    if isinstance(value, dict):
-        return {s for k, v in value.items() for s in ({str(k)} | _strings_in(v))}
-    if isinstance(value, list):
-        return {s for v in value for s in _strings_in(v)}
-    return set()
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Parse a ``Retry-After`` header: delay in seconds, or an HTTP date.
-
-    Args:
-        value: The header value, if any.
-        now: Current time for HTTP dates (default: now, UTC).
-
-    Returns:
-        Seconds to wait (>= 0), or None when absent or unparseable.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    def __init__(
+        self, reason: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
 
 
 class HttpSource(BaseSource[HttpSourceConfig]):
@@ -253,16 +90,22 @@ class HttpSource(BaseSource[HttpSourceConfig]):
     Args:
         env: Connections and secrets of this run.
         sleep: Called to wait between retries; injectable so tests need not wait.
+        random: Numbers in [0, 1) for the retry jitter; injectable so tests can fix them.
     """
 
     type_name = "http"
     config_model = HttpSourceConfig
 
     def __init__(
-        self, env: SourceEnvironment, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        env: SourceEnvironment,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
     ) -> None:
         super().__init__(env)
         self._sleep = sleep
+        self._random = random
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -324,10 +167,37 @@ class HttpSource(BaseSource[HttpSourceConfig]):
         timeout = config.timeout_seconds or (connection.timeout_seconds if connection else 30.0)
         shown = f"{config.method} {redact(_without_query(url))}"
         where = f"{where} {shown}"
-        answer = self._send(config, url, params, headers, body, timeout, where, redact)
+        attempt = partial(self._attempt, config, url, params, headers, body, timeout, where, redact)
+        answer = self._send(config, attempt, where)
         return _extract(answer, config.value_path, where, redact)
 
-    def _send(
+    def _send(self, config: HttpSourceConfig, attempt: Callable[[], Answer], where: str) -> Answer:
+        """Make the attempts the retry policy allows; the answer, or the last failure."""
+        policy = RetryPolicy(
+            attempts=config.retries + 1, first_delay=config.backoff_seconds, cap=MAX_BACKOFF_SECONDS
+        )
+        try:
+            return policy.call(
+                attempt,
+                retry_on=_Transient,
+                retry_after=lambda failed: failed.retry_after,
+                sleep=self._sleep,
+                random=self._random,
+            )
+        except RetryAfterTooLong as exc:
+            failed = exc.__cause__
+            assert isinstance(failed, _Transient)
+            # Holding a worker for minutes helps nobody; the next run retries.
+            raise RetriableSourceError(
+                f"{where}: {failed.reason}; {exc}, giving up", status=failed.status
+            ) from failed.__cause__
+        except _Transient as failed:
+            tries = f" after {policy.attempts} attempts" if policy.attempts > 1 else ""
+            raise RetriableSourceError(
+                f"{where}: {failed.reason}{tries}", status=failed.status
+            ) from failed.__cause__
+
+    def _attempt(
         self,
         config: HttpSourceConfig,
         url: str,
@@ -338,60 +208,43 @@ class HttpSource(BaseSource[HttpSourceConfig]):
         where: str,
         redact: Redactor,
     ) -> Answer:
-        attempts = config.retries + 1
-        for attempt in range(1, attempts + 1):
-            cause: Exception | None = None
-            status: int | None = None
-            delay = min(config.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-            try:
-                # Redirects are not followed: they could carry an API-key header to another
-                # host; the user should configure the final URL instead.
-                response = request_within(
-                    self._session(),
-                    config.method,
-                    url,
-                    params=params,
-                    headers=headers,
-                    json_body=body,
-                    seconds=timeout,
-                    max_bytes=config.max_response_bytes,
-                    error_bytes=ERROR_BODY_BYTES,
-                )
-            except (DeadlineExceeded, requests.Timeout) as exc:
-                cause, reason = exc, f"no complete answer within {timeout:g}s"
-            except ResponseTooLarge as exc:
-                raise FatalSourceError(f"{where}: {_too_large(exc)}") from exc
-            except requests.exceptions.SSLError as exc:
-                raise FatalSourceError(f"{where}: TLS error: {redact(str(exc))}") from exc
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                broke = isinstance(exc, requests.exceptions.ChunkedEncodingError)
-                what = "the answer broke off" if broke else "cannot connect"
-                cause, reason = exc, f"{what}: {truncate(redact(str(exc)))}"
-            except requests.RequestException as exc:
-                raise FatalSourceError(
-                    f"{where}: request failed: {truncate(redact(str(exc)))}"
-                ) from exc
-            else:
-                if response.status < 300:
-                    return response
-                status = response.status
-                reason = _status_reason(response, redact)
-                if error_class_for_status(status) is FatalSourceError:
-                    raise FatalSourceError(f"{where}: {reason}", status=status)
-                waited = retry_after_seconds(response.headers.get("Retry-After"))
-                if waited is not None:
-                    if waited > MAX_BACKOFF_SECONDS:
-                        # Holding a worker for minutes helps nobody; the next run retries.
-                        raise RetriableSourceError(
-                            f"{where}: {reason}; the server asks to retry after "
-                            f"{waited:g}s (more than {MAX_BACKOFF_SECONDS:g}s), giving up",
-                            status=status,
-                        )
-                    delay = waited
-            if attempt < attempts:
-                self._sleep(delay)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        raise RetriableSourceError(f"{where}: {reason}{tries}", status=status) from cause
+        """One request: the answer, a ``_Transient`` to retry, or a fatal error."""
+        try:
+            # Redirects are not followed: they could carry an API-key header to another
+            # host; the user should configure the final URL instead.
+            response = request_within(
+                self._session(),
+                config.method,
+                url,
+                params=params,
+                headers=headers,
+                json_body=body,
+                seconds=timeout,
+                max_bytes=config.max_response_bytes,
+                error_bytes=ERROR_BODY_BYTES,
+            )
+        except (DeadlineExceeded, requests.Timeout) as exc:
+            raise _Transient(f"no complete answer within {timeout:g}s") from exc
+        except ResponseTooLarge as exc:
+            raise FatalSourceError(f"{where}: {_too_large(exc)}") from exc
+        except requests.exceptions.SSLError as exc:
+            raise FatalSourceError(f"{where}: TLS error: {redact(str(exc))}") from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            broke = isinstance(exc, requests.exceptions.ChunkedEncodingError)
+            what = "the answer broke off" if broke else "cannot connect"
+            raise _Transient(f"{what}: {truncate(redact(str(exc)))}") from exc
+        except requests.RequestException as exc:
+            raise FatalSourceError(
+                f"{where}: request failed: {truncate(redact(str(exc)))}"
+            ) from exc
+        if response.status < 300:
+            return response
+        status = response.status
+        reason = _status_reason(response, redact)
+        if error_class_for_status(status) is FatalSourceError:
+            raise FatalSourceError(f"{where}: {reason}", status=status)
+        waited = retry_after_seconds(response.headers.get("Retry-After"))
+        raise _Transient(reason, status=status, retry_after=waited)
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)

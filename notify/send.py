@@ -2,14 +2,15 @@
 
 One message goes to each channel of its route once (the grouping is what the reader
 sees); each notification in it gets one record per channel, with that channel's outcome.
-A channel that fails is retried with exponential backoff and recorded ``failed`` with a
-redacted error; the other channels and routes are still sent. Nothing here raises for a
-channel.
+A channel that fails is retried under the one retry policy (``okr_core.retry``: jittered
+exponential backoff) and recorded ``failed`` with a redacted error; the other channels and
+routes are still sent. Nothing here raises for a channel.
 """
 
 from __future__ import annotations
 
 import logging
+import random as _random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -28,6 +29,7 @@ from okr_pipeline.notify.channels import (
 from okr_pipeline.okr_core.alerting.messages import Message, payload
 from okr_pipeline.okr_core.alerting.model import AlertRecord, Delivery, Notification
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
+from okr_pipeline.okr_core.retry import RetryPolicy
 from pydantic import SecretStr
 
 __all__ = ["records_for_held", "send_messages"]
@@ -47,6 +49,7 @@ def send_messages(
     backoff_seconds: float = 0.5,
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    random: Callable[[], float] = _random.random,
 ) -> list[AlertRecord]:
     """Send each message to every channel of its route and record each notification.
 
@@ -58,15 +61,18 @@ def send_messages(
         run_id: The run the records belong to (None in a dry run).
         now: The records' time.
         attempts: Tries per channel before it is recorded failed (at least 1).
-        backoff_seconds: Wait before the second try; doubled before each further one.
+        backoff_seconds: Longest wait before the second try; doubled before each further
+            one (at most 30 s); each wait is drawn between half of that and all of it.
         dry_run: Send nothing; record ``dry_run`` (with the error a channel would
             certainly fail with: unknown secret, not a valid URL).
         sleep: Waits between tries (tests pass a no-op).
+        random: Numbers in [0, 1) for the jitter of the waits (tests may fix them).
 
     Returns:
         One record per (notification, channel); per notification a single ``failed``
         record when the route has no channel.
     """
+    policy = RetryPolicy(attempts=max(1, attempts), first_delay=backoff_seconds)
     records: list[AlertRecord] = []
     for message in messages:
         route = message.route
@@ -76,9 +82,7 @@ def send_messages(
             records += _records(message, "", delivery, missing, run_id=run_id, now=now)
             continue
         for template in route.channels:
-            name, error = _send_one(
-                message, template, secrets, attempts, backoff_seconds, dry_run, sleep
-            )
+            name, error = _send_one(message, template, secrets, dry_run, policy, sleep, random)
             delivery = "dry_run" if dry_run else "failed" if error else "sent"
             if error and not dry_run:
                 logger.warning("Alert for route %r not sent: %s", route.name, error)
@@ -116,10 +120,10 @@ def _send_one(
     message: Message,
     template: str,
     secrets: Mapping[str, SecretStr],
-    attempts: int,
-    backoff_seconds: float,
     dry_run: bool,
+    policy: RetryPolicy,
     sleep: Callable[[float], None],
+    random: Callable[[], float],
 ) -> tuple[str, str | None]:
     """Send one message to one channel; its redacted name and the error, if any."""
     try:
@@ -132,34 +136,37 @@ def _send_one(
         except ChannelError as exc:
             return channel.name, str(exc)
         return channel.name, None
-    return channel.name, _deliver_with_retries(
-        channel, message, max(1, attempts), backoff_seconds, sleep
-    )
+    return channel.name, _deliver_with_retries(channel, message, policy, sleep, random)
 
 
 def _deliver_with_retries(
     channel: Channel,
     message: Message,
-    attempts: int,
-    backoff_seconds: float,
+    policy: RetryPolicy,
     sleep: Callable[[float], None],
+    random: Callable[[], float],
 ) -> str | None:
-    error: str | None = None
-    for attempt in range(1, attempts + 1):
+    def attempt() -> None:
         try:
             deliver(channel, message.title, message.body)
-        except ChannelConfigError as exc:
-            return str(exc)  # would fail the same way every time
-        except ChannelSendError as exc:
-            error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a sender bug must not stop the others
+        except ChannelError:
+            raise
+        except Exception as exc:
+            # A sender bug must not stop the others: it counts as a failed try.
             error = channel.redact(f"{channel.name}: {type(exc).__name__}: {exc}")
-        else:
-            return None
-        if attempt < attempts:
-            logger.info("%s (attempt %d of %d); trying again", error, attempt, attempts)
-            sleep(backoff_seconds * 2 ** (attempt - 1))
-    return f"{error} (after {attempts} attempts)" if attempts > 1 else error
+            raise ChannelSendError(error) from exc
+
+    def tell(failure: ChannelSendError, tried: int, wait: float) -> None:
+        logger.info("%s (attempt %d of %d); trying again", failure, tried, policy.attempts)
+
+    try:
+        policy.call(attempt, retry_on=ChannelSendError, on_retry=tell, sleep=sleep, random=random)
+    except ChannelConfigError as exc:
+        return str(exc)  # would fail the same way every time: not retried
+    except ChannelSendError as exc:
+        tries = policy.attempts
+        return f"{exc} (after {tries} attempts)" if tries > 1 else str(exc)
+    return None
 
 
 def _records(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -28,8 +29,16 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def source(http_env: SourceEnvironment, sleeps: list[float]) -> Any:
-    with HttpSource(http_env, sleep=sleeps.append) as src:
+    # A seeded jitter: the waits are random within the policy's bounds, yet reproducible.
+    with HttpSource(http_env, sleep=sleeps.append, random=random.Random(7).random) as src:
         yield src
+
+
+def assert_jittered(sleeps: list[float], ceilings: list[float]) -> None:
+    """Each wait lies between half its ceiling and the ceiling (the policy's equal jitter)."""
+    assert len(sleeps) == len(ceilings), sleeps
+    for wait, ceiling in zip(sleeps, ceilings, strict=True):
+        assert ceiling / 2 <= wait <= ceiling, (sleeps, ceilings)
 
 
 @pytest.mark.parametrize(
@@ -114,6 +123,7 @@ def test_error_body_is_truncated(source: HttpSource, ctx: SourceContext):
 @pytest.mark.parametrize(
     ("query", "expected_sleeps"),
     [
+        # Backoff ceilings (0.01 doubling), or the server's Retry-After taken as given.
         ("fail=1&code=500", [0.01]),
         ("fail=2&code=503", [0.01, 0.02]),
         ("fail=1&code=429&retry_after=2", [2.0]),
@@ -130,7 +140,10 @@ def test_transient_errors_are_retried(
     name = query.replace("&", "-").replace("=", "")
     cfg = config(path=f"/flaky/{name}?{query}", backoff_seconds=0.01)
     assert source.fetch(cfg, ctx) == Decimal(len(expected_sleeps) + 1)
-    assert sleeps == expected_sleeps
+    if "retry_after" in query:
+        assert sleeps == expected_sleeps
+    else:
+        assert_jittered(sleeps, expected_sleeps)
 
 
 def test_retries_exhausted(source: HttpSource, ctx: SourceContext, sleeps: list[float]):
@@ -138,7 +151,7 @@ def test_retries_exhausted(source: HttpSource, ctx: SourceContext, sleeps: list[
     with pytest.raises(RetriableSourceError, match=r"HTTP 503.*after 3 attempts") as info:
         source.fetch(cfg, ctx)
     assert info.value.status == 503
-    assert sleeps == [0.01, 0.02]
+    assert_jittered(sleeps, [0.01, 0.02])
 
 
 def test_retry_after_beyond_cap_gives_up(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
-from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig, retry_after_seconds
+from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
 
 from tests.connectors import http_server
 
@@ -64,7 +63,24 @@ def test_backoff_really_waits(source: HttpSource, ctx: SourceContext):
     cfg = config(path="/flaky/live-backoff?fail=2&code=503", backoff_seconds=0.05)
     started = time.monotonic()
     assert source.fetch(cfg, ctx) == Decimal(3)
-    assert time.monotonic() - started >= 0.05 + 0.1
+    # Ceilings 0.05 and 0.1; the jitter keeps at least half of each.
+    assert time.monotonic() - started >= (0.05 + 0.1) / 2
+
+
+def test_backoff_is_jittered_by_the_injected_random(
+    http_env: SourceEnvironment, ctx: SourceContext
+):
+    cfg = config(path="/status/503", retries=2, backoff_seconds=0.01)
+    # Equal jitter: a draw of 0 waits half the ceilings (0.01, 0.02), a draw of 0.5 three
+    # quarters of them.
+    for draw, expected in [(0.0, [0.005, 0.01]), (0.5, [0.0075, 0.015])]:
+        sleeps: list[float] = []
+        with (
+            HttpSource(http_env, sleep=sleeps.append, random=lambda d=draw: d) as src,
+            pytest.raises(RetriableSourceError, match=r"HTTP 503.*after 3 attempts"),
+        ):
+            src.fetch(cfg, ctx)
+        assert sleeps == pytest.approx(expected)
 
 
 def test_retry_after_really_honoured(source: HttpSource, ctx: SourceContext):
@@ -82,21 +98,3 @@ def test_concurrent_fetches_share_one_instance(source: HttpSource, ctx: SourceCo
     assert "sessions=" in repr(source)
     source.close()
     source.close()  # idempotent
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("3", 3.0),
-        ("1.5", 1.5),
-        ("-4", 0.0),
-        ("Wed, 01 May 2024 12:00:30 GMT", 30.0),
-        ("Wed, 01 May 2024 11:00:00 GMT", 0.0),
-        ("soon", None),
-    ],
-)
-def test_retry_after_parsing(header: str | None, expected: float | None):
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    assert retry_after_seconds(header, now) == expected

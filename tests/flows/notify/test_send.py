@@ -21,6 +21,12 @@ class Sleeps(list[float]):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
 
+    def within(self, ceilings: list[float]) -> bool:
+        """Each wait lies between half its ceiling and the ceiling (the policy's jitter)."""
+        return len(self) == len(ceilings) and all(
+            ceiling / 2 <= wait <= ceiling for wait, ceiling in zip(self, ceilings, strict=True)
+        )
+
 
 def send(
     messages: Sequence[Message], secrets: Mapping[str, SecretStr] | None = None, **kwargs: Any
@@ -122,7 +128,7 @@ def test_failing_channel_is_retried_then_recorded_while_the_others_are_sent(
     records = send(messages, attempts=3, backoff_seconds=0.01, sleep=sleeps)
 
     assert len(receiver.at("/fail")) == 3
-    assert sleeps == [0.01, 0.02]
+    assert sleeps.within([0.01, 0.02]), sleeps
     assert len(smtp.mails) == 1 and len(receiver.at("/data")) == 1
     by_channel = {r.channel: r for r in records if r.route == "podcasts"}
     failed = by_channel[f"json://127.0.0.1:{receiver.port}"]
@@ -132,6 +138,23 @@ def test_failing_channel_is_retried_then_recorded_while_the_others_are_sent(
     assert "hunter2" not in repr(records) and "abc123" not in repr(records)
     assert by_channel[f"mailto://127.0.0.1:{smtp.port}"].delivery == "sent"
     assert [r.delivery for r in records if r.route == "data"] == ["sent"]
+
+
+def test_waits_between_tries_follow_the_retry_policy_and_its_random(
+    receiver: HttpReceiver,
+) -> None:
+    failing = receiver.url("json", "/fail")
+    for draw, expected in [(0.0, [0.005, 0.01, 0.02]), (0.5, [0.0075, 0.015, 0.03])]:
+        sleeps = Sleeps()
+        records = send(
+            [message("podcasts", [failing], notification())],
+            attempts=4,
+            backoff_seconds=0.01,
+            sleep=sleeps,
+            random=lambda d=draw: d,
+        )
+        assert sleeps == pytest.approx(expected)  # equal jitter of 0.01, 0.02, 0.04
+        assert "after 4 attempts" in (records[0].error or "")
 
 
 def test_closed_port_fails_after_attempts_without_raising() -> None:
@@ -146,7 +169,7 @@ def test_closed_port_fails_after_attempts_without_raising() -> None:
     )
     assert [r.delivery for r in records] == ["failed"]
     assert "Connection error" in (records[0].error or "")
-    assert sleeps == [0.5]
+    assert sleeps.within([0.5]), sleeps
 
 
 def test_secrets_are_used_on_the_wire_but_never_recorded(receiver: HttpReceiver) -> None:
