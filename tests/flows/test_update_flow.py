@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -140,3 +141,31 @@ def test_run_publishes_a_table_artifact_worst_first(demo_project: Path) -> None:
     assert data[0]["id"] == "response-time" and data[0]["status"] == "error"
     assert f"{summary.measured} of {summary.active} KRs measured" in (artifact.description or "")
     assert "1 failed" in (artifact.description or "")
+
+
+def test_the_flow_emits_an_event_per_alert_transition(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow hands the alert step Prefect's event emitter (a plain run emits none)."""
+    from collections.abc import Sequence
+
+    from okr_pipeline.flows import update
+    from okr_pipeline.okr_core.alerting.model import Notification
+
+    emitted: list[tuple[str, str, str]] = []
+
+    def record(notifications: Sequence[Notification]) -> None:
+        emitted.extend((n.kr.ref, n.kind, n.transition) for n in notifications)
+
+    monkeypatch.setattr(update, "emit_transition_events", record)
+    # Alerts fire after a few evaluations in a row: measure three times, a second apart.
+    now = datetime.now(UTC).replace(microsecond=0)
+    fired = 0
+    for ago in (2, 1, 0):
+        summary = update_key_results(
+            project_dir=str(demo_project), all_krs=True, as_of=now - timedelta(seconds=ago)
+        )
+        transitions = summary.alerts.transitions.items()
+        fired += sum(n for name, n in transitions if name.endswith("firing"))
+    assert fired > 0, summary.alerts.transitions
+    assert len([e for e in emitted if e[2] == "firing"]) == fired
