@@ -22,6 +22,15 @@ _MY_READ_ONLY = {1792, 1290, 1836}
 _MY_TIMEOUT = {1969, 3024, 1317, 1028}
 _MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql")
 _MY_RETRIABLE = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055}
+# libpq reports a login the server refuses as text, with no SQLSTATE to read: these are the
+# server's words for the refusals (SQLSTATE 28000, 28P01, 3D000) that no retry will fix.
+_PG_REFUSED_LOGIN = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "authentication failed for user",
+    "does not exist",  # role "x" / database "x" does not exist
+    "permission denied for database",
+)
 
 
 def db_error(
@@ -58,6 +67,11 @@ def db_error(
         )
     if kind == "retriable":
         return RetriableSourceError(f"{where}: database unavailable: {detail}")
+    if kind == "refused":
+        return FatalSourceError(
+            f"{where}: the database refused the login; check the connection's user, "
+            f"password and database. ({detail})"
+        )
     return FatalSourceError(f"{where}: the query failed: {detail}")
 
 
@@ -72,7 +86,7 @@ def _db_message(orig: BaseException | None) -> str:
 
 def _classify(
     exc: sa_exc.DBAPIError, timed_out: bool
-) -> Literal["read_only", "timeout", "retriable", "fatal"]:
+) -> Literal["read_only", "timeout", "retriable", "refused", "fatal"]:
     orig = exc.orig
     args: tuple[Any, ...] = getattr(orig, "args", ())
     errno = args[0] if args else None
@@ -103,6 +117,8 @@ def _classify(
         if sqlstate.startswith(_PG_RETRIABLE_PREFIXES):
             return "retriable"
         return "fatal"
+    if _refused_login(orig):
+        return "refused"
     if exc.connection_invalidated or isinstance(
         exc, sa_exc.OperationalError | sa_exc.InterfaceError
     ):
@@ -110,3 +126,9 @@ def _classify(
         # unreachable server), not the statement; unknown drivers get the benefit of it.
         return "retriable"
     return "fatal"
+
+
+def _refused_login(orig: BaseException | None) -> bool:
+    """Whether a PostgreSQL server refused the login (it answered: not a network error)."""
+    text = str(orig)
+    return "FATAL:" in text and any(phrase in text for phrase in _PG_REFUSED_LOGIN)

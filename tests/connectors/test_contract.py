@@ -3,7 +3,7 @@
 SQL runs on SQLite, and again on PostgreSQL; the scenarios that need a server (a statement
 timeout, a login refused) use the PostgreSQL test server, the unreachable server a free port
 nothing listens on. The test server trusts every login, so a wrong password cannot be
-refused; an unknown role is, and is a known defect for now (see ``known_defects``).
+refused; an unknown role is, and must be a fatal error (no retry fixes a login).
 HTTP runs against the local test API in ``http_server.py`` with a no-op sleep between
 retries, so no test waits for a backoff.
 """
@@ -44,10 +44,6 @@ class TestSqlContract(ConnectorContract):
     expected_value = Decimal("41.5")
     not_applicable: ClassVar[Mapping[str, str]] = {
         "rate_limited": "a database has no 429; a server that cannot be reached is server_error"
-    }
-    known_defects: ClassVar[Mapping[str, str]] = {
-        "unauthorized": "psycopg gives no SQLSTATE for a login the server refuses, and "
-        "connectors/sql_errors.py classifies any OperationalError without one as retriable"
     }
 
     def environment(self) -> SourceEnvironment:
