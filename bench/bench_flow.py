@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from okr_pipeline.flows.prefect_server import local_prefect_server
 
 HERE = Path(__file__).resolve().parent

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
+
 from okr_pipeline.cli.app import (
     ProjectOpt,
     console,
     fail,
     settings_of,
 )
-from rich.markup import escape
 
 if TYPE_CHECKING:
     from okr_pipeline.okr_store.store import Store
@@ -76,8 +77,9 @@ def silences(
     project: ProjectOpt = Path("."),
 ) -> None:
     """List the silences."""
-    from okr_pipeline.run.record import open_store
     from rich.table import Table
+
+    from okr_pipeline.run.record import open_store
 
     store = open_store(settings_of(project))
     try:
@@ -124,8 +126,9 @@ def alerts(
     project: ProjectOpt = Path("."),
 ) -> None:
     """List recent alerts: sent, silenced, held back or failed to send."""
-    from okr_pipeline.run.record import open_store
     from rich.table import Table
+
+    from okr_pipeline.run.record import open_store
 
     store = open_store(settings_of(project))
     try:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from okr_pipeline.flows.prefect_env import apply_quiet_defaults
-from okr_pipeline.okr_core.settings import Settings, load_settings
 from rich.console import Console
 from rich.markup import escape
+
+from okr_pipeline.flows.prefect_env import apply_quiet_defaults
+from okr_pipeline.okr_core.settings import Settings, load_settings
 
 
 class ExitCode(IntEnum):

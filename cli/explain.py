@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from okr_pipeline.cli.render import age, format_value, judged
 from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.run.record import open_store
 from okr_pipeline.run.select import resolve_name
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 HISTORY_SHOWN = 10
 ALERTS_SHOWN = 5

@@ -14,12 +14,13 @@ import sys
 from typing import NoReturn
 
 import typer
+from rich.markup import escape
+from typer.exceptions import TyperException
+
 from okr_pipeline.cli import alert_commands, project_commands, run_commands, store_commands
 from okr_pipeline.cli.app import ExitCode, app, db_app, err_console, print_problems, state
 from okr_pipeline.okr_core.alerting.routing import RoutingError
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
-from rich.markup import escape
-from typer.exceptions import TyperException
 
 for command in (
     project_commands.validate,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from rich.console import Console
+
 from okr_pipeline.cli.render import judged, print_rows
 from okr_pipeline.flows.update import update_key_results
 from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.run.record import open_store
 from okr_pipeline.run.summary import RunSummary
-from rich.console import Console
 
 
 def run_once(

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+
 from okr_pipeline.cli.app import (
     ProjectOpt,
     console,
@@ -16,7 +18,6 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.okr_core.errors import DefinitionError
 from okr_pipeline.okr_core.settings import mask_url
-from rich.markup import escape
 
 
 def validate(
@@ -63,8 +64,9 @@ def schema() -> None:
 
 def connectors() -> None:
     """List the installed metric source connectors."""
-    from okr_pipeline.connectors.registry import describe_sources
     from rich.table import Table
+
+    from okr_pipeline.connectors.registry import describe_sources
 
     table = Table(title="Installed connectors", title_justify="left")
     for name in ("type", "class", "package", "description"):

@@ -9,15 +9,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from okr_pipeline.okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
 from okr_pipeline.okr_core.rollup import KrScore, ObjectiveInput, ObjectiveScore, rollup
 from okr_pipeline.okr_core.scoring import KrSpec, score
 from okr_pipeline.okr_store.records import StatusRow
 from okr_pipeline.run.staleness import stale_reason
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 STATUS_STYLES = {
     "on_track": "green",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from okr_pipeline.cli.app import (
     AsOfOpt,
     ExitCode,

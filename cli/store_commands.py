@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from okr_pipeline.cli.app import (
     ProjectOpt,
     console,
@@ -20,8 +21,9 @@ def runs(
     project: ProjectOpt = Path("."),
 ) -> None:
     """List the latest runs: as-of, status and counts (crashed runs included)."""
-    from okr_pipeline.run.record import open_store
     from rich.table import Table
+
+    from okr_pipeline.run.record import open_store
 
     store = open_store(settings_of(project))
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Literal
 
-from okr_pipeline.okr_core.names import SECRET_NAME_RULE, secret_name_of
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from okr_pipeline.okr_core.names import SECRET_NAME_RULE, secret_name_of
 
 __all__ = ["ApiKeyAuth", "AuthConfig", "BasicAuth", "BearerAuth", "apply_auth"]
 

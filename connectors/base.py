@@ -16,9 +16,10 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from pydantic import BaseModel, ConfigDict, SecretStr
+
 from okr_pipeline.okr_core.redaction import redact_value
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import BaseModel, ConfigDict, SecretStr
 
 __all__ = [
     "BaseSource",

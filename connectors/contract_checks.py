@@ -14,10 +14,11 @@ from decimal import Decimal
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from okr_pipeline.okr_core.errors import ConfigError
-from pydantic import ValidationError
 
 __all__ = [
     "EXPECTED_ERRORS",

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+
 from okr_pipeline.connectors.auth import apply_auth
 from okr_pipeline.connectors.base import BaseSource, SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import (

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field, field_validator, model_validator
+
 from okr_pipeline.connectors.auth import AuthConfig
 from okr_pipeline.connectors.base import BaseSourceConfig
 from okr_pipeline.connectors.http_extract import compile_jsonpath
 from okr_pipeline.connectors.templating import placeholder_errors, secret_refs
-from pydantic import Field, field_validator, model_validator
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",

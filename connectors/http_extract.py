@@ -43,6 +43,7 @@ from jsonpath_ng.jsonpath import (
     This,
     Wildcard,
 )
+
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 
 __all__ = [

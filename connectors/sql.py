@@ -19,6 +19,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
+from pydantic import Field, field_validator
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+
 from okr_pipeline.connectors import sql_guard
 from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceContext
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
@@ -35,9 +39,6 @@ from okr_pipeline.connectors.sql_session import (
 from okr_pipeline.okr_core.names import unknown_name_message
 from okr_pipeline.okr_core.redaction import Redactor, truncate
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import Field, field_validator
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
 
 __all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
 

@@ -18,6 +18,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
 from okr_pipeline.connectors import sql_guard
 from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
@@ -34,8 +37,6 @@ from okr_pipeline.connectors.sql_session import (
 )
 from okr_pipeline.okr_core.redaction import Redactor
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine
 
 if TYPE_CHECKING:
     from okr_pipeline.connectors.sql import SqlSourceConfig

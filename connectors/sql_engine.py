@@ -16,11 +16,12 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from okr_pipeline.okr_core.settings import ConnectionSettings
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+
+from okr_pipeline.okr_core.settings import ConnectionSettings
 
 __all__ = [
     "create_engine",

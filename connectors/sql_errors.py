@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from sqlalchemy import exc as sa_exc
+
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from okr_pipeline.okr_core.redaction import Redactor, truncate
-from sqlalchemy import exc as sa_exc
 
 __all__ = ["db_error"]
 

@@ -16,12 +16,13 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect
+
 from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.sql_engine import end_transaction, ms
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Dialect
 
 __all__ = [
     "MAX_ROWS_COUNTED",

@@ -41,6 +41,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import pytest
+
 from okr_pipeline.connectors import contract_checks, registry
 from okr_pipeline.connectors.base import (
     BaseSource,

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from rich.console import Console
+
 from okr_pipeline.demo.analytics_api import INBOX, TOKEN_SECRET, WEBHOOK_PATH, start_in_background
 from okr_pipeline.demo.okrs import demo_okrs
 from okr_pipeline.demo.warehouse import build_warehouse, quarter_of
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.loader import load_okrs
-from rich.console import Console
 
 
 def create_demo_project(directory: Path, *, port: int, today: date | None = None) -> Path:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from okr_pipeline.flows.update import update_key_results
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from rich.console import Console
+
+from okr_pipeline.flows.update import update_key_results
 
 
 def serve_flow(project: Path, *, cron: str, name: str, console: Console) -> None:
@@ -15,8 +16,9 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console) -> None
 
     Uses the configured Prefect API, or starts a local Prefect server for the duration.
     """
-    from okr_pipeline.flows.prefect_server import configured_api_url, local_prefect_server
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from okr_pipeline.flows.prefect_server import configured_api_url, local_prefect_server
 
     with contextlib.ExitStack() as stack:
         api_url = configured_api_url()

@@ -12,6 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.utilities.annotations import quote
+
 from okr_pipeline.notify.events import emit_transition_events
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
 from okr_pipeline.okr_core.settings import Settings
@@ -27,11 +33,6 @@ from okr_pipeline.run.steps import (
 )
 from okr_pipeline.run.summary import RunSummary
 from okr_pipeline.run.update import RunRequest, Steps, run_update
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.utilities.annotations import quote
 
 ARTIFACT_KEY = "okr-run-results"
 ARTIFACT_MAX_ROWS = 1000

@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 import apprise
+from pydantic import BaseModel, Secret, SecretStr
+
 from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.connectors.templating import render
 from okr_pipeline.okr_core.names import secret_refs, unknown_name_message
 from okr_pipeline.okr_core.redaction import Redactor, truncate
-from pydantic import BaseModel, Secret, SecretStr
 
 __all__ = [
     "PREFECT_BLOCK_SCHEME",

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
+
 from okr_pipeline.notify.channels import (
     Channel,
     ChannelConfigError,
@@ -30,7 +32,6 @@ from okr_pipeline.okr_core.alerting.messages import Message, payload
 from okr_pipeline.okr_core.alerting.model import AlertRecord, Delivery, Notification
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
 from okr_pipeline.okr_core.retry import RetryPolicy
-from pydantic import SecretStr
 
 __all__ = ["records_for_held", "send_messages"]
 

@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
 from okr_pipeline.okr_core.definitions import (
     CycleDef,
     FieldError,
@@ -19,9 +23,6 @@ from okr_pipeline.okr_core.definitions import (
     OkrFileDef,
 )
 from okr_pipeline.okr_core.errors import Problem
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 Loc = Sequence[str | int]
 

@@ -33,15 +33,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from okr_pipeline.okr_core.alerting.model import AlertPolicyOverride
-from okr_pipeline.okr_core.scoring import KrSpec
-from okr_pipeline.okr_core.targets import (
-    is_zero_change,
-    parse_baseline,
-    parse_number,
-    parse_target,
-    resolve_target,
-)
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -50,6 +41,16 @@ from pydantic import (
     ValidationInfo,
     field_validator,
     model_validator,
+)
+
+from okr_pipeline.okr_core.alerting.model import AlertPolicyOverride
+from okr_pipeline.okr_core.scoring import KrSpec
+from okr_pipeline.okr_core.targets import (
+    is_zero_change,
+    parse_baseline,
+    parse_number,
+    parse_target,
+    resolve_target,
 )
 
 __all__ = [

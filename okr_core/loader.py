@@ -22,12 +22,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
 from okr_pipeline.okr_core._problems import format_loc, line_of, one_line, problems_from_validation
 from okr_pipeline.okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, OkrFileDef
 from okr_pipeline.okr_core.errors import DefinitionError, OkrError, Problem
 from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_tree
-from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 __all__ = ["LoadedFile", "OkrSet", "SourceValidator", "fingerprint", "load_okrs"]
 

@@ -18,8 +18,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from okr_pipeline.okr_core.errors import ConfigError
-from okr_pipeline.okr_core.redaction import mask_url
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -29,6 +27,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.redaction import mask_url
 
 __all__ = ["ConnectionSettings", "Settings", "load_settings", "mask_url"]
 

@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
 from okr_pipeline.okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
 from okr_pipeline.okr_core.alerting.model import AlertKind, AlertPhase, AlertRecord, AlertState
 from okr_pipeline.okr_core.alerting.model import Silence as SilenceValue
@@ -21,7 +23,6 @@ from okr_pipeline.okr_store.bulk import bulk_insert
 from okr_pipeline.okr_store.models import Alert, KeyResult, Measurement, Objective, Silence
 from okr_pipeline.okr_store.models import AlertState as AlertStateRow
 from okr_pipeline.okr_store.records import AlertRow, MeasurementRow
-from sqlalchemy.dialects import postgresql, sqlite
 
 #: Bound on the keys in one IN list or one executemany batch.
 CHUNK = 1000

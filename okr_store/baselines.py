@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import sqlalchemy as sa
+
 from okr_pipeline.okr_store.models import KeyResult
 from okr_pipeline.okr_store.sync import resolved_target
 

@@ -17,13 +17,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+
 from okr_pipeline.okr_store.store_errors import (
     SUPPORTED_BACKENDS,
     translating_store_errors,
     unsupported_backend,
 )
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

@@ -21,9 +21,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
-from okr_pipeline.okr_store.types import ExactDecimal, UtcDateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
+
+from okr_pipeline.okr_store.types import ExactDecimal, UtcDateTime
 
 #: Deterministic constraint names: Alembic batch mode on SQLite needs names to alter
 #: constraints, and autogenerate compares them.

@@ -13,10 +13,11 @@ from decimal import Decimal
 from typing import Any, TypeVarTuple, cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
 from okr_pipeline.okr_core.definitions import SUCCESS_LEVELS
 from okr_pipeline.okr_store.models import Cycle, Evaluation, KeyResult, Measurement, Objective, Run
 from okr_pipeline.okr_store.records import RunRow, StatusRow, StoredKeyResult, StoredMeasurement
-from sqlalchemy.orm import aliased
 
 #: Bound on the ids in one IN list: SQLite and drivers cap parameters per statement.
 IN_CHUNK = 1000

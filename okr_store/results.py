@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+
 from okr_pipeline.okr_store.bulk import bulk_insert
 from okr_pipeline.okr_store.models import Evaluation, Measurement, SupersededMeasurement
 from okr_pipeline.okr_store.queries import IN_CHUNK

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from okr_pipeline.okr_store.models import RUN_STATUSES, Run
 from okr_pipeline.okr_store.records import RunCounts, RunRow
 

@@ -16,6 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
 from okr_pipeline.okr_store import alerts as _alerts
 from okr_pipeline.okr_store import baselines as _baselines
 from okr_pipeline.okr_store import queries
@@ -36,7 +38,6 @@ from okr_pipeline.okr_store.records import (
     StoredMeasurement,
     SyncResult,
 )
-from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:
     from okr_pipeline.okr_core.alerting.model import AlertKind, AlertRecord, AlertState, Silence

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
 from okr_pipeline.okr_core.errors import StoreUnavailableError
 from okr_pipeline.okr_core.settings import mask_url
-from sqlalchemy.engine import URL, make_url
 
 __all__ = ["SETTING", "StoreUnavailableError", "store_unavailable", "translating_store_errors"]
 

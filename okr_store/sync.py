@@ -20,11 +20,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
 from okr_pipeline.okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, resolve_target
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_store.models import Cycle, KeyResult, Meta, Objective
 from okr_pipeline.okr_store.records import SyncResult
-from sqlalchemy.dialects import postgresql, sqlite
 
 if TYPE_CHECKING:
     from okr_pipeline.okr_core.loader import OkrSet

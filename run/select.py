@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cronsim import CronSim
+
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_store.records import StoredKeyResult
 

@@ -28,13 +28,6 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any
 
-from okr_pipeline.okr_core._problems import Loc, format_loc, line_of, one_line
-from okr_pipeline.okr_core._problems import _message as _plain_message
-from okr_pipeline.okr_core.alerting.model import AlertPolicy
-from okr_pipeline.okr_core.definitions import ID_PATTERN, FieldError
-from okr_pipeline.okr_core.errors import ConfigError, Problem
-from okr_pipeline.okr_core.names import PLACEHOLDER, SECRET_NAME_RULE, secret_name_of
-from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_tree
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -46,6 +39,14 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap
+
+from okr_pipeline.okr_core._problems import Loc, format_loc, line_of, one_line
+from okr_pipeline.okr_core._problems import _message as _plain_message
+from okr_pipeline.okr_core.alerting.model import AlertPolicy
+from okr_pipeline.okr_core.definitions import ID_PATTERN, FieldError
+from okr_pipeline.okr_core.errors import ConfigError, Problem
+from okr_pipeline.okr_core.names import PLACEHOLDER, SECRET_NAME_RULE, secret_name_of
+from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_tree
 
 __all__ = [
     "DEFAULT_ROUTE",

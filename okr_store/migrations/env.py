@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
+
 from okr_pipeline.okr_store.models import Base
 
 config = context.config

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 import vcr
-from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
-from okr_pipeline.okr_core.settings import ConnectionSettings
 from pydantic import SecretStr
 
+from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.okr_core.settings import ConnectionSettings
 from tests.connectors import http_server
 
 CASSETTES = Path(__file__).parent / "cassettes"

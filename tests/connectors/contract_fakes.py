@@ -10,9 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
+from pydantic import Field
+
 from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceContext
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
-from pydantic import Field
 
 SECRET = "mem-4d1f8a2c-SECRET"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from okr_pipeline.connectors import sql_guard
 from okr_pipeline.connectors.sql import SqlSourceConfig
 

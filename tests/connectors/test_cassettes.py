@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
-
 from tests.connectors import http_server
 from tests.connectors.conftest import CASSETTES, PLACEHOLDER_BASE, VCR
 

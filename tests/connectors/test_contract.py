@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
+
 from okr_pipeline.connectors.base import BaseSource, SourceEnvironment
 from okr_pipeline.connectors.http import HttpSource
 from okr_pipeline.connectors.sql import SqlSource
 from okr_pipeline.connectors.testing import Case, ConnectorContract
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import SecretStr
-
 from tests.connectors import http_server
 
 SECRET = "ctr-8e0b3d51-SECRET"

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from pydantic import ConfigDict, Field, SecretStr
+
 from okr_pipeline.connectors.base import BaseSourceConfig, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
 from okr_pipeline.connectors.testing import (
@@ -33,8 +35,6 @@ from okr_pipeline.connectors.testing import (
     secret_values,
 )
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import ConfigDict, Field, SecretStr
-
 from tests.connectors.contract_fakes import SECRET, BrokenSource, MemorySource
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from okr_pipeline.connectors.errors import (
     FatalSourceError,
     RetriableSourceError,

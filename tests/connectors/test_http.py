@@ -7,10 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
 from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
-
 from tests.connectors import http_server
 
 pytestmark = pytest.mark.usefixtures("cassette")

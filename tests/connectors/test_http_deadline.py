@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
 from okr_pipeline.connectors.http import DEFAULT_MAX_RESPONSE_BYTES, HttpSource, HttpSourceConfig
@@ -28,7 +29,6 @@ from okr_pipeline.connectors.http_deadline import (
     ResponseTooLarge,
     request_within,
 )
-
 from tests.connectors import http_server
 
 MARGIN = 1.5  # seconds past the deadline a fetch may take on a busy machine

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig

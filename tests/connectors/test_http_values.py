@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
@@ -28,7 +30,6 @@ from okr_pipeline.connectors.values import (
 )
 from okr_pipeline.okr_core.settings import ConnectionSettings
 from okr_pipeline.okr_store.types import DECIMAL_TEXT_LENGTH
-from pydantic import SecretStr
 
 LARGEST = Decimal("9999999999999999999999999999")  # 28 nines: the largest value kept
 

@@ -13,6 +13,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pytest
+from pydantic import SecretStr, ValidationError
+
 from okr_pipeline.connectors import registry
 from okr_pipeline.connectors.base import SourceEnvironment
 from okr_pipeline.connectors.errors import SourceConfigError
@@ -20,8 +22,6 @@ from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
 from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import SecretStr, ValidationError
-
 from tests.connectors.contract_fakes import MemorySource
 
 NotASource = dict  # an importable object that is not a BaseSource

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
 from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import SecretStr
-
 from tests.connectors.sql_helpers import guard_off, unchecked
 
 BACKENDS = [

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr, ValidationError
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError
 from okr_pipeline.connectors.registry import parse_source_config
@@ -23,8 +25,6 @@ from okr_pipeline.connectors.sql_guard import UnsafeQueryError, check_query
 from okr_pipeline.okr_core.errors import DefinitionError
 from okr_pipeline.okr_core.loader import load_okrs
 from okr_pipeline.okr_core.settings import ConnectionSettings
-from pydantic import SecretStr, ValidationError
-
 from tests.connectors.sql_helpers import guard_off, unchecked
 
 MULTI_PG = (

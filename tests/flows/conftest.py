@@ -9,6 +9,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from okr_pipeline.flows.prefect_env import apply_quiet_defaults
 
 apply_quiet_defaults(console_logs=False)

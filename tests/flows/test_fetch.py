@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 import pytest
+
 from okr_pipeline.connectors.base import (
     BaseSource,
     BaseSourceConfig,

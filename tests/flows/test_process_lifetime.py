@@ -250,10 +250,11 @@ def test_serve_server_dies_with_its_parent(tmp_path: Path, cli_env: dict[str, st
 
 
 def test_mark_orphaned_flow_runs(prefect_harness: None) -> None:
-    from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.states import Completed, Running
+
+    from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
 
     @flow(name="okr-orphan-test")
     def nothing() -> None:
@@ -273,9 +274,9 @@ def test_mark_orphaned_flow_runs(prefect_harness: None) -> None:
 
 
 def test_mark_orphaned_flow_runs_tolerates_a_server_that_is_gone() -> None:
-    from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
     from tests.flows.conftest import free_port
 
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from okr_pipeline.connectors.base import SourceEnvironment
 from okr_pipeline.notify import send_messages
 from okr_pipeline.run.fetch import FetchRequest, fetch_all
-
 from tests.flows.conftest import free_port
 from tests.flows.notify.conftest import message, notification
 from tests.okr_core.test_redaction import CASES, Case

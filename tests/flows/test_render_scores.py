@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from rich.console import Console
+
 from okr_pipeline.cli.render import judged, objective_score_map, print_rows, status_json
 from okr_pipeline.okr_store.records import StatusRow
-from rich.console import Console
 
 D = Decimal
 NOW = datetime(2026, 11, 16, 9, tzinfo=UTC)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_store.records import StoredKeyResult
 from okr_pipeline.run.select import is_due, resolve_name, select_key_results

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from okr_pipeline.okr_store.records import MeasurementRecord
 from okr_pipeline.run.spool import pending_spools, spool_dirs, write_spool
 

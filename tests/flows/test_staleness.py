@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from okr_pipeline.cli.render import judged
 from okr_pipeline.okr_store.records import StatusRow
 from okr_pipeline.run.evaluate import evaluate_results
 from okr_pipeline.run.fetch import FetchResult
 from okr_pipeline.run.staleness import stale_reason
-
 from tests.flows.test_select import kr
 
 NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from pydantic import SecretStr
+
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError, SourceConfigError
 from okr_pipeline.connectors.http import HttpSource
@@ -19,7 +21,6 @@ from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.names import unknown_name_message
 from okr_pipeline.okr_core.settings import ConnectionSettings, load_settings
 from okr_pipeline.run.preflight import load_alert_routing
-from pydantic import SecretStr
 
 CTX = SourceContext(
     as_of=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),

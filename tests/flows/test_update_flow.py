@@ -9,6 +9,7 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.flows.update import update_key_results
 from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.okr_store.records import StatusRow

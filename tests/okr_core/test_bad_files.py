@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from okr_pipeline.okr_core.alerting.routing import RoutingError, load_routing
 from okr_pipeline.okr_core.errors import DefinitionError, Problem
 from okr_pipeline.okr_core.loader import load_okrs

@@ -25,12 +25,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
 from okr_pipeline.connectors.registry import parse_source_config
 from okr_pipeline.demo.okrs import demo_okrs
 from okr_pipeline.okr_core.alerting.routing import RoutingError, load_routing
 from okr_pipeline.okr_core.errors import DefinitionError, Problem
 from okr_pipeline.okr_core.loader import load_okrs
-from ruamel.yaml import YAML
 
 EXAMPLES = int(os.environ.get("OKR_FUZZ_EXAMPLES", "25"))
 # CPU seconds, not wall-clock: the bound must hold on a busy CI machine too.

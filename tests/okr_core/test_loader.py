@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, Problem
 from okr_pipeline.okr_core.loader import fingerprint, load_okrs
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

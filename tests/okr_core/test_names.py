@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from pydantic import ValidationError
+
 from okr_pipeline.connectors.errors import SourceConfigError
 from okr_pipeline.connectors.registry import parse_source_config
 from okr_pipeline.connectors.templating import secret_refs as template_secret_refs
 from okr_pipeline.okr_core.alerting.routing import RoutingError, load_routing, secret_names
 from okr_pipeline.okr_core.names import secret_name_of, secret_refs, unknown_name_message
 from okr_pipeline.okr_core.settings import load_settings
-from pydantic import ValidationError
 
 
 @pytest.fixture(autouse=True)
@@ -175,8 +176,9 @@ def test_the_advice_defines_the_name(
     [("ga_token", True), ("api.key", True), ("x-y", True), ("1bad", False), ("a b", False)],
 )
 def test_auth_secret_fields_take_the_same_names(name: str, valid: bool) -> None:
-    from okr_pipeline.connectors.auth import BasicAuth, BearerAuth
     from pydantic import ValidationError
+
+    from okr_pipeline.connectors.auth import BasicAuth, BearerAuth
 
     for build in (
         lambda: BearerAuth(type="bearer", secret=name),

@@ -11,6 +11,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
 from okr_pipeline.okr_core.errors import DefinitionError
 from okr_pipeline.okr_core.loader import OkrSet, load_okrs
 from okr_pipeline.okr_core.scoring import (
@@ -22,7 +24,6 @@ from okr_pipeline.okr_core.scoring import (
     progress,
     score,
 )
-from ruamel.yaml import YAML
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2027, 1, 1, tzinfo=UTC)

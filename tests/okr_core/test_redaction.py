@@ -10,6 +10,7 @@ import base64
 from typing import NamedTuple
 
 import pytest
+
 from okr_pipeline.connectors import redaction as connectors_redaction
 from okr_pipeline.okr_core import redaction
 from okr_pipeline.okr_core.redaction import (

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from okr_pipeline.okr_core.retry import (
     MAX_DELAY_SECONDS,
     RetryAfterTooLong,

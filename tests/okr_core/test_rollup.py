@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from okr_pipeline.okr_core.rollup import KrScore, ObjectiveInput, rollup
 
 D = Decimal

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from okr_pipeline.okr_core.scoring import (
     PROGRESS_LIMIT,
     KrSpec,

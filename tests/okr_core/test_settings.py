@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings, load_settings, mask_url
 

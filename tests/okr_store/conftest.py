@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.okr_core.definitions import OkrFileDef
 from okr_pipeline.okr_core.loader import LoadedFile, OkrSet
 from okr_pipeline.okr_store.db import make_engine, upgrade

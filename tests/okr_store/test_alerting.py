@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.okr_core.alerting.model import AlertRecord, AlertState, Silence
 from okr_pipeline.okr_store.models import Alert
 from okr_pipeline.okr_store.models import AlertState as AlertStateRow

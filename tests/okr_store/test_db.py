@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+
 from okr_pipeline.okr_store.db import current_revision, head_revision, make_engine, upgrade
 from okr_pipeline.okr_store.models import Base
 

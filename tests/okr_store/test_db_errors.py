@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.okr_core.errors import ConfigError, StoreUnavailableError
 from okr_pipeline.okr_store.db import make_engine, upgrade
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.okr_store.store_errors import store_unavailable
-
 from tests.fs_faults import read_only
 
 SECRET = "s3cret-Pa55"

@@ -9,6 +9,7 @@ from typing import get_args
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.okr_core.alerting.model import (
     AlertKind,
     AlertPhase,

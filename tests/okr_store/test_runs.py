@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.okr_core.scoring import Status
 from okr_pipeline.okr_store.models import Evaluation, Measurement
 from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord, RunCounts

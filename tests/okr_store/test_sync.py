@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
+
 from okr_pipeline.okr_core.alerting.model import AlertPolicy, AlertPolicyOverride
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_store.models import KeyResult, Measurement, Objective
 from okr_pipeline.okr_store.records import MeasurementRecord, SyncResult
 from okr_pipeline.okr_store.store import Store
-from sqlalchemy import event
 
 from .conftest import kr, objective, okr_set
 

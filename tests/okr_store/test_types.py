@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+
 from okr_pipeline.okr_store.models import Base
 from okr_pipeline.okr_store.types import ExactDecimal, UtcDateTime
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from okr_pipeline.notify.channels import ChannelConfigError, describe_channel, resolve_channel
 from pydantic import SecretStr
+
+from okr_pipeline.notify.channels import ChannelConfigError, describe_channel, resolve_channel
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from okr_pipeline.notify import emit_transition_events, event_name, send_messages
-from okr_pipeline.okr_core.alerting.model import AlertKind, Transition
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.blocks.system import Secret
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 
+from okr_pipeline.notify import emit_transition_events, event_name, send_messages
+from okr_pipeline.okr_core.alerting.model import AlertKind, Transition
 from tests.flows.notify.conftest import NOW, HttpReceiver, message, notification
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

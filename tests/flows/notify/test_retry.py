@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+
 from okr_pipeline.cli.explain import explain_kr
 from okr_pipeline.okr_core.alerting.model import AlertPolicy, Notification
 from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
@@ -22,8 +24,6 @@ from okr_pipeline.okr_store.db import make_engine, upgrade
 from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.alerting import AlertSummary, run_alerts
-from rich.console import Console
-
 from tests.flows.notify.conftest import HttpReceiver
 from tests.okr_store.conftest import kr, objective, okr_set
 

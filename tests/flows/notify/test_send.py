@@ -8,12 +8,12 @@ from email.message import Message as EmailMessage
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+
 from okr_pipeline.notify import records_for_held, send_messages
 from okr_pipeline.okr_core.alerting.messages import Message
 from okr_pipeline.okr_core.alerting.model import AlertRecord
 from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
-from pydantic import SecretStr
-
 from tests.flows.notify.conftest import NOW, HttpReceiver, SmtpReceiver, message, notification
 
 

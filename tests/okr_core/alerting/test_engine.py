@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from okr_pipeline.okr_core.alerting.engine import StateKey, StepResult, condition, step
 from okr_pipeline.okr_core.alerting.model import AlertKind, AlertPolicy, AlertState, Silence
 

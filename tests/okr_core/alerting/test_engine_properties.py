@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from okr_pipeline.okr_core.alerting.engine import step
 from okr_pipeline.okr_core.alerting.model import ALERT_KINDS, AlertPolicy, Notification
 

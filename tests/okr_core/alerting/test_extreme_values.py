@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
+
 from okr_pipeline.cli.render import format_value
 from okr_pipeline.okr_core.alerting.messages import decimal_text, payload, render
 from okr_pipeline.okr_core.alerting.model import Notification

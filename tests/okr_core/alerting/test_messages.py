@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from okr_pipeline.okr_core.alerting.messages import MISSING, Message, group, headline, payload
 from okr_pipeline.okr_core.alerting.model import AlertKind, Delivery, Notification, Transition
 from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from okr_pipeline.okr_core.alerting.routing import (
     Route,
     RoutingConfig,
