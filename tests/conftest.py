@@ -1,4 +1,5 @@
-"""Shared fixtures: real database servers, each test given a database of its own.
+"""Shared fixtures: real database servers (each test given a database of its own), one
+temporary Prefect server for the session, demo projects.
 
 The servers are found through ``OKR_TEST_POSTGRES_URL`` and ``OKR_TEST_MARIADB_URL``
 (defaults: the local servers on 127.0.0.1). On a laptop without them the tests that need
@@ -10,10 +11,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from okr_pipeline.flows.prefect_env import apply_quiet_defaults
+from tests.ports import free_port
+
+# Prefect's log lines stay off the test output (flows log to Prefect's handlers).
+apply_quiet_defaults(console_logs=False)
 
 POSTGRES_URL = os.environ.get(
     "OKR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -78,3 +87,37 @@ def mariadb_url(mariadb_admin: sa.Engine) -> Iterator[str]:
 def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
     """URL of a fresh SQLite file database."""
     return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect server and database shared by every flow test."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A demo project (warehouse, OKR files, .env) with its analytics API running."""
+    from okr_pipeline.demo.analytics_api import TOKEN_SECRET, start_in_background
+    from okr_pipeline.demo.project import create_demo_project
+    from okr_pipeline.okr_core.settings import load_settings
+
+    for name in list(os.environ):
+        if (
+            name.startswith("OKR_")
+            and name not in ("OKR_REQUIRE_DB",)
+            and not name.startswith("OKR_TEST_")
+        ):
+            monkeypatch.delenv(name)
+    port = free_port()
+    project = create_demo_project(tmp_path / "demo", port=port)
+    token = load_settings(project).secrets[TOKEN_SECRET].get_secret_value()
+    server: ThreadingHTTPServer = start_in_background(project / "warehouse.db", token, port)
+    try:
+        yield project
+    finally:
+        server.shutdown()
+        server.server_close()

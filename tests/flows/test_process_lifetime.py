@@ -277,7 +277,7 @@ def test_mark_orphaned_flow_runs_tolerates_a_server_that_is_gone() -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from okr_pipeline.flows.prefect_server import mark_orphaned_flow_runs
-    from tests.flows.conftest import free_port
+    from tests.ports import free_port
 
     with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
         mark_orphaned_flow_runs([str(uuid.uuid4())])  # logs a warning, raises nothing

@@ -18,7 +18,7 @@ import pytest
 from okr_pipeline.flows.update import update_key_results
 from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.run.record import open_store
-from tests.flows.conftest import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

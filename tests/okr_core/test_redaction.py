@@ -1,7 +1,7 @@
 """The one redactor: one table of cases, input → expected output.
 
 ``CASES`` is also run against the output paths (the ``okr`` command's error line, source
-errors, alert records, logs) in ``tests/flows/test_redaction_paths.py``.
+errors, alert records, logs) in ``tests/cli/test_redaction_paths.py``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from okr_pipeline.okr_store.records import StatusRow
 from okr_pipeline.run.evaluate import evaluate_results
 from okr_pipeline.run.fetch import FetchResult
 from okr_pipeline.run.staleness import stale_reason
-from tests.flows.test_select import kr
+from tests.run.test_select import kr
 
 NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from okr_pipeline.notify import records_for_held, send_messages
 from okr_pipeline.okr_core.alerting.messages import Message
 from okr_pipeline.okr_core.alerting.model import AlertRecord
 from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
-from tests.flows.notify.conftest import NOW, HttpReceiver, SmtpReceiver, message, notification
+from tests.notify.conftest import NOW, HttpReceiver, SmtpReceiver, message, notification
 
 
 class Sleeps(list[float]):
@@ -158,7 +158,7 @@ def test_waits_between_tries_follow_the_retry_policy_and_its_random(
 
 
 def test_closed_port_fails_after_attempts_without_raising() -> None:
-    from tests.flows.conftest import free_port
+    from tests.ports import free_port
 
     port = free_port()
     sleeps = Sleeps()

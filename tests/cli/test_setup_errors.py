@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.flows.conftest import free_port
 from tests.fs_faults import read_only
+from tests.ports import free_port
 
 OKR = [sys.executable, "-m", "okr_pipeline"]
 SECRET = "s3cret-Pa55"

@@ -13,7 +13,7 @@ from prefect.events.worker import EventsWorker
 
 from okr_pipeline.notify import emit_transition_events, event_name, send_messages
 from okr_pipeline.okr_core.alerting.model import AlertKind, Transition
-from tests.flows.notify.conftest import NOW, HttpReceiver, message, notification
+from tests.notify.conftest import NOW, HttpReceiver, message, notification
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import pytest
 import sqlalchemy as sa
 
-from tests.flows.conftest import free_port
-from tests.flows.test_cli import assert_no_traceback, cli_env, okr
+from tests.cli.test_cli import assert_no_traceback, cli_env, okr
+from tests.ports import free_port
 
 __all__ = ["cli_env"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import free_port
-from tests.flows.test_cli import assert_no_traceback, cli_env, okr, project
+from tests.cli.test_cli import assert_no_traceback, cli_env, okr, project
+from tests.ports import free_port
 
 __all__ = ["cli_env", "project"]  # fixtures shared with test_cli
 

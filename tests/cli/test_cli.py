@@ -172,7 +172,7 @@ def test_status_json_of_a_new_project_is_empty(project: Path, cli_env: dict[str,
 
 
 def test_demo_end_to_end(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    from tests.flows.conftest import free_port
+    from tests.ports import free_port
 
     result = okr("demo", "demo", "--port", str(free_port()), cwd=tmp_path, env=cli_env)
     assert result.returncode == 0, result.stdout + result.stderr

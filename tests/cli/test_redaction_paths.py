@@ -19,9 +19,9 @@ import pytest
 from okr_pipeline.connectors.base import SourceEnvironment
 from okr_pipeline.notify import send_messages
 from okr_pipeline.run.fetch import FetchRequest, fetch_all
-from tests.flows.conftest import free_port
-from tests.flows.notify.conftest import message, notification
+from tests.notify.conftest import message, notification
 from tests.okr_core.test_redaction import CASES, Case
+from tests.ports import free_port
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from okr_pipeline.okr_core.alerting.messages import Message, render
 from okr_pipeline.okr_core.alerting.model import AlertKind, KrAlertInput, Notification, Transition
 from okr_pipeline.okr_core.alerting.routing import Route
-from tests.flows.conftest import free_port
+from tests.ports import free_port
 
 NOW = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)
 

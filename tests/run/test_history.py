@@ -22,7 +22,7 @@ from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.run.preflight import check_as_of, due_time
 from okr_pipeline.run.record import open_store
-from tests.flows.conftest import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -24,7 +24,7 @@ from okr_pipeline.okr_store.db import make_engine, upgrade
 from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.alerting import AlertSummary, run_alerts
-from tests.flows.notify.conftest import HttpReceiver
+from tests.notify.conftest import HttpReceiver
 from tests.okr_store.conftest import kr, objective, okr_set
 
 T0 = datetime(2026, 10, 12, 9, tzinfo=UTC)
