@@ -95,7 +95,8 @@ class ConnectorContract:
     Attributes:
         source_class: The connector's ``BaseSource`` subclass.
         expected_value: What :meth:`valid_config` fetches.
-        not_applicable: Scenarios the connector cannot meet, with the reason (skipped).
+        not_applicable: Scenarios the connector cannot meet, with the reason (their tests
+            are not generated).
         known_defects: Scenarios known to fail, with the reason: expected to fail, and
             reported as an error once they pass, so the entry is removed with the fix.
         registered: Whether the type must be installed under the ``okr.connectors`` entry
