@@ -69,10 +69,11 @@ def connectors() -> None:
     from okr_pipeline.connectors.registry import describe_sources
 
     table = Table(title="Installed connectors", title_justify="left")
-    for name in ("type", "class", "package", "description"):
+    for name in ("type", "what it reads", "auth", "tested against", "package"):
         table.add_column(name)
     for row in describe_sources():
-        table.add_row(*[str(cell) for cell in row])
+        reads = row.reads or row.doc
+        table.add_row(row.type, reads, row.authentication, row.tested_against, row.distribution)
     console.print(table)
 
 

@@ -146,6 +146,10 @@ class BaseSource(ABC, Generic[ConfigT]):
     type_name: ClassVar[str]
     config_model: ClassVar[type[BaseSourceConfig]]
     max_batch: ClassVar[int] = 1  # KRs handed to one fetch_many call at most
+    # What `okr connectors` and the README's table say of the connector.
+    reads: ClassVar[str] = ""  # what the number is, e.g. "a PromQL query at the as-of"
+    authentication: ClassVar[str] = ""  # how it signs in, e.g. "bearer token (secret)"
+    tested_against: ClassVar[str] = ""  # "live service", "real server" or "documented shapes"
 
     def __init__(self, env: SourceEnvironment) -> None:
         self.env = env

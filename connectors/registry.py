@@ -43,6 +43,9 @@ class SourceDescription(NamedTuple):
     class_path: str
     distribution: str
     doc: str
+    reads: str = ""
+    authentication: str = ""
+    tested_against: str = ""
 
 
 class _SourceTypes(Mapping[str, type[BaseSource[Any]]]):
@@ -252,16 +255,22 @@ def describe_sources() -> list[SourceDescription]:
     A broken plugin does not hide the others: its row says why it cannot be used.
 
     Returns:
-        Rows of (type, class path, distribution, first line of the class docstring).
+        Rows of (type, class path, distribution, first line of the class docstring, what
+        it reads, its authentication, what it was tested against).
     """
     rows = []
     for name in SOURCE_TYPES:
         ep = SOURCE_TYPES.entry_point(name)
+        path, dist = ep.value.replace(":", "."), _dist(ep)
         try:
             cls = SOURCE_TYPES[name]
         except SourceConfigError as exc:
-            doc = f"unavailable: {exc}"
-        else:
-            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        rows.append(SourceDescription(name, ep.value.replace(":", "."), _dist(ep), doc))
+            rows.append(SourceDescription(name, path, dist, f"unavailable: {exc}"))
+            continue
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        rows.append(
+            SourceDescription(
+                name, path, dist, doc, cls.reads, cls.authentication, cls.tested_against
+            )
+        )
     return rows

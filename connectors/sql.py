@@ -131,6 +131,9 @@ class SqlSource(BaseSource[SqlSourceConfig]):
     type_name = "sql"
     config_model = SqlSourceConfig
     max_batch = 50
+    reads = "one read-only SQL query (:as_of, :cycle_start, :cycle_end bound)"
+    authentication = "the connection URL's user and password (settings)"
+    tested_against = "real servers: PostgreSQL, MariaDB, SQLite"
 
     def __init__(self, env: Any) -> None:
         super().__init__(env)

@@ -1,0 +1,255 @@
+"""JSON-over-HTTP calls with the product's guarantees, for every connector that speaks HTTP.
+
+One attempt has one deadline covering connect, headers and the whole body
+(``connectors.http_deadline``) and a size cap; transient failures (connection errors,
+timeouts, 429, 5xx) are retried under the one retry policy (``okr_core.retry``: jittered
+exponential backoff, ``Retry-After`` honoured); other 4xx are fatal at once. Every message
+is redacted. Redirects are not followed: they could carry a credential to another host.
+
+Used by the generic ``http`` source and by the vendor connectors (``connectors.api_source``).
+"""
+
+from __future__ import annotations
+
+import random as _random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import requests
+
+from okr_pipeline.connectors.errors import (
+    FatalSourceError,
+    RetriableSourceError,
+    error_class_for_status,
+)
+from okr_pipeline.connectors.http_deadline import (
+    Answer,
+    DeadlineAdapter,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    request_within,
+)
+from okr_pipeline.connectors.http_extract import NotJson, parse_json
+from okr_pipeline.okr_core.redaction import Redactor, truncate
+from okr_pipeline.okr_core.retry import (
+    MAX_DELAY_SECONDS,
+    RetryAfterTooLong,
+    RetryPolicy,
+    retry_after_seconds,
+)
+
+__all__ = ["MAX_RESPONSE_BYTES_LIMIT", "USER_AGENT", "ApiCall", "ApiClient", "json_of"]
+
+USER_AGENT = "okr-pipeline"
+MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
+# An error answer is only quoted (200 characters), so only its start is read.
+ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request to make, with how long and how often to try.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        url: The absolute URL (its query string may hold more parameters).
+        params: Query parameters.
+        headers: Request headers (credentials included; never shown).
+        json_body: A JSON body (POST), or None.
+        timeout: Seconds for one attempt as a whole.
+        max_bytes: Largest success answer accepted.
+        retries: Retries after a transient failure.
+        backoff_seconds: The first wait of the retry policy.
+    """
+
+    method: str
+    url: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    json_body: Any = None
+    timeout: float = 30.0
+    max_bytes: int = 10 * 1024 * 1024
+    retries: int = 3
+    backoff_seconds: float = 0.5
+
+
+class _Transient(Exception):
+    """One attempt failed in a way the next one may not; ``__cause__`` is the transport's."""
+
+    def __init__(
+        self, reason: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ApiClient:
+    """Makes :class:`ApiCall` s from many threads at once: one HTTP session per thread.
+
+    Args:
+        sleep: Called to wait between retries; injectable so tests need not wait.
+        random: Numbers in [0, 1) for the retry jitter; injectable so tests can fix them.
+    """
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self._sleep = sleep
+        self._random = random
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def send(self, call: ApiCall, *, where: str, redact: Redactor) -> Answer:
+        """Make the attempts the retry policy allows; return the first success answer.
+
+        Args:
+            call: The request.
+            where: ``"KR o/k: <type> source <method> <url>"``, the start of every message.
+            redact: Removes the run's secrets from anything quoted.
+
+        Returns:
+            The answer (status below 300).
+
+        Raises:
+            RetriableSourceError: Connection error, no complete answer in time, 429 or 5xx,
+                after every attempt.
+            FatalSourceError: Other 4xx, a redirect, TLS, an answer over ``max_bytes``.
+        """
+        policy = RetryPolicy(
+            attempts=call.retries + 1, first_delay=call.backoff_seconds, cap=MAX_DELAY_SECONDS
+        )
+        attempt = partial(self._attempt, call, where, redact)
+        try:
+            return policy.call(
+                attempt,
+                retry_on=_Transient,
+                retry_after=lambda failed: failed.retry_after,
+                sleep=self._sleep,
+                random=self._random,
+            )
+        except RetryAfterTooLong as exc:
+            failed = exc.__cause__
+            assert isinstance(failed, _Transient)
+            # Holding a worker for minutes helps nobody; the next run retries.
+            raise RetriableSourceError(
+                f"{where}: {failed.reason}; {exc}, giving up", status=failed.status
+            ) from failed.__cause__
+        except _Transient as failed:
+            tries = f" after {policy.attempts} attempts" if policy.attempts > 1 else ""
+            raise RetriableSourceError(
+                f"{where}: {failed.reason}{tries}", status=failed.status
+            ) from failed.__cause__
+
+    def send_json(self, call: ApiCall, *, where: str, redact: Redactor) -> Any:
+        """:meth:`send`, then the answer parsed as JSON (a non-JSON answer is fatal)."""
+        return json_of(self.send(call, where=where, redact=redact), where, redact)
+
+    def _attempt(self, call: ApiCall, where: str, redact: Redactor) -> Answer:
+        """One request: the answer, a ``_Transient`` to retry, or a fatal error."""
+        try:
+            response = request_within(
+                self._session(),
+                call.method,
+                call.url,
+                params=dict(call.params),
+                headers=dict(call.headers),
+                json_body=call.json_body,
+                seconds=call.timeout,
+                max_bytes=call.max_bytes,
+                error_bytes=ERROR_BODY_BYTES,
+            )
+        except (DeadlineExceeded, requests.Timeout) as exc:
+            raise _Transient(f"no complete answer within {call.timeout:g}s") from exc
+        except ResponseTooLarge as exc:
+            raise FatalSourceError(f"{where}: {_too_large(exc)}") from exc
+        except requests.exceptions.SSLError as exc:
+            raise FatalSourceError(f"{where}: TLS error: {redact(str(exc))}") from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            broke = isinstance(exc, requests.exceptions.ChunkedEncodingError)
+            what = "the answer broke off" if broke else "cannot connect"
+            raise _Transient(f"{what}: {truncate(redact(str(exc)))}") from exc
+        except requests.RequestException as exc:
+            raise FatalSourceError(
+                f"{where}: request failed: {truncate(redact(str(exc)))}"
+            ) from exc
+        if response.status < 300:
+            return response
+        status = response.status
+        reason = _status_reason(response, redact)
+        if error_class_for_status(status) is FatalSourceError:
+            raise FatalSourceError(f"{where}: {reason}", status=status)
+        waited = retry_after_seconds(response.headers.get("Retry-After"))
+        raise _Transient(reason, status=status, retry_after=waited)
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            # requests.Session is not documented as thread-safe: one per thread.
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, DeadlineAdapter())
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    @property
+    def sessions(self) -> int:
+        """How many per-thread sessions are open."""
+        return len(self._sessions)
+
+    def close(self) -> None:
+        """Close every per-thread HTTP session. Safe to call more than once."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+
+def json_of(answer: Answer, where: str, redact: Redactor) -> Any:
+    """The answer's body parsed as JSON, every number an exact ``Decimal``.
+
+    Raises:
+        FatalSourceError: The body is not JSON (quoted, redacted, truncated).
+    """
+    try:
+        return parse_json(answer.content)
+    except NotJson as exc:
+        text = answer.content.decode(answer.encoding or "utf-8", errors="replace")
+        raise FatalSourceError(
+            f"{where}: the response is not JSON ({exc}): {truncate(redact(text), 200)!r}"
+        ) from exc
+
+
+def _status_reason(answer: Answer, redact: Redactor) -> str:
+    text = answer.content.decode(answer.encoding or "utf-8", errors="replace")
+    reason = f"HTTP {answer.status} {answer.reason}".rstrip()
+    if 300 <= answer.status < 400:
+        location = redact(answer.headers.get("Location", "?"))
+        return f"{reason}: redirected to {location}; use that URL (redirects are not followed)"
+    return f"{reason}: {truncate(redact(text), 200)}" if text.strip() else reason
+
+
+def _too_large(exc: ResponseTooLarge) -> str:
+    size = (
+        f"declares {exc.declared} bytes (Content-Length)"
+        if exc.declared is not None
+        else f"is larger than {exc.limit} bytes"
+    )
+    return (
+        f"the response {size}, more than max_response_bytes ({exc.limit}); ask the API for "
+        f"less, or raise max_response_bytes on this source (at most "
+        f"{MAX_RESPONSE_BYTES_LIMIT})"
+    )
