@@ -60,6 +60,7 @@ class ApiCall:
         params: Query parameters.
         headers: Request headers (credentials included; never shown).
         json_body: A JSON body (POST), or None.
+        form: A form body (POST, ``application/x-www-form-urlencoded``), or None.
         timeout: Seconds for one attempt as a whole.
         max_bytes: Largest success answer accepted.
         retries: Retries after a transient failure.
@@ -71,6 +72,7 @@ class ApiCall:
     params: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     json_body: Any = None
+    form: Mapping[str, str] | None = field(default=None, repr=False)
     timeout: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
     retries: int = 3
@@ -164,6 +166,7 @@ class ApiClient:
                 params=dict(call.params),
                 headers=dict(call.headers),
                 json_body=call.json_body,
+                form=call.form,
                 seconds=call.timeout,
                 max_bytes=call.max_bytes,
                 error_bytes=ERROR_BODY_BYTES,

@@ -32,7 +32,7 @@ from okr_pipeline.connectors.base import (
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.names import unknown_name_message
-from okr_pipeline.okr_core.redaction import Redactor, truncate
+from okr_pipeline.okr_core.redaction import Redactor, is_sensitive_header, truncate
 
 __all__ = [
     "ApiCall",
@@ -175,8 +175,10 @@ class ApiSource(BaseSource[ApiConfigT]):
         where = f"KR {ctx.kr_ref}: {self.type_name} source"
         base_url, headers, known = self._base(config, where)
         secrets = self._secrets(config, where)
-        redact = Redactor([*known, *secrets.values()])
         call = self.build_call(config, ctx, base_url, secrets)
+        # Credentials made from the secrets (an access token, a Basic pair) are hidden too.
+        made = [value for name, value in call.headers.items() if is_sensitive_header(name)]
+        redact = Redactor([*known, *secrets.values(), *made])
         timeout = config.timeout_seconds or self._connection_timeout(config)
         call = ApiCall(
             method=call.method,

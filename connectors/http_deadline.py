@@ -237,6 +237,7 @@ def request_within(
     seconds: float,
     max_bytes: int,
     error_bytes: int,
+    form: Mapping[str, str] | None = None,
 ) -> Answer:
     """Send one request and read the whole answer within ``seconds``.
 
@@ -253,6 +254,7 @@ def request_within(
         seconds: Total time for connect, headers and the whole body.
         max_bytes: Largest body accepted for a success (status below 300).
         error_bytes: Bytes of an error answer kept (the rest is dropped, not refused).
+        form: A form body (``application/x-www-form-urlencoded``), or None.
 
     Returns:
         The complete answer.
@@ -271,6 +273,7 @@ def request_within(
             params=params,
             headers=headers,
             json=json_body,
+            data=form,
             # Each socket operation is also bounded (the connect, above all); the watchdog
             # bounds their sum.
             timeout=(seconds, seconds),
