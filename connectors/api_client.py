@@ -65,6 +65,10 @@ class ApiCall:
         max_bytes: Largest success answer accepted.
         retries: Retries after a transient failure.
         backoff_seconds: The first wait of the retry policy.
+        retry_answer: For a vendor whose "slow down" is not a plain 429 (GitHub's rate limit
+            may be a 403 and names its reset time in its own header): given an unsuccessful
+            answer, the seconds to wait before the next attempt (it is then retried, the
+            policy's cap on waits holding), or None for the usual classification.
     """
 
     method: str
@@ -77,6 +81,9 @@ class ApiCall:
     max_bytes: int = 10 * 1024 * 1024
     retries: int = 3
     backoff_seconds: float = 0.5
+    retry_answer: Callable[[Answer], float | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 class _Transient(Exception):
@@ -189,6 +196,9 @@ class ApiClient:
             return response
         status = response.status
         reason = _status_reason(response, redact)
+        vendor_wait = call.retry_answer(response) if call.retry_answer else None
+        if vendor_wait is not None:
+            raise _Transient(reason, status=status, retry_after=vendor_wait)
         if error_class_for_status(status) is FatalSourceError:
             raise FatalSourceError(f"{where}: {reason}", status=status)
         waited = retry_after_seconds(response.headers.get("Retry-After"))

@@ -11,6 +11,7 @@ size cap, the retry policy, and errors that name the KR and the call.
 
 from __future__ import annotations
 
+import json
 import random as _random
 import time
 from abc import abstractmethod
@@ -40,6 +41,7 @@ __all__ = [
     "ApiSourceConfig",
     "Period",
     "ShapeError",
+    "describe_call",
     "dig",
     "number",
     "period_bounds",
@@ -172,6 +174,35 @@ class ApiSource(BaseSource[ApiConfigT]):
             FatalSourceError: Unknown connection or secret, other 4xx (401: the credentials),
                 an answer that is not JSON, not shaped as documented, or not a number.
         """
+        call, redact, where = self._call(config, ctx)
+        answer = self._client.send_json(call, where=where, redact=redact)
+        try:
+            value = self.read_value(config, ctx, answer)
+        except ShapeError as exc:
+            raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
+        try:
+            return to_decimal(value)
+        except NotANumberError as exc:
+            raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
+
+    def describe(self, config: ApiConfigT, ctx: SourceContext) -> str:
+        """The request a fetch sends: method, URL, parameters and body, secrets redacted.
+
+        Args:
+            config: The validated config.
+            ctx: The as-of and the cycle.
+
+        Returns:
+            The request, as :func:`describe_call` shows it.
+
+        Raises:
+            FatalSourceError: An unknown connection or secret.
+        """
+        call, redact, _ = self._call(config, ctx)
+        return describe_call(call, redact)
+
+    def _call(self, config: ApiConfigT, ctx: SourceContext) -> tuple[ApiCall, Redactor, str]:
+        """The complete call, the redactor of its secrets, and the words naming it."""
         where = f"KR {ctx.kr_ref}: {self.type_name} source"
         base_url, headers, known = self._base(config, where)
         secrets = self._secrets(config, where)
@@ -190,17 +221,9 @@ class ApiSource(BaseSource[ApiConfigT]):
             max_bytes=config.max_response_bytes,
             retries=config.retries,
             backoff_seconds=config.backoff_seconds,
+            retry_answer=call.retry_answer,
         )
-        where = f"{where} {call.method} {redact(call.url.split('?', 1)[0])}"
-        answer = self._client.send_json(call, where=where, redact=redact)
-        try:
-            value = self.read_value(config, ctx, answer)
-        except ShapeError as exc:
-            raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
-        try:
-            return to_decimal(value)
-        except NotANumberError as exc:
-            raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
+        return call, redact, f"{where} {call.method} {redact(call.url.split('?', 1)[0])}"
 
     def _base(self, config: ApiConfigT, where: str) -> tuple[str, dict[str, str], list[str]]:
         """The base URL, the connection's headers, and the values they hold to redact."""
@@ -236,6 +259,30 @@ class ApiSource(BaseSource[ApiConfigT]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sessions={self._client.sessions}, env={self.env!r})"
+
+
+def describe_call(call: ApiCall, redact: Callable[[str], str]) -> str:
+    """A call as ``okr source test`` shows it, every secret it carries redacted.
+
+    Header values are not shown (they are where credentials go), only their names.
+
+    Args:
+        call: The call.
+        redact: Removes the secrets of the call from text.
+
+    Returns:
+        ``METHOD URL`` then lines for the parameters, headers and body it has.
+    """
+    lines = [f"{call.method} {redact(call.url)}"]
+    if call.params:
+        shown = ", ".join(f"{key}={redact(str(value))}" for key, value in call.params.items())
+        lines.append(f"parameters: {shown}")
+    if call.headers:
+        lines.append(f"headers: {', '.join(sorted(call.headers))} (values not shown)")
+    if call.json_body is not None:
+        body = json.dumps(call.json_body, default=str, sort_keys=True)
+        lines.append(f"body: {truncate(redact(body), 2000)}")
+    return "\n".join(lines)
 
 
 def period_bounds(period: Period, ctx: SourceContext) -> tuple[datetime, datetime]:

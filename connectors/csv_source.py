@@ -1,0 +1,415 @@
+"""``csv``: a number from a CSV file: a local file, or one fetched over HTTP(S).
+
+A KR reads one cell (``column`` in the row that ``where`` matches) or an aggregate of a
+column over the matching rows (``sum``, ``avg``, ``min``, ``max``, ``count``, ``last``).
+With ``as_of_column`` only rows dated on or before the as-of count, and without an
+aggregate the latest of them is taken, so a sheet that gains a row a week can be backfilled.
+
+A relative ``path`` is resolved against the current directory: ``okr`` runs in the project
+folder, so it is relative to the project (sources are not told the project folder). A
+``url`` (a published Google Sheet's ``...pub?output=csv``, or any CSV) is fetched with the
+guarantees of every HTTP call (``connectors.api_client``): one deadline per attempt, a size
+cap, retries, redaction; redirects are not followed. A URL that is itself a credential goes
+in a secret (``url_secret``), or its key in ``${secret:NAME}``.
+
+Numbers are exact (``Decimal``). ``1,234`` needs ``thousands_separator: ","`` and ``12%``
+needs ``percent`` (``number``: 12; ``fraction``: 0.12); otherwise they are refused with
+that hint. An empty cell is no data, never 0; a missing column is an error naming the
+columns the file has.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random as _random
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from okr_pipeline.connectors.api_client import MAX_RESPONSE_BYTES_LIMIT, ApiCall, ApiClient
+from okr_pipeline.connectors.auth import SecretName
+from okr_pipeline.connectors.base import (
+    BaseSource,
+    BaseSourceConfig,
+    SourceContext,
+    SourceEnvironment,
+)
+from okr_pipeline.connectors.errors import FatalSourceError
+from okr_pipeline.connectors.templating import placeholder_errors, render, secret_refs
+from okr_pipeline.connectors.values import NotANumberError, to_decimal
+from okr_pipeline.okr_core.names import unknown_name_message
+from okr_pipeline.okr_core.redaction import Redactor, truncate
+
+__all__ = ["CsvSource", "CsvSourceConfig"]
+
+Aggregate = Literal["sum", "avg", "min", "max", "count", "last"]
+_SPACES = re.compile(r"[\s\u00a0\u202f]")
+
+
+class CsvSourceConfig(BaseSourceConfig):
+    """A number from a CSV file: one cell, or an aggregate of a column."""
+
+    type: Literal["csv"] = Field(
+        description="CSV: a cell or a column aggregate of a local file or a URL."
+    )
+    path: str | None = Field(
+        None,
+        min_length=1,
+        description="Local file; a relative path is taken from the folder okr runs in (the "
+        "project folder).",
+    )
+    url: str | None = Field(
+        None,
+        min_length=1,
+        description="http(s) URL of the CSV (e.g. a published Google Sheet, ...?output=csv); "
+        "${secret:NAME} may hold a key.",
+    )
+    url_secret: SecretName | None = Field(
+        None, description="Secret holding the whole URL, when the URL itself is a credential."
+    )
+    column: str = Field(min_length=1, description="Header of the column the number is in.")
+    where: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rows to use: header -> exact cell text (after trimming spaces); all "
+        "must match.",
+    )
+    aggregate: Aggregate | None = Field(
+        None,
+        description="sum, avg, min, max, count (non-empty cells) or last over the matching "
+        "rows; without it exactly one row must match.",
+    )
+    as_of_column: str | None = Field(
+        None,
+        min_length=1,
+        description="Header of a date column (YYYY-MM-DD or ISO 8601): only rows dated on or "
+        "before the as-of are used, and without an aggregate the latest one is taken.",
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator.")
+    encoding: str = Field(
+        "utf-8-sig", min_length=1, description="Text encoding (default UTF-8, BOM allowed)."
+    )
+    decimal_separator: Literal[".", ","] = Field(
+        ".", description="Decimal separator of the numbers."
+    )
+    thousands_separator: Literal[",", ".", " ", "'", "_"] | None = Field(
+        None,
+        description="Thousands separator to remove (a space also matches non-breaking "
+        "spaces); without it 1,234 is refused.",
+    )
+    percent: Literal["refuse", "number", "fraction"] = Field(
+        "refuse",
+        description="A trailing %: refuse (default), number (12% -> 12) or fraction (12% -> 0.12).",
+    )
+    timeout_seconds: float = Field(
+        30, gt=0, le=600, description="Time allowed for one download attempt (URL only)."
+    )
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries after a transient failure (URL only)."
+    )
+    backoff_seconds: float = Field(
+        0.5, ge=0, le=60, description="First retry wait, doubling per retry (URL only)."
+    )
+    max_response_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        le=MAX_RESPONSE_BYTES_LIMIT,
+        description="Largest file accepted, in bytes (default 10 MiB).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        errors = placeholder_errors(url)
+        if errors:
+            raise ValueError("; ".join(errors))
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ValueError(f"url must be an http(s) URL, got {url[:40]!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _check(self) -> CsvSourceConfig:
+        given = [n for n in ("path", "url", "url_secret") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of path, url or url_secret")
+        if self.thousands_separator is not None and (
+            self.thousands_separator == self.decimal_separator
+        ):
+            raise ValueError("thousands_separator and decimal_separator must differ")
+        if self.delimiter in ('"', "\n", "\r"):
+            raise ValueError(f"delimiter {self.delimiter!r} cannot separate fields")
+        return self
+
+    def secret_names(self) -> set[str]:
+        """The URL's secret, and those its ``${secret:NAME}`` placeholders name.
+
+        Returns:
+            The secret names.
+        """
+        names = secret_refs(self.url) if self.url else set()
+        return names | ({self.url_secret} if self.url_secret else set())
+
+    def uses_as_of(self) -> bool:
+        """True with ``as_of_column``: only then is the number for the as-of.
+
+        Returns:
+            Whether rows are chosen by the as-of.
+        """
+        return self.as_of_column is not None
+
+    def concurrency_key(self) -> str:
+        """Downloads from one host share a bound; local files share ``csv``.
+
+        Returns:
+            ``"csv:<host>"`` or ``"csv"``.
+        """
+        return f"csv:{urlsplit(self.url).hostname}" if self.url else "csv"
+
+
+class CsvSource(BaseSource[CsvSourceConfig]):
+    """Reads a number from a CSV file or URL: a cell by column and row match, or an aggregate.
+
+    Args:
+        env: Connections and secrets of this run.
+        sleep: Called to wait between download retries; injectable so tests need not wait.
+        random: Numbers in [0, 1) for the retry jitter.
+    """
+
+    type_name = "csv"
+    config_model = CsvSourceConfig
+    reads = "a cell, or an aggregate of a column, of a CSV file or URL"
+    authentication = "none; a key in the URL from a secret"
+    tested_against = "real files and a local HTTP server"
+
+    def __init__(
+        self,
+        env: SourceEnvironment,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        super().__init__(env)
+        self._client = ApiClient(sleep=sleep, random=random)
+
+    def fetch(self, config: CsvSourceConfig, ctx: SourceContext) -> Decimal | None:
+        """Read the file, choose the rows, return the cell or the aggregate.
+
+        Raises:
+            RetriableSourceError: The download failed in a way a later try may not.
+            FatalSourceError: Unreadable file, unknown secret, a missing column (the columns
+                there are named), several rows without an aggregate, a cell that is not a
+                number, a date that is not a date.
+        """
+        where = f"KR {ctx.kr_ref}: csv source"
+        text, where, redact = self._text(config, where)
+        try:
+            rows, headers = _rows(text, config.delimiter)
+            _check_columns(config, headers)
+            return _select(config, ctx, rows)
+        except _CsvError as exc:
+            raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
+
+    def _text(self, config: CsvSourceConfig, where: str) -> tuple[str, str, Redactor]:
+        """The file's text, the ``where`` of messages, and the redactor of its secrets."""
+        if config.path is not None:
+            path = Path(config.path).expanduser()
+            where = f"{where} {config.path}"
+            try:
+                data = _read_capped(path, config.max_response_bytes)
+            except OSError as exc:
+                raise FatalSourceError(f"{where}: cannot read {path}: {exc.strerror}") from exc
+            return self._decode(data, config, where), where, Redactor([])
+        names = sorted(config.secret_names())
+        missing = [n for n in names if n not in self.env.secrets]
+        if missing:
+            raise FatalSourceError(
+                f"{where}: " + unknown_name_message("secret", missing[0], self.env.secrets)
+            )
+        secrets = {n: self.env.secrets[n].get_secret_value() for n in names}
+        redact = Redactor(list(secrets.values()))
+        if config.url_secret is not None:
+            url = secrets[config.url_secret]
+        else:
+            assert config.url is not None
+            ctx_free = SourceContext(  # the URL's placeholders are secrets, not times
+                as_of=datetime(2000, 1, 1, tzinfo=UTC),
+                cycle_start=datetime(2000, 1, 1, tzinfo=UTC),
+                cycle_end=datetime(2000, 1, 1, tzinfo=UTC),
+                kr_ref="",
+            )
+            url = render(config.url, ctx_free, secrets, encode=lambda v: quote(v, safe=""))
+        where = f"{where} GET {redact(url.split('?', 1)[0])}"
+        call = ApiCall(
+            method="GET",
+            url=url,
+            headers={"Accept": "text/csv, text/plain;q=0.9, */*;q=0.1"},
+            timeout=config.timeout_seconds,
+            max_bytes=config.max_response_bytes,
+            retries=config.retries,
+            backoff_seconds=config.backoff_seconds,
+        )
+        answer = self._client.send(call, where=where, redact=redact)
+        return self._decode(answer.content, config, where), where, redact
+
+    @staticmethod
+    def _decode(data: bytes, config: CsvSourceConfig, where: str) -> str:
+        try:
+            return data.decode(config.encoding)
+        except LookupError as exc:
+            raise FatalSourceError(f"{where}: unknown encoding {config.encoding!r}") from exc
+        except UnicodeDecodeError as exc:
+            raise FatalSourceError(
+                f"{where}: not {config.encoding} text at byte {exc.start}; set encoding"
+            ) from exc
+
+    def close(self) -> None:
+        """Close the download sessions."""
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"CsvSource(sessions={self._client.sessions}, env={self.env!r})"
+
+
+class _CsvError(Exception):
+    """The file is not what the config expects; the message says how."""
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(0, f"larger than max_response_bytes ({limit})")
+    return data
+
+
+def _rows(text: str, delimiter: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """The rows as (line number, header -> cell), and the headers."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        headers = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise _CsvError("the file is empty (no header row)") from None
+    except csv.Error as exc:
+        raise _CsvError(f"not CSV: {exc}") from exc
+    rows = []
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            # Short rows are padded: a sheet export drops trailing empty cells.
+            padded = [*cells, *[""] * (len(headers) - len(cells))]
+            rows.append((reader.line_num, dict(zip(headers, padded, strict=False))))
+    except csv.Error as exc:
+        raise _CsvError(f"not CSV at line {reader.line_num}: {exc}") from exc
+    return rows, headers
+
+
+def _check_columns(config: CsvSourceConfig, headers: Sequence[str]) -> None:
+    wanted = [config.column, *config.where, *([config.as_of_column] if config.as_of_column else [])]
+    missing = [name for name in wanted if name not in headers]
+    if missing:
+        there = ", ".join(repr(h) for h in headers[:30]) or "none"
+        raise _CsvError(f"no column {missing[0]!r}; the columns are: {there}")
+
+
+def _select(
+    config: CsvSourceConfig, ctx: SourceContext, rows: list[tuple[int, dict[str, str]]]
+) -> Decimal | None:
+    chosen = [
+        (line, row)
+        for line, row in rows
+        if all(row[name].strip() == value.strip() for name, value in config.where.items())
+    ]
+    if config.as_of_column is not None:
+        dated = [(_date_of(row[config.as_of_column], line), line, row) for line, row in chosen]
+        limit = ctx.as_of.astimezone(UTC)
+        kept = [(when, line, row) for when, line, row in dated if when <= limit]
+        # Stable sort: rows of one date stay in file order, so "last" is the file's last.
+        kept.sort(key=lambda item: item[0])
+        if config.aggregate is None and kept:
+            latest = kept[-1][0]
+            kept = [item for item in kept if item[0] == latest]
+        chosen = [(line, row) for _, line, row in kept]
+    cells = [(line, row[config.column].strip()) for line, row in chosen]
+    if config.aggregate is None:
+        if len(cells) > 1:
+            lines = ", ".join(str(line) for line, _ in cells[:10])
+            raise _CsvError(
+                f"{len(cells)} rows match (lines {lines}); narrow where, or set aggregate"
+            )
+        if not cells or cells[0][1] == "":
+            return None
+        return _number(cells[0][1], cells[0][0], config)
+    values = [(line, cell) for line, cell in cells if cell != ""]
+    if config.aggregate == "count":
+        return Decimal(len(values))
+    if not values:
+        return None
+    numbers = [_number(cell, line, config) for line, cell in values]
+    if config.aggregate == "sum":
+        return to_decimal(sum(numbers, Decimal(0)))
+    if config.aggregate == "avg":
+        return to_decimal(sum(numbers, Decimal(0)) / len(numbers))
+    if config.aggregate == "min":
+        return min(numbers)
+    if config.aggregate == "max":
+        return max(numbers)
+    return numbers[-1]
+
+
+def _number(cell: str, line: int, config: CsvSourceConfig) -> Decimal:
+    text = cell
+    where = f"line {line}, column {config.column!r}"
+    if text.endswith("%"):
+        if config.percent == "refuse":
+            raise _CsvError(
+                f"{where}: {cell!r} is a percentage; set percent: number (12% -> 12) or "
+                "fraction (12% -> 0.12)"
+            )
+        text = text[:-1].strip()
+    if config.thousands_separator is not None:
+        sep = config.thousands_separator
+        text = _SPACES.sub("", text) if sep == " " else text.replace(sep, "")
+    if config.decimal_separator == ",":
+        if "." in text:
+            raise _CsvError(f"{where}: {cell!r} has a '.' but decimal_separator is ','")
+        text = text.replace(",", ".")
+    elif "," in text:
+        raise _CsvError(
+            f"{where}: {cell!r} is not a number; for 1,234 set thousands_separator: ',' (or "
+            "decimal_separator: ',' for 1,5)"
+        )
+    try:
+        value = to_decimal(text)
+    except NotANumberError as exc:
+        raise _CsvError(f"{where}: {exc}") from exc
+    if value is None:  # pragma: no cover - an empty cell never reaches here
+        raise _CsvError(f"{where}: empty")
+    if config.percent == "fraction" and cell.endswith("%"):
+        return value / 100
+    return value
+
+
+def _date_of(cell: str, line: int) -> datetime:
+    """A row's date as a UTC instant; a bare date is its midnight (UTC)."""
+    text = cell.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            # A row dated the as-of's day counts: its day is compared, not midnight.
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _CsvError(
+            f"line {line}: as_of_column value {cell!r} is not a date (YYYY-MM-DD or ISO 8601)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
