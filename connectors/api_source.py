@@ -40,17 +40,21 @@ __all__ = [
     "ApiSource",
     "ApiSourceConfig",
     "Period",
+    "Reduce",
     "ShapeError",
     "describe_call",
     "dig",
     "number",
     "period_bounds",
+    "reduce_points",
 ]
 
 #: The window of time a KR's number covers, ending at its as-of: the cycle so far, or the
 #: last day, week, 28 or 30 or 90 days.
 Period = Literal["cycle", "1d", "7d", "28d", "30d", "90d"]
 _PERIOD_DAYS = {"1d": 1, "7d": 7, "28d": 28, "30d": 30, "90d": 90}
+#: How a time series' points become the KR's one number.
+Reduce = Literal["last", "avg", "max", "min", "sum"]
 
 
 class ApiSourceConfig(BaseSourceConfig):
@@ -368,3 +372,25 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "an object"
+
+
+def reduce_points(how: Reduce, values: Sequence[Decimal]) -> Decimal | None:
+    """One number from a time series' points, oldest first.
+
+    Args:
+        how: ``last``, ``avg``, ``max``, ``min`` or ``sum``.
+        values: The points' values, in time order.
+
+    Returns:
+        The reduced value, or None (no data) when there are no points.
+    """
+    if not values:
+        return None
+    if how == "last":
+        return values[-1]
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
+    total = sum(values, Decimal(0))
+    return total if how == "sum" else total / len(values)
