@@ -40,7 +40,8 @@ from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import RetriableSourceError
 from okr_pipeline.connectors.http_deadline import Answer
-from okr_pipeline.connectors.templating import TIME_NAMES, render
+from okr_pipeline.connectors.jira import time_placeholder_errors
+from okr_pipeline.connectors.templating import render
 from okr_pipeline.okr_core.names import PLACEHOLDER
 from okr_pipeline.okr_core.retry import retry_after_seconds
 
@@ -48,7 +49,6 @@ __all__ = ["API_VERSION", "GithubSource", "GithubSourceConfig", "build_query"]
 
 #: The REST API version asked for (``X-GitHub-Api-Version``).
 API_VERSION = "2022-11-28"
-_TIME = re.compile(r"(as_of|cycle_start|cycle_end)(?::(date))?")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _OWNER = re.compile(r"[A-Za-z0-9-]+")
 _STATES = {
@@ -111,13 +111,9 @@ class GithubSourceConfig(ApiSourceConfig):
             self.state in ("merged", "unmerged") or self.date_field == "merged"
         ):
             raise ValueError("merged/unmerged apply to pull requests only (kind: pr)")
-        bad = [m[0] for m in PLACEHOLDER.finditer(self.query) if not _TIME.fullmatch(m[1])]
-        if bad:
-            raise ValueError(
-                f"unknown placeholder {bad[0]!r} in query. Valid: "
-                + ", ".join(f"${{{n}}}" for n in TIME_NAMES)
-                + " (optionally with ':date'); the token goes in token_secret"
-            )
+        errors = time_placeholder_errors(self.query, "query", "the token goes in token_secret")
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
 
     def secret_names(self) -> set[str]:

@@ -27,28 +27,32 @@ from pydantic import Field, model_validator
 from okr_pipeline.connectors.api_source import ApiCall, ApiSource, ApiSourceConfig, dig
 from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import SourceContext
+from okr_pipeline.connectors.templating import TIME_NAMES
 from okr_pipeline.okr_core.names import PLACEHOLDER
 
-__all__ = ["JiraSource", "JiraSourceConfig", "render_jql"]
+__all__ = ["JiraSource", "JiraSourceConfig", "render_jql", "time_placeholder_errors"]
 
 _TIME = re.compile(r"(as_of|cycle_start|cycle_end)(?::(date))?")
 # A placeholder, with the quotes around it when the user wrote them.
 _QUOTED_OR_NOT = re.compile(r"([\"']?)(\$\{([^}]*)\})\1")
 
 
-def jql_placeholder_errors(jql: str) -> list[str]:
-    """Describe every placeholder of ``jql`` that is not a time.
+def time_placeholder_errors(text: str, field: str, hint: str) -> list[str]:
+    """Describe every placeholder of ``text`` that is not a time (no secrets allowed).
 
     Args:
-        jql: The JQL as written in the OKR file.
+        text: A query as written in the OKR file.
+        field: The field's name, for the message.
+        hint: Where a credential goes instead, for the message.
 
     Returns:
         One message per bad placeholder; empty when all are valid.
     """
     return [
-        f"unknown placeholder {match[0]!r} in jql. Valid: ${{as_of}}, ${{cycle_start}}, "
-        "${cycle_end} (optionally with ':date'); secrets cannot be used in JQL"
-        for match in PLACEHOLDER.finditer(jql)
+        f"unknown placeholder {match[0]!r} in {field}. Valid: "
+        + ", ".join(f"${{{name}}}" for name in TIME_NAMES)
+        + f" (optionally with ':date'); {hint}"
+        for match in PLACEHOLDER.finditer(text)
         if not _TIME.fullmatch(match[1].strip())
     ]
 
@@ -114,7 +118,7 @@ class JiraSourceConfig(ApiSourceConfig):
 
     @model_validator(mode="after")
     def _check(self) -> JiraSourceConfig:
-        errors = jql_placeholder_errors(self.jql)
+        errors = time_placeholder_errors(self.jql, "jql", "secrets cannot be used in JQL")
         if errors:
             raise ValueError("; ".join(errors))
         basic = self.email is not None or self.api_token_secret is not None
