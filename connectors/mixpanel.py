@@ -15,6 +15,12 @@ The window's days are the calendar days it touches: from the start's day to the 
 last instant before the as-of, so an as-of at midnight ends with the previous day.
 No series (or an empty one) is no data; several series are an error.
 Documented at https://docs.mixpanel.com/reference/segmentation-query.
+
+Instead of an event, a saved Insights report can be read (``bookmark_id``: ``GET
+/api/query/insights``, https://docs.mixpanel.com/reference/insights-query). Its date range
+is the one saved in the report, so it answers for "now" only (``okr backfill`` skips it).
+Its ``series`` maps the one metric to ``{"all": n}`` (a report showing one number) or to
+``{date: n}``, of which the newest date's value is the number, as the report's line ends.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from okr_pipeline.connectors.api_source import (
     ApiCall,
@@ -49,7 +55,15 @@ class MixpanelSourceConfig(ApiSourceConfig):
 
     type: Literal["mixpanel"] = Field(description="Source type: Mixpanel Query API.")
     project_id: int = Field(gt=0, description="The Mixpanel project's id.")
-    event: str = Field(min_length=1, description="The event's name, e.g. 'Signed up'.")
+    event: str | None = Field(
+        None, min_length=1, description="The event's name, e.g. 'Signed up' (or bookmark_id)."
+    )
+    bookmark_id: int | None = Field(
+        None,
+        gt=0,
+        description="A saved Insights report to read instead of an event (its own date "
+        "range applies; not backfilled).",
+    )
     count: Literal["general", "unique", "average"] = Field(
         "general",
         description="general: events (the series summed); unique: unique users over the "
@@ -70,6 +84,27 @@ class MixpanelSourceConfig(ApiSourceConfig):
         min_length=1,
         description="Secret holding the service account's secret (OKR_SECRETS__<NAME>).",
     )
+
+    @model_validator(mode="after")
+    def _event_or_report(self) -> MixpanelSourceConfig:
+        if (self.event is None) == (self.bookmark_id is None):
+            raise ValueError("set either 'event' (segmentation) or 'bookmark_id' (a saved report)")
+        if self.bookmark_id is not None:
+            ignored = sorted({"count", "where", "period"} & self.model_fields_set)
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)} apply to an event, not to a saved report "
+                    f"(bookmark_id): the report's own settings apply"
+                )
+        return self
+
+    def uses_as_of(self) -> bool:
+        """An event is counted over the window; a saved report has its own date range.
+
+        Returns:
+            False for a saved report (``bookmark_id``).
+        """
+        return self.bookmark_id is None
 
     def secret_names(self) -> set[str]:
         """The service account secret's name.
@@ -98,7 +133,7 @@ def window_days(period: Period, ctx: SourceContext) -> tuple[date, date]:
 
 
 def segmentation_params(config: MixpanelSourceConfig, ctx: SourceContext) -> dict[str, str]:
-    """The query string of ``/api/query/segmentation`` for the KR's window.
+    """The query string of ``/api/query/segmentation`` for the KR's window (or of insights).
 
     Args:
         config: The validated config.
@@ -107,6 +142,9 @@ def segmentation_params(config: MixpanelSourceConfig, ctx: SourceContext) -> dic
     Returns:
         The parameters.
     """
+    if config.bookmark_id is not None:
+        return {"project_id": str(config.project_id), "bookmark_id": str(config.bookmark_id)}
+    assert config.event is not None  # the model's validator: an event or a bookmark
     first, last = window_days(config.period, ctx)
     params = {
         "project_id": str(config.project_id),
@@ -141,17 +179,20 @@ class MixpanelSource(ApiSource[MixpanelSourceConfig]):
         base_url: str,
         secrets: Mapping[str, str],
     ) -> ApiCall:
-        """``GET /api/query/segmentation`` signed in as the service account."""
+        """``GET /api/query/segmentation`` (or ``insights``) signed in as the service account."""
         pair = f"{config.service_account}:{secrets[config.service_account_secret]}".encode()
+        endpoint = "segmentation" if config.bookmark_id is None else "insights"
         return ApiCall(
             method="GET",
-            url=f"{base_url}/api/query/segmentation",
+            url=f"{base_url}/api/query/{endpoint}",
             params=segmentation_params(config, ctx),
             headers={"Authorization": "Basic " + base64.b64encode(pair).decode()},
         )
 
     def read_value(self, config: MixpanelSourceConfig, ctx: SourceContext, answer: Any) -> Any:
-        """The series summed (general) or its one bucket (unique, average)."""
+        """The series summed (general) or its one bucket (unique, average); see the module."""
+        if config.bookmark_id is not None:
+            return _report_value(answer)
         values = dig(answer, "data", "values")
         if not isinstance(values, dict):
             raise ShapeError(f"data.values is {type(values).__name__}, not an object")
@@ -175,3 +216,22 @@ def _count(day: str, value: Any) -> Decimal:
     if count is None:
         raise ShapeError(f"the value of {day} is null, not a count")
     return count
+
+
+def _report_value(answer: Any) -> Any:
+    """A saved report's number: its one metric's ``all``, or its newest date's value."""
+    series = dig(answer, "series")
+    if not isinstance(series, dict):
+        raise ShapeError(f"series is {type(series).__name__}, not an object")
+    points = number(list(series.values()), "metrics")
+    if points is None or points == {}:
+        return None
+    if not isinstance(points, dict):
+        raise ShapeError("the metric's series is not an object of date: value")
+    if "all" in points:
+        return points["all"]
+    newest = max(points)
+    if isinstance(points[newest], dict):
+        raise ShapeError("the report has a breakdown (one series per segment); save it without one")
+    # ISO dates of one offset sort as text; the last point is the report's current value.
+    return points[newest]

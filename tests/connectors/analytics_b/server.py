@@ -18,7 +18,9 @@ they are wrong, and otherwise answers in the documented shape:
   /api/query/segmentation`` with service-account Basic auth and ``project_id``, ``event``,
   ``from_date``, ``to_date`` (required), ``unit`` or ``interval``, ``type``, ``where``;
   answer ``{"data": {"series": [days], "values": {event: {day: count}}},
-  "legend_size": 1}``.
+  "legend_size": 1}``; and https://docs.mixpanel.com/reference/insights-query — ``GET
+  /api/query/insights`` with ``project_id`` and ``bookmark_id``; answer ``computed_at``,
+  ``date_range``, ``headers`` and ``series`` (metric -> ``{"all": n}`` or ``{date: n}``).
 
 It cannot run HogQL or keep real event data: PostHog answers come from a table of known
 queries, and every Mixpanel event happens ``day-of-month`` times a day (so a sum over the
@@ -69,6 +71,14 @@ POSTHOG_QUERIES: dict[str, tuple[list[str], list[list[Any]]]] = {
     ),
 }
 MIXPANEL_PROJECT = 31337
+#: Mixpanel saved Insights reports: bookmark_id -> series (the shapes of the insights-query
+#: reference: one number as "all", a line by date, a breakdown, nothing).
+MIXPANEL_REPORTS: dict[str, dict[str, Any]] = {
+    "101": {"Logged in": {"all": 9852}},
+    "102": {"Logged in": {"2020-08-31T00:00:00-07:00": 9852, "2020-09-07T00:00:00-07:00": 10100}},
+    "103": {"Logged in": {"US": {"2020-08-31T00:00:00-07:00": 1}}},
+    "104": {},
+}
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 
 
@@ -91,8 +101,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
+        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path == "/api/query/segmentation":
-            self._mixpanel({k: v[0] for k, v in parse_qs(parts.query).items()})
+            self._mixpanel(params)
+        elif parts.path == "/api/query/insights":
+            self._mixpanel_report(params)
         else:
             self._json(404, {"error": f"no route GET {parts.path}"})
 
@@ -252,9 +265,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- Mixpanel ------------------------------------------------------------------------
 
     def _mixpanel(self, params: dict[str, str]) -> None:
-        pair = f"{MIXPANEL_ACCOUNT}:{MIXPANEL_SECRET}".encode()
-        if self.headers.get("Authorization") != "Basic " + base64.b64encode(pair).decode():
-            self._json(401, {"error": "Invalid service account credentials", "status": "error"})
+        if not self._mixpanel_signed_in():
             return
         for key in ("project_id", "event", "from_date", "to_date"):
             if key not in params:
@@ -291,6 +302,38 @@ class Handler(BaseHTTPRequestHandler):
             values = {event: {d.isoformat(): d.day for d in days}}
         series = [d.isoformat() for d in days] if "interval" not in params else [first.isoformat()]
         self._json(200, {"data": {"series": series, "values": values}, "legend_size": len(values)})
+
+    def _mixpanel_report(self, params: dict[str, str]) -> None:
+        if not self._mixpanel_signed_in():
+            return
+        for key in ("project_id", "bookmark_id"):
+            if key not in params:
+                self._json(400, {"error": f"missing required parameter: {key}", "status": "error"})
+                return
+        if params["bookmark_id"] not in MIXPANEL_REPORTS:
+            self._json(400, {"error": "report not found", "status": "error"})
+            return
+        window = {
+            "from_date": "2020-08-31T00:00:00-07:00",
+            "to_date": "2020-09-12T23:59:59.999000-07:00",
+        }
+        series = MIXPANEL_REPORTS[params["bookmark_id"]]
+        self._json(
+            200,
+            {
+                "computed_at": "2020-09-21T16:35:41.252314+00:00",
+                "date_range": window,
+                "headers": ["$event"],
+                "series": series,
+            },
+        )
+
+    def _mixpanel_signed_in(self) -> bool:
+        pair = f"{MIXPANEL_ACCOUNT}:{MIXPANEL_SECRET}".encode()
+        if self.headers.get("Authorization") == "Basic " + base64.b64encode(pair).decode():
+            return True
+        self._json(401, {"error": "Invalid service account credentials", "status": "error"})
+        return False
 
 
 class _Server(ThreadingHTTPServer):

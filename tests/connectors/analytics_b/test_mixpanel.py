@@ -27,7 +27,7 @@ from okr_pipeline.connectors.mixpanel import (
     window_days,
 )
 from tests.connectors.analytics_b import server
-from tests.connectors.analytics_b.conftest import RECORD_MODE, AnalyticsContract, environment
+from tests.connectors.analytics_b.conftest import AnalyticsContract, environment
 
 WRONG = "mps-wrong-e41c09a2-SECRET"
 NOON = SourceContext(
@@ -139,18 +139,52 @@ def test_fetch(
     with MixpanelSource(analytics_env) as source:
         value = source.fetch(config(**overrides), ctx)
     assert value == expected and (value is None or type(value) is Decimal)
-    assert analytics_cassette.play_count == (1 if RECORD_MODE == "none" else 0)
+    assert analytics_cassette.play_count == 1 or analytics_cassette.dirty  # replayed, or recorded
+
+
+REPORT = {"event": None, "bookmark_id": 101}
+
+
+def test_a_saved_report_is_read_by_its_bookmark_and_not_backfilled() -> None:
+    report = config(**REPORT)
+    assert segmentation_params(report, MIDNIGHT) == {
+        "project_id": str(server.MIXPANEL_PROJECT),
+        "bookmark_id": "101",
+    }
+    source = MixpanelSource(environment("http://unused.invalid"))
+    call = source.build_call(report, NOON, "https://eu.mixpanel.com", {"mixpanel_secret": "s"})
+    assert call.url == "https://eu.mixpanel.com/api/query/insights"
+    assert not report.uses_as_of() and config().uses_as_of()
+
+
+@pytest.mark.parametrize(
+    ("bookmark", "expected"),
+    [(101, Decimal(9852)), (102, Decimal(10100)), (104, None)],
+    ids=["one-number", "newest-date", "empty"],
+)
+def test_fetch_report(
+    bookmark: int,
+    expected: Decimal | None,
+    analytics_env: SourceEnvironment,
+    analytics_cassette: Any,
+) -> None:
+    with MixpanelSource(analytics_env) as source:
+        value = source.fetch(config(event=None, bookmark_id=bookmark), MIDNIGHT)
+    assert value == expected and (value is None or type(value) is Decimal)
+    assert analytics_cassette.play_count == 1 or analytics_cassette.dirty  # replayed, or recorded
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
+        ({**REPORT, "bookmark_id": 103}, "the report has a breakdown"),
+        ({**REPORT, "bookmark_id": 999}, "HTTP 400"),
         ({"event": "Split"}, "2 series in the answer, expected one"),
         ({"event": "Broken"}, "is not an object of day: value"),
         ({"project_id": 1}, "HTTP 403"),
         ({"service_account": "someone-else"}, "HTTP 401"),
     ],
-    ids=["two-series", "not-by-day", "other-project", "wrong-account"],
+    ids=["breakdown", "no-report", "two-series", "not-by-day", "other-project", "wrong-account"],
 )
 def test_errors_are_fatal_and_name_the_kr(
     overrides: dict[str, Any],
@@ -171,6 +205,9 @@ def test_errors_are_fatal_and_name_the_kr(
         ({"event": ""}, "at least 1 character"),
         ({"service_account_secret": "no spaces"}, "is not a secret name"),
         ({"project_id": -3}, "greater than 0"),
+        ({"event": None}, "set either 'event' (segmentation) or 'bookmark_id'"),
+        ({"bookmark_id": 5}, "set either 'event' (segmentation) or 'bookmark_id'"),
+        ({**REPORT, "period": "7d"}, "period apply to an event, not to a saved report"),
     ],
 )
 def test_config_messages(overrides: dict[str, Any], message: str) -> None:

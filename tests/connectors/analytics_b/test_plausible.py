@@ -21,7 +21,7 @@ from okr_pipeline.connectors.plausible import (
     PlausibleSourceConfig,
     plausible_body,
 )
-from tests.connectors.analytics_b.conftest import RECORD_MODE, AnalyticsContract, environment
+from tests.connectors.analytics_b.conftest import AnalyticsContract, environment
 
 WRONG = "plk-wrong-0a9e3b71-SECRET"
 CTX = SourceContext(
@@ -103,7 +103,7 @@ def test_fetch(
     with PlausibleSource(analytics_env) as source:
         value = source.fetch(config(**overrides), CTX)
     assert value == expected and (value is None or type(value) is Decimal)
-    assert analytics_cassette.play_count == (1 if RECORD_MODE == "none" else 0)
+    assert analytics_cassette.play_count == 1 or analytics_cassette.dirty  # replayed, or recorded
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.posthog import PosthogSource, PosthogSourceConfig, hogql_values
 from tests.connectors.analytics_b import server
-from tests.connectors.analytics_b.conftest import RECORD_MODE, AnalyticsContract, environment
+from tests.connectors.analytics_b.conftest import AnalyticsContract, environment
 
 WRONG = "phx-wrong-5b0d2e88-SECRET"
 SIGNUPS = (
@@ -117,7 +117,7 @@ def test_fetch(
     with PosthogSource(analytics_env) as source:
         value = source.fetch(config(**overrides), CTX)
     assert value == expected and (value is None or type(value) is Decimal)
-    assert analytics_cassette.play_count == (1 if RECORD_MODE == "none" else 0)
+    assert analytics_cassette.play_count == 1 or analytics_cassette.dirty  # replayed, or recorded
 
 
 @pytest.mark.parametrize(
