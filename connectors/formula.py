@@ -365,7 +365,8 @@ class Formula:
         known = {ref: value for ref, value in values.items() if value is not None}
         try:
             # Rounded like every value, to the digits the store keeps (connectors.values).
-            return to_decimal(_eval(self._tree, known))
+            result = to_decimal(_eval(self._tree, known))
+            return None if result is None else _plain(result)
         except FormulaError:
             raise
         except NotANumberError as exc:
@@ -400,6 +401,13 @@ def _eval(node: Node, values: Mapping[str, Decimal]) -> Decimal:
     if right.is_zero():
         raise FormulaZeroDivisionError(f"division by zero: {_zero_divisor(node.right)}")
     return _CONTEXT.divide(left, right)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """The value without trailing zeros after the point: 30 / 120 * 100 gives 25, not 25.00."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1), context=_CONTEXT)
+    return value.normalize(_CONTEXT)
 
 
 def _references(node: Node, found: dict[str, None]) -> None:

@@ -9,6 +9,7 @@ from okr_pipeline.connectors.base import SourceEnvironment
 from okr_pipeline.connectors.registry import check_references, parse_source_config
 from okr_pipeline.okr_core.loader import OkrSet, load_okrs
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.run.formulas import check_formulas
 
 
 def source_environment(settings: Settings) -> SourceEnvironment:
@@ -20,7 +21,8 @@ def load_definitions(settings: Settings) -> OkrSet:
     """Parse and validate the OKR files named by ``settings``.
 
     Each KR's ``source`` is validated by its connector's config model, and the connections
-    and secrets it names must exist in the settings.
+    and secrets it names must exist in the settings; formula KRs must reference existing
+    KRs, without loops.
 
     Raises:
         DefinitionError: listing every problem found, with file, place and line.
@@ -30,4 +32,7 @@ def load_definitions(settings: Settings) -> OkrSet:
     def validate_source(raw: Mapping[str, Any]) -> None:
         check_references(parse_source_config(raw), env)
 
-    return load_okrs(settings.resolved_okr_path(), validate_source=validate_source)
+    okr_set = load_okrs(settings.resolved_okr_path(), validate_source=validate_source)
+    # Formula KRs reference other KRs (issue 8): checked on the whole set, once it loads.
+    check_formulas(okr_set)
+    return okr_set

@@ -19,6 +19,7 @@ from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.definitions import load_definitions, source_environment
 from okr_pipeline.run.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
+from okr_pipeline.run.formulas import is_formula
 from okr_pipeline.run.record import evaluate_at, store_results
 
 
@@ -95,7 +96,10 @@ def fetch_values(
     pool: SourcePool,
     clock: Callable[[], datetime],
 ) -> list[FetchResult]:
-    """Fetch every KR's value concurrently (bounded per connection and overall)."""
+    """Fetch every KR's value concurrently (bounded per connection and overall).
+
+    Formula KRs are left out: they have nothing to fetch (see ``run/formulas.py``).
+    """
     requests = [
         FetchRequest(
             kr_id=kr.kr_id,
@@ -106,6 +110,8 @@ def fetch_values(
             cycle_end=kr.cycle_end,
         )
         for kr in krs
+        # Formula KRs are not fetched: run_update computes them from these (run/formulas.py).
+        if not is_formula(kr.source)
     ]
     return fetch_all(
         requests,

@@ -22,6 +22,7 @@ from okr_pipeline.run.alerting import run_alerts
 from okr_pipeline.run.definitions import source_environment
 from okr_pipeline.run.evaluate import outcome_of
 from okr_pipeline.run.fetch import SourcePool
+from okr_pipeline.run.formulas import compute_formulas
 from okr_pipeline.run.preflight import check_as_of, due_time, load_alert_routing
 from okr_pipeline.run.record import (
     LEASE,
@@ -173,6 +174,8 @@ def run_update(
                     baseline_store = None if dry_run else store
                     chosen = run.baselines(chosen, settings, baseline_store, pool, now, utcnow)
                     results = run.fetch(chosen, settings, when, pool, utcnow)
+                # Formula KRs (issue 8) are computed from the values just fetched, after them.
+                results = compute_formulas(chosen, results, krs, store, when, utcnow)
                 evaluations = run.evaluate_and_store(
                     chosen, results, store, settings, run_id, when, flow_run_id
                 )
