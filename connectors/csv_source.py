@@ -9,8 +9,10 @@ A relative ``path`` is resolved against the current directory: ``okr`` runs in t
 folder, so it is relative to the project (sources are not told the project folder). A
 ``url`` (a published Google Sheet's ``...pub?output=csv``, or any CSV) is fetched with the
 guarantees of every HTTP call (``connectors.api_client``): one deadline per attempt, a size
-cap, retries, redaction; redirects are not followed. A URL that is itself a credential goes
-in a secret (``url_secret``), or its key in ``${secret:NAME}``.
+cap, retries, redaction. Redirects (a published sheet has one) are followed, at most
+three and never from https to http: no credential header is sent. A URL that is
+itself a credential goes in a secret (``url_secret``), or its key in ``${secret:NAME}``;
+``${as_of:date}`` and the other times may be used in the URL too.
 
 Numbers are exact (``Decimal``). ``1,234`` needs ``thousands_separator: ","`` and ``12%``
 needs ``percent`` (``number``: 12; ``fraction``: 0.12); otherwise they are refused with
@@ -28,9 +30,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -43,6 +46,7 @@ from okr_pipeline.connectors.base import (
     SourceEnvironment,
 )
 from okr_pipeline.connectors.errors import FatalSourceError
+from okr_pipeline.connectors.http_deadline import Answer
 from okr_pipeline.connectors.templating import placeholder_errors, render, secret_refs
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.names import unknown_name_message
@@ -50,6 +54,9 @@ from okr_pipeline.okr_core.redaction import Redactor, truncate
 
 __all__ = ["CsvSource", "CsvSourceConfig"]
 
+#: Redirects followed (a published Google Sheet answers with one).
+MAX_REDIRECTS = 3
+_TIME_PLACEHOLDER = re.compile(r"\$\{\s*(as_of|cycle_start|cycle_end)")
 Aggregate = Literal["sum", "avg", "min", "max", "count", "last"]
 _SPACES = re.compile(r"[\s\u00a0\u202f]")
 
@@ -159,12 +166,13 @@ class CsvSourceConfig(BaseSourceConfig):
         return names | ({self.url_secret} if self.url_secret else set())
 
     def uses_as_of(self) -> bool:
-        """True with ``as_of_column``: only then is the number for the as-of.
+        """True with ``as_of_column``, or a URL with ``${as_of}``-style placeholders.
 
         Returns:
-            Whether rows are chosen by the as-of.
+            Whether the number depends on the as-of.
         """
-        return self.as_of_column is not None
+        in_url = self.url is not None and _TIME_PLACEHOLDER.search(self.url) is not None
+        return self.as_of_column is not None or in_url
 
     def concurrency_key(self) -> str:
         """Downloads from one host share a bound; local files share ``csv``.
@@ -210,7 +218,7 @@ class CsvSource(BaseSource[CsvSourceConfig]):
                 number, a date that is not a date.
         """
         where = f"KR {ctx.kr_ref}: csv source"
-        text, where, redact = self._text(config, where)
+        text, where, redact = self._text(config, ctx, where)
         try:
             rows, headers = _rows(text, config.delimiter)
             _check_columns(config, headers)
@@ -218,7 +226,9 @@ class CsvSource(BaseSource[CsvSourceConfig]):
         except _CsvError as exc:
             raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
 
-    def _text(self, config: CsvSourceConfig, where: str) -> tuple[str, str, Redactor]:
+    def _text(
+        self, config: CsvSourceConfig, ctx: SourceContext, where: str
+    ) -> tuple[str, str, Redactor]:
         """The file's text, the ``where`` of messages, and the redactor of its secrets."""
         if config.path is not None:
             path = Path(config.path).expanduser()
@@ -240,25 +250,32 @@ class CsvSource(BaseSource[CsvSourceConfig]):
             url = secrets[config.url_secret]
         else:
             assert config.url is not None
-            ctx_free = SourceContext(  # the URL's placeholders are secrets, not times
-                as_of=datetime(2000, 1, 1, tzinfo=UTC),
-                cycle_start=datetime(2000, 1, 1, tzinfo=UTC),
-                cycle_end=datetime(2000, 1, 1, tzinfo=UTC),
-                kr_ref="",
-            )
-            url = render(config.url, ctx_free, secrets, encode=lambda v: quote(v, safe=""))
+            url = render(config.url, ctx, secrets, encode=lambda v: quote(v, safe=""))
         where = f"{where} GET {redact(url.split('?', 1)[0])}"
-        call = ApiCall(
-            method="GET",
-            url=url,
-            headers={"Accept": "text/csv, text/plain;q=0.9, */*;q=0.1"},
-            timeout=config.timeout_seconds,
-            max_bytes=config.max_response_bytes,
-            retries=config.retries,
-            backoff_seconds=config.backoff_seconds,
-        )
-        answer = self._client.send(call, where=where, redact=redact)
-        return self._decode(answer.content, config, where), where, redact
+        # A published Google Sheet answers with a redirect to its content host. Other HTTP
+        # sources refuse redirects because they could carry credential headers elsewhere;
+        # this request sends none, and a key in the URL is not carried to the new one.
+        for _ in range(MAX_REDIRECTS + 1):
+            location: list[str] = []
+            call = ApiCall(
+                method="GET",
+                url=url,
+                headers={"Accept": "text/csv, text/plain;q=0.9, */*;q=0.1"},
+                timeout=config.timeout_seconds,
+                max_bytes=config.max_response_bytes,
+                retries=config.retries,
+                backoff_seconds=config.backoff_seconds,
+                retry_answer=partial(_note_redirect, location),
+            )
+            try:
+                answer = self._client.send(call, where=where, redact=redact)
+            except FatalSourceError:
+                if not location:
+                    raise
+                url = _next_url(url, location[0], where)
+                continue
+            return self._decode(answer.content, config, where), where, redact
+        raise FatalSourceError(f"{where}: more than {MAX_REDIRECTS} redirects")
 
     @staticmethod
     def _decode(data: bytes, config: CsvSourceConfig, where: str) -> str:
@@ -277,6 +294,22 @@ class CsvSource(BaseSource[CsvSourceConfig]):
 
     def __repr__(self) -> str:
         return f"CsvSource(sessions={self._client.sessions}, env={self.env!r})"
+
+
+def _note_redirect(location: list[str], answer: Answer) -> float | None:
+    """Keep a redirect's target; the answer stays classified as usual (None)."""
+    if 300 <= answer.status < 400 and answer.headers.get("Location"):
+        location.append(answer.headers["Location"])
+    return None
+
+
+def _next_url(url: str, location: str, where: str) -> str:
+    target = urljoin(url, location)
+    if urlsplit(target).scheme not in ("http", "https") or (
+        urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https"
+    ):
+        raise FatalSourceError(f"{where}: redirected to {target[:80]!r}, not followed")
+    return target
 
 
 class _CsvError(Exception):

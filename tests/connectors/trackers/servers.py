@@ -91,6 +91,11 @@ class Handler(BaseHTTPRequestHandler):
         elif parts.path.startswith("/status-") and parts.path.endswith(".csv"):
             code = int(parts.path[len("/status-") : -len(".csv")])
             self._send(code, "try later", "text/plain", {"Retry-After": "0"})
+        elif parts.path == "/published.csv":
+            # As a published Google Sheet does: a redirect to where the content is.
+            self._send(307, "", "text/html", {"Location": "/sheet.csv"})
+        elif parts.path == "/loop.csv":
+            self._send(302, "", "text/html", {"Location": "/loop.csv"})
         elif parts.path == "/big.csv":
             self._send(200, "total\n" + "1\n" * 4096, "text/csv")
         elif parts.path == "/slow.csv":

@@ -136,6 +136,27 @@ def test_url_key_from_a_secret(
     assert fetch(live_env, ctx, **raw) == Decimal(2)
 
 
+@pytest.mark.usefixtures("cassette")
+def test_url_redirect_is_followed(
+    live_env: SourceEnvironment, tracker_url: str, ctx: SourceContext
+) -> None:
+    raw = {"url": f"{tracker_url}/published.csv", "column": "signups", "aggregate": "max"}
+    assert fetch(live_env, ctx, **raw) == Decimal(99)
+
+
+def test_redirect_loop_ends(
+    live_env: SourceEnvironment, tracker_url: str, ctx: SourceContext
+) -> None:
+    with pytest.raises(FatalSourceError, match="more than 3 redirects"):
+        fetch(live_env, ctx, url=f"{tracker_url}/loop.csv", column="v")
+
+
+def test_time_placeholder_in_url(tracker_url: str) -> None:
+    raw = {"type": "csv", "column": "v", "url": f"{tracker_url}/x.csv?day=${{as_of:date}}"}
+    assert CsvSourceConfig.model_validate(raw).uses_as_of()
+    assert not CsvSourceConfig.model_validate({**raw, "url": f"{tracker_url}/x"}).uses_as_of()
+
+
 def test_url_refused_key_is_redacted(
     live_env: SourceEnvironment, tracker_url: str, ctx: SourceContext
 ) -> None:
