@@ -18,6 +18,7 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -33,6 +34,7 @@ from okr_pipeline.connectors.api_source import (
 )
 from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
+from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.google_auth import TokenCache
 from okr_pipeline.okr_core.names import SECRET_NAME_RULE
 
@@ -105,6 +107,21 @@ class GoogleAnalyticsSource(ApiSource[GoogleAnalyticsSourceConfig]):
     ) -> None:
         super().__init__(env, sleep=sleep, random=random)
         self._tokens = TokenCache(self._client, clock)
+
+    def fetch(self, config: GoogleAnalyticsSourceConfig, ctx: SourceContext) -> Decimal | None:
+        """:meth:`ApiSource.fetch`; a token refused with 401 is forgotten for the next one.
+
+        Raises:
+            RetriableSourceError: As :meth:`ApiSource.fetch`.
+            FatalSourceError: As :meth:`ApiSource.fetch`.
+        """
+        try:
+            return super().fetch(config, ctx)
+        except FatalSourceError as exc:
+            if exc.status == 401 and config.credentials_secret in self.env.secrets:
+                key = self.env.secrets[config.credentials_secret].get_secret_value()
+                self._tokens.forget(key, SCOPE)
+            raise
 
     def build_call(
         self,

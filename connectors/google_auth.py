@@ -164,13 +164,23 @@ class TokenCache:
                 answered without a token.
             RetriableSourceError: The token endpoint failed transiently after all retries.
         """
-        slot = self._slot(hashlib.sha256(f"{scope}\n{key_text}".encode()).hexdigest())
+        slot = self._slot(_slot_name(key_text, scope))
         # One thread per key fetches; the others wait for its token instead of asking too.
         with slot.lock:
             if slot.token and self._clock() < slot.renew_at:
                 return slot.token
             slot.token, slot.renew_at = self._fetch(key_text, scope, call, where)
             return slot.token
+
+    def forget(self, key_text: str, scope: str) -> None:
+        """Drop the key's cached token, refused before its end, so the next fetch signs in.
+
+        Args:
+            key_text: The service-account key JSON.
+            scope: The OAuth scope it was asked for.
+        """
+        with self._lock:
+            self._tokens.pop(_slot_name(key_text, scope), None)
 
     def _slot(self, name: str) -> _Cached:
         with self._lock:
@@ -208,6 +218,11 @@ class TokenCache:
         lifetime = answer.get("expires_in")
         seconds = float(lifetime) if _is_number(lifetime) else float(_LIFETIME_SECONDS)
         return token, now + max(seconds - _RENEW_BEFORE_SECONDS, 0.0)
+
+
+def _slot_name(key_text: str, scope: str) -> str:
+    # A digest: the cache's keys are not the secret itself.
+    return hashlib.sha256(f"{scope}\n{key_text}".encode()).hexdigest()
 
 
 def _is_number(value: Any) -> bool:
