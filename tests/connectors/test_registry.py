@@ -17,16 +17,41 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from okr_pipeline.connectors import registry
+from okr_pipeline.connectors.amplitude import AmplitudeSource
 from okr_pipeline.connectors.base import SourceEnvironment
+from okr_pipeline.connectors.csv_source import CsvSource
+from okr_pipeline.connectors.datadog import DatadogSource
 from okr_pipeline.connectors.errors import SourceConfigError
+from okr_pipeline.connectors.formula import FormulaSource
+from okr_pipeline.connectors.github import GithubSource
+from okr_pipeline.connectors.google_analytics import GoogleAnalyticsSource
 from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
+from okr_pipeline.connectors.jira import JiraSource
+from okr_pipeline.connectors.mixpanel import MixpanelSource
+from okr_pipeline.connectors.plausible import PlausibleSource
+from okr_pipeline.connectors.posthog import PosthogSource
+from okr_pipeline.connectors.prometheus import PrometheusSource
 from okr_pipeline.connectors.sql import SqlSource, SqlSourceConfig
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import ConnectionSettings
 from tests.connectors.contract_fakes import MemorySource
 
 NotASource = dict  # an importable object that is not a BaseSource
-BUILTINS = {"http": HttpSource, "sql": SqlSource}
+BUILTINS: dict[str, type[Any]] = {
+    "amplitude": AmplitudeSource,
+    "csv": CsvSource,
+    "datadog": DatadogSource,
+    "formula": FormulaSource,
+    "github": GithubSource,
+    "google_analytics": GoogleAnalyticsSource,
+    "http": HttpSource,
+    "jira": JiraSource,
+    "mixpanel": MixpanelSource,
+    "plausible": PlausibleSource,
+    "posthog": PosthogSource,
+    "prometheus": PrometheusSource,
+    "sql": SqlSource,
+}
 THIRD_PARTY = EntryPoint(
     "memory", "tests.connectors.contract_fakes:MemorySource", registry.ENTRY_POINT_GROUP
 )
