@@ -22,18 +22,18 @@ from okr_pipeline.connectors.api_source import (
     ApiSource,
     ApiSourceConfig,
     Period,
+    Reduce,
     ShapeError,
     dig,
     number,
     period_bounds,
+    reduce_points,
 )
 from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.okr_core.names import SECRET_NAME_RULE
 
 __all__ = ["DatadogSource", "DatadogSourceConfig"]
-
-Reduce = Literal["last", "avg", "max", "min", "sum"]
 
 
 class DatadogSourceConfig(ApiSourceConfig):
@@ -129,7 +129,7 @@ class DatadogSource(ApiSource[DatadogSourceConfig]):
         points = dig(one, "pointlist")
         if not isinstance(points, list):
             raise ShapeError("series[0].pointlist is not a list")
-        return _reduce(config.reduce, _values(points))
+        return reduce_points(config.reduce, _values(points))
 
 
 def _values(points: list[Any]) -> list[Decimal]:
@@ -145,16 +145,3 @@ def _values(points: list[Any]) -> list[Decimal]:
             raise ShapeError(f"series[0].pointlist[{index}] is not a pair of numbers")
         pairs.append((stamp, value))
     return [value for _, value in sorted(pairs, key=lambda pair: pair[0])]
-
-
-def _reduce(how: Reduce, values: list[Decimal]) -> Decimal | None:
-    if not values:
-        return None
-    if how == "last":
-        return values[-1]
-    if how == "max":
-        return max(values)
-    if how == "min":
-        return min(values)
-    total = sum(values, Decimal(0))
-    return total if how == "sum" else total / len(values)
