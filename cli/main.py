@@ -17,7 +17,14 @@ import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from okr_pipeline.cli import alert_commands, project_commands, run_commands, store_commands
+from okr_pipeline.cli import (
+    alert_commands,
+    connector_commands,
+    project_commands,
+    run_commands,
+    source_commands,
+    store_commands,
+)
 from okr_pipeline.cli.app import ExitCode, app, db_app, err_console, print_problems, state
 from okr_pipeline.okr_core.alerting.routing import RoutingError
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
@@ -41,6 +48,8 @@ for command in (
     app.command()(command)
 app.command("demo-api")(project_commands.demo_api)
 db_app.command("upgrade")(project_commands.db_upgrade)
+app.add_typer(source_commands.source_app, name="source")
+app.add_typer(connector_commands.connector_app, name="connector")
 
 
 def main() -> None:

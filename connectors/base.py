@@ -197,6 +197,21 @@ class BaseSource(ABC, Generic[ConfigT]):
                 results.append(exc)
         return results
 
+    def describe(self, config: ConfigT, ctx: SourceContext) -> str:
+        """What a fetch of ``config`` sends, for ``okr source test``; secrets redacted.
+
+        Sends nothing. The default shows the config (its ``repr`` masks credentials);
+        connectors override it to show their query or request.
+
+        Args:
+            config: The validated source config of the KR.
+            ctx: As-of time, cycle bounds and the KR reference.
+
+        Returns:
+            One or more lines of text.
+        """
+        return f"{self.type_name} source: {config!r}"
+
     def close(self) -> None:
         """Release engines, sessions and other resources. Safe to call more than once."""
 

@@ -24,6 +24,7 @@ from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 from okr_pipeline.connectors.api_client import ApiCall, ApiClient
+from okr_pipeline.connectors.api_source import describe_call
 from okr_pipeline.connectors.auth import apply_auth
 from okr_pipeline.connectors.base import BaseSource, SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import (
@@ -104,6 +105,28 @@ class HttpSource(BaseSource[HttpSourceConfig]):
                 JSON, a path that does not exist in the answer, several matches, not a
                 number or out of range.
         """
+        call, redact, where = self._call(config, ctx)
+        answer = self._client.send(call, where=where, redact=redact)
+        return _extract(answer, config.value_path, where, redact)
+
+    def describe(self, config: HttpSourceConfig, ctx: SourceContext) -> str:
+        """The request a fetch sends: method, URL, parameters and body, secrets redacted.
+
+        Args:
+            config: The validated HTTP source config.
+            ctx: As-of time and cycle bounds (for placeholders) and the KR reference.
+
+        Returns:
+            The request, then the JSONPath the value is read at.
+
+        Raises:
+            FatalSourceError: An unknown connection or secret.
+        """
+        call, redact, _ = self._call(config, ctx)
+        return f"{describe_call(call, redact)}\nvalue_path: {config.value_path}"
+
+    def _call(self, config: HttpSourceConfig, ctx: SourceContext) -> tuple[ApiCall, Redactor, str]:
+        """The complete call, the redactor of its secrets, and the words naming it."""
         where = f"KR {ctx.kr_ref}: http source"
         connection = None
         if config.connection is not None:
@@ -153,8 +176,7 @@ class HttpSource(BaseSource[HttpSourceConfig]):
             retries=config.retries,
             backoff_seconds=config.backoff_seconds,
         )
-        answer = self._client.send(call, where=where, redact=redact)
-        return _extract(answer, config.value_path, where, redact)
+        return call, redact, where
 
     def close(self) -> None:
         """Close every per-thread HTTP session."""

@@ -37,7 +37,7 @@ from okr_pipeline.connectors.sql_session import (
     statement,
 )
 from okr_pipeline.okr_core.names import unknown_name_message
-from okr_pipeline.okr_core.redaction import Redactor, truncate
+from okr_pipeline.okr_core.redaction import Redactor, mask_url, truncate
 from okr_pipeline.okr_core.settings import ConnectionSettings
 
 __all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
@@ -234,6 +234,30 @@ class SqlSource(BaseSource[SqlSourceConfig]):
         for i, outcome in zip(together, outcomes, strict=True):
             results[i] = outcome
         return results
+
+    def describe(self, config: SqlSourceConfig, ctx: SourceContext) -> str:
+        """The connection (password masked), the query and the parameters it binds.
+
+        Args:
+            config: The validated SQL source config.
+            ctx: As-of time and cycle bounds, as they would be bound.
+
+        Returns:
+            The connection and query, then ``parameters: as_of=...`` (or ``none``).
+        """
+        settings = self.env.connections.get(config.connection)
+        target = mask_url(settings.url.get_secret_value()) if settings else "not in the settings"
+        values = {"as_of": ctx.as_of, "cycle_start": ctx.cycle_start, "cycle_end": ctx.cycle_end}
+        bound = [
+            f"{name}={values[name].isoformat()}"
+            for name in BIND_PARAMETERS
+            if name in bind_names(config.query)
+        ]
+        return (
+            f"sql on connection {config.connection!r} ({target})\n"
+            f"{config.query.strip()}\n"
+            f"parameters: {', '.join(bound) or 'none'}"
+        )
 
     def _shared_engine(
         self, items: Sequence[tuple[SqlSourceConfig, SourceContext]]

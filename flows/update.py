@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
+from okr_pipeline.flows.blocks import resolve_blocks
 from okr_pipeline.notify.events import emit_transition_events
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
 from okr_pipeline.okr_core.settings import Settings
@@ -115,6 +116,7 @@ TASK_STEPS = Steps(
     alerts=as_task("send-alerts", send_alerts),
     publish=as_task("publish-results", publish_results),
     mark_crashed=_mark_orphaned,
+    resolve_settings=resolve_blocks,
 )
 
 

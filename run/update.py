@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from okr_pipeline.okr_core.settings import load_settings
+from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.settings import Settings, load_settings
 from okr_pipeline.run.alerting import run_alerts
 from okr_pipeline.run.definitions import source_environment
 from okr_pipeline.run.evaluate import outcome_of
@@ -82,6 +83,32 @@ def _mark_nothing(flow_run_ids: list[str]) -> None:
     """Without Prefect there are no flow runs to mark."""
 
 
+#: How a connection URL or a secret names a Prefect block instead of holding the value.
+PREFECT_BLOCK_SCHEME = "prefect-block://"
+
+
+def refuse_prefect_blocks(settings: Settings) -> Settings:
+    """Without Prefect, a connection or secret kept in a Prefect block cannot be read.
+
+    Raises:
+        ConfigError: A connection URL or a secret is a ``prefect-block://`` reference.
+    """
+    named = [
+        f"OKR_CONNECTIONS__{name.upper()}__URL"
+        for name, connection in settings.connections.items()
+        if connection.url.get_secret_value().startswith(PREFECT_BLOCK_SCHEME)
+    ] + [
+        f"OKR_SECRETS__{name.upper()}"
+        for name, secret in settings.secrets.items()
+        if secret.get_secret_value().startswith(PREFECT_BLOCK_SCHEME)
+    ]
+    if named:
+        raise ConfigError(
+            f"prefect-block:// connections need a run on Prefect (okr run): {', '.join(named)}"
+        )
+    return settings
+
+
 @dataclass(frozen=True)
 class Steps:
     """The steps of a run; a driver may wrap each (the Prefect flow makes them tasks).
@@ -94,6 +121,8 @@ class Steps:
         alerts: :func:`okr_pipeline.run.alerting.run_alerts`.
         publish: Publishes the summary (the Prefect flow: a table artifact).
         mark_crashed: Marks the orchestrator's runs of crashed runs (by flow run id).
+        resolve_settings: Puts the values of ``prefect-block://`` connections and secrets
+            into the settings (the Prefect flow reads the blocks; the default refuses them).
     """
 
     load: Callable[..., Any] = load_key_results
@@ -103,6 +132,7 @@ class Steps:
     alerts: Callable[..., Any] = run_alerts
     publish: Callable[[RunSummary], None] = _publish_nothing
     mark_crashed: Callable[[list[str]], None] = field(default=_mark_nothing)
+    resolve_settings: Callable[[Settings], Settings] = refuse_prefect_blocks
 
 
 @contextlib.contextmanager
@@ -140,7 +170,7 @@ def run_update(
             when the run starts early).
     """
     run = steps or Steps()
-    settings = load_settings(request.project_dir)
+    settings = run.resolve_settings(load_settings(request.project_dir))
     routing = load_alert_routing(settings)  # a mistake in alerts.yaml stops the run early
     now = utcnow()
     when = (request.as_of or now).astimezone(UTC)
