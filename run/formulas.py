@@ -33,16 +33,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from okr_pipeline.connectors.formula import Formula, FormulaError, FormulaSourceConfig
 from okr_pipeline.okr_core._problems import format_loc, line_of
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, Problem
 from okr_pipeline.okr_core.loader import OkrSet
 from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_tree
-from okr_pipeline.okr_store.records import StoredKeyResult
-from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.fetch import FetchResult
+
+if TYPE_CHECKING:
+    # Types only: `okr validate` and `okr source test` check formulas without the store,
+    # whose package (SQLAlchemy, Alembic) costs a second to import.
+    from okr_pipeline.okr_store.records import StoredKeyResult
+    from okr_pipeline.okr_store.store import Store
 
 __all__ = ["FORMULA", "check_formulas", "compute_formulas", "is_formula", "resolve_reference"]
 
