@@ -28,6 +28,7 @@ from okr_pipeline.cli.app import (
     settings_of,
 )
 from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.settings import settings_in_blocks
 
 if TYPE_CHECKING:
     from okr_pipeline.connectors.base import SourceEnvironment
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
     from okr_pipeline.run.fetch import FetchResult, SourcePool
 
 source_app = typer.Typer(help="Check KRs' sources: fetch now, store nothing.", no_args_is_help=True)
-
-#: How the prefect-block references look (kept in step with run.update's scheme).
-_BLOCK = "prefect-block://"
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,7 @@ def _sources(
             "secrets": {n: s for n, s in settings.secrets.items() if n in secrets},
         }
     )
-    values = [c.url for c in used.connections.values()] + list(used.secrets.values())
-    if any(v.get_secret_value().startswith(_BLOCK) for v in values):
+    if settings_in_blocks(used):
         from okr_pipeline.flows.blocks import resolve_blocks
 
         used = resolve_blocks(used)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from datetime import date, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -30,37 +29,13 @@ from okr_pipeline.connectors.api_source import (
     ShapeError,
     dig,
     number,
-    period_bounds,
+    period_days,
 )
 from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.okr_core.names import SECRET_NAME_RULE
 
-__all__ = ["AmplitudeSource", "AmplitudeSourceConfig", "period_days"]
-
-_ONE_TICK = timedelta(microseconds=1)
-
-
-def period_days(period: Period, ctx: SourceContext) -> tuple[date, date]:
-    """The calendar days (UTC, both included) of a day-granular API for a KR's period.
-
-    The last day is the one holding the last instant before the as-of, so an as-of at
-    midnight ends with the day before it (a day that had not begun is never asked for).
-    ``Nd`` is the N days ending there; ``cycle`` starts on the cycle's first day.
-
-    Args:
-        period: The KR's window.
-        ctx: The as-of and the cycle.
-
-    Returns:
-        ``(first, last)``; ``first <= last``.
-    """
-    start, end = period_bounds(period, ctx)
-    last = (end - _ONE_TICK).date() if end > start else end.date()
-    if period == "cycle":
-        return min(start.date(), last), last
-    days = round((end - start) / timedelta(days=1))
-    return last - timedelta(days=days - 1), last
+__all__ = ["AmplitudeSource", "AmplitudeSourceConfig"]
 
 
 class AmplitudeSourceConfig(ApiSourceConfig):

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
+from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceEnvironment
 from okr_pipeline.connectors.errors import (
     FatalSourceError,
     RetriableSourceError,
@@ -42,7 +43,14 @@ from okr_pipeline.okr_core.retry import (
     retry_after_seconds,
 )
 
-__all__ = ["MAX_RESPONSE_BYTES_LIMIT", "USER_AGENT", "ApiCall", "ApiClient", "json_of"]
+__all__ = [
+    "MAX_RESPONSE_BYTES_LIMIT",
+    "USER_AGENT",
+    "ApiCall",
+    "ApiClient",
+    "ClientSource",
+    "json_of",
+]
 
 USER_AGENT = "okr-pipeline"
 MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
@@ -229,6 +237,36 @@ class ApiClient:
         for session in sessions:
             session.close()
         self._local = threading.local()
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseSourceConfig)
+
+
+class ClientSource(BaseSource[ConfigT]):
+    """A source that calls over HTTP: it holds one :class:`ApiClient` and closes it.
+
+    Args:
+        env: Connections and secrets of this run.
+        sleep: Called to wait between retries; injectable so tests need not wait.
+        random: Numbers in [0, 1) for the retry jitter; injectable so tests can fix them.
+    """
+
+    def __init__(
+        self,
+        env: SourceEnvironment,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        super().__init__(env)
+        self._client = ApiClient(sleep=sleep, random=random)
+
+    def close(self) -> None:
+        """Close every per-thread HTTP session."""
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sessions={self._client.sessions}, env={self.env!r})"
 
 
 def json_of(answer: Answer, where: str, redact: Redactor) -> Any:

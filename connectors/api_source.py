@@ -12,23 +12,23 @@ size cap, the retry policy, and errors that name the KR and the call.
 from __future__ import annotations
 
 import json
-import random as _random
-import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from okr_pipeline.connectors.api_client import MAX_RESPONSE_BYTES_LIMIT, ApiCall, ApiClient
+from okr_pipeline.connectors.api_client import (
+    MAX_RESPONSE_BYTES_LIMIT,
+    ApiCall,
+    ClientSource,
+)
 from okr_pipeline.connectors.base import (
-    BaseSource,
     BaseSourceConfig,
     SourceContext,
-    SourceEnvironment,
 )
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
@@ -46,6 +46,7 @@ __all__ = [
     "dig",
     "number",
     "period_bounds",
+    "period_days",
     "reduce_points",
 ]
 
@@ -121,7 +122,7 @@ class ShapeError(Exception):
     """The answer does not have the documented shape; the message says what was found."""
 
 
-class ApiSource(BaseSource[ApiConfigT]):
+class ApiSource(ClientSource[ApiConfigT]):
     """A vendor API connector: :meth:`build_call` and :meth:`read_value` are all it writes.
 
     Args:
@@ -132,16 +133,6 @@ class ApiSource(BaseSource[ApiConfigT]):
 
     #: The service's own base URL, used when the config names no connection.
     default_base_url: ClassVar[str]
-
-    def __init__(
-        self,
-        env: SourceEnvironment,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-    ) -> None:
-        super().__init__(env)
-        self._client = ApiClient(sleep=sleep, random=random)
 
     @abstractmethod
     def build_call(
@@ -257,13 +248,6 @@ class ApiSource(BaseSource[ApiConfigT]):
             )
         return {name: self.env.secrets[name].get_secret_value() for name in names}
 
-    def close(self) -> None:
-        """Close every per-thread HTTP session."""
-        self._client.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(sessions={self._client.sessions}, env={self.env!r})"
-
 
 def describe_call(call: ApiCall, redact: Callable[[str], str]) -> str:
     """A call as ``okr source test`` shows it, every secret it carries redacted.
@@ -303,6 +287,28 @@ def period_bounds(period: Period, ctx: SourceContext) -> tuple[datetime, datetim
     if period == "cycle":
         return min(ctx.cycle_start.astimezone(UTC), end), end
     return end - timedelta(days=_PERIOD_DAYS[period]), end
+
+
+def period_days(period: Period, ctx: SourceContext) -> tuple[date, date]:
+    """The calendar days (UTC, both included) of a day-granular API for a KR's period.
+
+    The last day is the one holding the last instant before the as-of, so an as-of at
+    midnight ends with the day before it (a day that had not begun is never asked for).
+    ``Nd`` is the N days ending there; ``cycle`` starts on the cycle's first day.
+
+    Args:
+        period: The KR's window.
+        ctx: The as-of and the cycle.
+
+    Returns:
+        ``(first, last)``; ``first <= last``.
+    """
+    start, end = period_bounds(period, ctx)
+    last = (end - timedelta(microseconds=1)).date() if end > start else end.date()
+    if period == "cycle":
+        return min(start.date(), last), last
+    days = round((end - start) / timedelta(days=1))
+    return last - timedelta(days=days - 1), last
 
 
 def dig(answer: Any, *path: str | int) -> Any:

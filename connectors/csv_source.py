@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import csv
 import io
-import random as _random
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
@@ -37,13 +35,15 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from okr_pipeline.connectors.api_client import MAX_RESPONSE_BYTES_LIMIT, ApiCall, ApiClient
+from okr_pipeline.connectors.api_client import (
+    MAX_RESPONSE_BYTES_LIMIT,
+    ApiCall,
+    ClientSource,
+)
 from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import (
-    BaseSource,
     BaseSourceConfig,
     SourceContext,
-    SourceEnvironment,
 )
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.http_deadline import Answer
@@ -183,7 +183,7 @@ class CsvSourceConfig(BaseSourceConfig):
         return f"csv:{urlsplit(self.url).hostname}" if self.url else "csv"
 
 
-class CsvSource(BaseSource[CsvSourceConfig]):
+class CsvSource(ClientSource[CsvSourceConfig]):
     """Reads a number from a CSV file or URL: a cell by column and row match, or an aggregate.
 
     Args:
@@ -197,16 +197,6 @@ class CsvSource(BaseSource[CsvSourceConfig]):
     reads = "a cell, or an aggregate of a column, of a CSV file or URL"
     authentication = "none; a key in the URL from a secret"
     tested_against = "real files and a local HTTP server"
-
-    def __init__(
-        self,
-        env: SourceEnvironment,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-    ) -> None:
-        super().__init__(env)
-        self._client = ApiClient(sleep=sleep, random=random)
 
     def fetch(self, config: CsvSourceConfig, ctx: SourceContext) -> Decimal | None:
         """Read the file, choose the rows, return the cell or the aggregate.
@@ -287,13 +277,6 @@ class CsvSource(BaseSource[CsvSourceConfig]):
             raise FatalSourceError(
                 f"{where}: not {config.encoding} text at byte {exc.start}; set encoding"
             ) from exc
-
-    def close(self) -> None:
-        """Close the download sessions."""
-        self._client.close()
-
-    def __repr__(self) -> str:
-        return f"CsvSource(sessions={self._client.sessions}, env={self.env!r})"
 
 
 def _note_redirect(location: list[str], answer: Answer) -> float | None:

@@ -23,7 +23,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from okr_pipeline.connectors.amplitude import period_days
 from okr_pipeline.connectors.api_source import (
     ApiCall,
     ApiSource,
@@ -31,6 +30,7 @@ from okr_pipeline.connectors.api_source import (
     Period,
     ShapeError,
     dig,
+    period_days,
 )
 from okr_pipeline.connectors.auth import SecretName
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment

@@ -17,16 +17,13 @@ wrong path) is defined in ``connectors.http_extract``.
 
 from __future__ import annotations
 
-import random as _random
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
-from okr_pipeline.connectors.api_client import ApiCall, ApiClient
+from okr_pipeline.connectors.api_client import ApiCall, ClientSource
 from okr_pipeline.connectors.api_source import describe_call
 from okr_pipeline.connectors.auth import apply_auth
-from okr_pipeline.connectors.base import BaseSource, SourceContext, SourceEnvironment
+from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.connectors.errors import (
     FatalSourceError,
 )
@@ -61,7 +58,7 @@ USER_AGENT = "okr-pipeline"
 ERROR_BODY_BYTES = 64 * 1024
 
 
-class HttpSource(BaseSource[HttpSourceConfig]):
+class HttpSource(ClientSource[HttpSourceConfig]):
     """Calls a JSON HTTP API and picks one number out of the response with JSONPath.
 
     Args:
@@ -75,16 +72,6 @@ class HttpSource(BaseSource[HttpSourceConfig]):
     reads = "any JSON API: one number picked with JSONPath"
     authentication = "bearer, basic or API key (header or query) from secrets"
     tested_against = "real server (a local API the tests start)"
-
-    def __init__(
-        self,
-        env: SourceEnvironment,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-    ) -> None:
-        super().__init__(env)
-        self._client = ApiClient(sleep=sleep, random=random)
 
     def fetch(self, config: HttpSourceConfig, ctx: SourceContext) -> Decimal | None:
         """Call the API (with retries) and return the value at ``value_path``.
@@ -177,13 +164,6 @@ class HttpSource(BaseSource[HttpSourceConfig]):
             backoff_seconds=config.backoff_seconds,
         )
         return call, redact, where
-
-    def close(self) -> None:
-        """Close every per-thread HTTP session."""
-        self._client.close()
-
-    def __repr__(self) -> str:
-        return f"HttpSource(sessions={self._client.sessions}, env={self.env!r})"
 
 
 def _quote(value: str) -> str:

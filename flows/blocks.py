@@ -27,8 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from okr_pipeline.okr_core.errors import ConfigError
-from okr_pipeline.okr_core.settings import Settings
-from okr_pipeline.run.update import PREFECT_BLOCK_SCHEME
+from okr_pipeline.okr_core.settings import PREFECT_BLOCK_SCHEME, Settings, settings_in_blocks
 
 __all__ = ["BLOCK_TYPES", "block_reference", "resolve_blocks", "uses_blocks"]
 
@@ -76,8 +75,7 @@ def uses_blocks(settings: Settings) -> bool:
     Returns:
         Whether :func:`resolve_blocks` has anything to do.
     """
-    values = [c.url for c in settings.connections.values()] + list(settings.secrets.values())
-    return any(v.get_secret_value().startswith(PREFECT_BLOCK_SCHEME) for v in values)
+    return bool(settings_in_blocks(settings))
 
 
 def resolve_blocks(settings: Settings, read: BlockReader | None = None) -> Settings:

@@ -31,12 +31,21 @@ from pydantic_settings import (
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.redaction import mask_url
 
-__all__ = ["ConnectionSettings", "Settings", "load_settings", "mask_url"]
+__all__ = [
+    "PREFECT_BLOCK_SCHEME",
+    "ConnectionSettings",
+    "Settings",
+    "load_settings",
+    "mask_url",
+    "settings_in_blocks",
+]
 
 ENV_PREFIX = "OKR_"
 NESTED_DELIMITER = "__"
 DOTENV_FILE = ".env"
 TOML_FILE = "okr.toml"
+#: How a connection URL or a secret names a Prefect block instead of holding the value.
+PREFECT_BLOCK_SCHEME = "prefect-block://"
 
 
 class ConnectionSettings(BaseModel):
@@ -131,6 +140,26 @@ class Settings(BaseSettings):
     def resolved_alerts_path(self) -> Path:
         """The alert routing file, resolved against ``project_dir``."""
         return (self.project_dir / self.alerts_path).resolve()
+
+
+def settings_in_blocks(settings: Settings) -> list[str]:
+    """The settings whose value names a Prefect block (``prefect-block://...``).
+
+    Args:
+        settings: The settings as loaded.
+
+    Returns:
+        Their environment names, e.g. ``OKR_CONNECTIONS__WAREHOUSE__URL``; empty when none.
+    """
+    return [
+        f"{ENV_PREFIX}CONNECTIONS{NESTED_DELIMITER}{name.upper()}{NESTED_DELIMITER}URL"
+        for name, connection in settings.connections.items()
+        if connection.url.get_secret_value().startswith(PREFECT_BLOCK_SCHEME)
+    ] + [
+        f"{ENV_PREFIX}SECRETS{NESTED_DELIMITER}{name.upper()}"
+        for name, secret in settings.secrets.items()
+        if secret.get_secret_value().startswith(PREFECT_BLOCK_SCHEME)
+    ]
 
 
 def _project_dir_from(init_settings: PydanticBaseSettingsSource) -> Path:

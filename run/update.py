@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from okr_pipeline.okr_core.errors import ConfigError
-from okr_pipeline.okr_core.settings import Settings, load_settings
+from okr_pipeline.okr_core.settings import Settings, load_settings, settings_in_blocks
 from okr_pipeline.run.alerting import run_alerts
 from okr_pipeline.run.definitions import source_environment
 from okr_pipeline.run.evaluate import outcome_of
@@ -83,25 +83,13 @@ def _mark_nothing(flow_run_ids: list[str]) -> None:
     """Without Prefect there are no flow runs to mark."""
 
 
-#: How a connection URL or a secret names a Prefect block instead of holding the value.
-PREFECT_BLOCK_SCHEME = "prefect-block://"
-
-
 def refuse_prefect_blocks(settings: Settings) -> Settings:
     """Without Prefect, a connection or secret kept in a Prefect block cannot be read.
 
     Raises:
         ConfigError: A connection URL or a secret is a ``prefect-block://`` reference.
     """
-    named = [
-        f"OKR_CONNECTIONS__{name.upper()}__URL"
-        for name, connection in settings.connections.items()
-        if connection.url.get_secret_value().startswith(PREFECT_BLOCK_SCHEME)
-    ] + [
-        f"OKR_SECRETS__{name.upper()}"
-        for name, secret in settings.secrets.items()
-        if secret.get_secret_value().startswith(PREFECT_BLOCK_SCHEME)
-    ]
+    named = settings_in_blocks(settings)
     if named:
         raise ConfigError(
             f"prefect-block:// connections need a run on Prefect (okr run): {', '.join(named)}"

@@ -19,12 +19,8 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from okr_pipeline.connectors.amplitude import (
-    AmplitudeSource,
-    AmplitudeSourceConfig,
-    period_days,
-)
-from okr_pipeline.connectors.api_source import Period, ShapeError
+from okr_pipeline.connectors.amplitude import AmplitudeSource, AmplitudeSourceConfig
+from okr_pipeline.connectors.api_source import Period, ShapeError, period_days
 from okr_pipeline.connectors.base import SourceContext, SourceEnvironment
 from okr_pipeline.connectors.errors import FatalSourceError
 from tests.connectors.analytics_c import server
