@@ -22,11 +22,7 @@ columns the file has.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -45,10 +41,16 @@ from okr_pipeline.connectors.base import (
     BaseSourceConfig,
     SourceContext,
 )
+from okr_pipeline.connectors.csv_table import (
+    CsvError,
+    check_columns,
+    parse_rows,
+    read_capped,
+    select_value,
+)
 from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.http_deadline import Answer
 from okr_pipeline.connectors.templating import placeholder_errors, render, secret_refs
-from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.names import unknown_name_message
 from okr_pipeline.okr_core.redaction import Redactor, truncate
 
@@ -58,7 +60,6 @@ __all__ = ["CsvSource", "CsvSourceConfig"]
 MAX_REDIRECTS = 3
 _TIME_PLACEHOLDER = re.compile(r"\$\{\s*(as_of|cycle_start|cycle_end)")
 Aggregate = Literal["sum", "avg", "min", "max", "count", "last"]
-_SPACES = re.compile(r"[\s\u00a0\u202f]")
 
 
 class CsvSourceConfig(BaseSourceConfig):
@@ -210,10 +211,10 @@ class CsvSource(ClientSource[CsvSourceConfig]):
         where = f"KR {ctx.kr_ref}: csv source"
         text, where, redact = self._text(config, ctx, where)
         try:
-            rows, headers = _rows(text, config.delimiter)
-            _check_columns(config, headers)
-            return _select(config, ctx, rows)
-        except _CsvError as exc:
+            rows, headers = parse_rows(text, config.delimiter)
+            check_columns(config, headers)
+            return select_value(config, ctx, rows)
+        except CsvError as exc:
             raise FatalSourceError(f"{where}: {truncate(redact(str(exc)), 400)}") from exc
 
     def _text(
@@ -224,7 +225,7 @@ class CsvSource(ClientSource[CsvSourceConfig]):
             path = Path(config.path).expanduser()
             where = f"{where} {config.path}"
             try:
-                data = _read_capped(path, config.max_response_bytes)
+                data = read_capped(path, config.max_response_bytes)
             except OSError as exc:
                 raise FatalSourceError(f"{where}: cannot read {path}: {exc.strerror}") from exc
             return self._decode(data, config, where), where, Redactor([])
@@ -293,139 +294,3 @@ def _next_url(url: str, location: str, where: str) -> str:
     ):
         raise FatalSourceError(f"{where}: redirected to {target[:80]!r}, not followed")
     return target
-
-
-class _CsvError(Exception):
-    """The file is not what the config expects; the message says how."""
-
-
-def _read_capped(path: Path, limit: int) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(0, f"larger than max_response_bytes ({limit})")
-    return data
-
-
-def _rows(text: str, delimiter: str) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
-    """The rows as (line number, header -> cell), and the headers."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        headers = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise _CsvError("the file is empty (no header row)") from None
-    except csv.Error as exc:
-        raise _CsvError(f"not CSV: {exc}") from exc
-    rows = []
-    try:
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            # Short rows are padded: a sheet export drops trailing empty cells.
-            padded = [*cells, *[""] * (len(headers) - len(cells))]
-            rows.append((reader.line_num, dict(zip(headers, padded, strict=False))))
-    except csv.Error as exc:
-        raise _CsvError(f"not CSV at line {reader.line_num}: {exc}") from exc
-    return rows, headers
-
-
-def _check_columns(config: CsvSourceConfig, headers: Sequence[str]) -> None:
-    wanted = [config.column, *config.where, *([config.as_of_column] if config.as_of_column else [])]
-    missing = [name for name in wanted if name not in headers]
-    if missing:
-        there = ", ".join(repr(h) for h in headers[:30]) or "none"
-        raise _CsvError(f"no column {missing[0]!r}; the columns are: {there}")
-
-
-def _select(
-    config: CsvSourceConfig, ctx: SourceContext, rows: list[tuple[int, dict[str, str]]]
-) -> Decimal | None:
-    chosen = [
-        (line, row)
-        for line, row in rows
-        if all(row[name].strip() == value.strip() for name, value in config.where.items())
-    ]
-    if config.as_of_column is not None:
-        dated = [(_date_of(row[config.as_of_column], line), line, row) for line, row in chosen]
-        limit = ctx.as_of.astimezone(UTC)
-        kept = [(when, line, row) for when, line, row in dated if when <= limit]
-        # Stable sort: rows of one date stay in file order, so "last" is the file's last.
-        kept.sort(key=lambda item: item[0])
-        if config.aggregate is None and kept:
-            latest = kept[-1][0]
-            kept = [item for item in kept if item[0] == latest]
-        chosen = [(line, row) for _, line, row in kept]
-    cells = [(line, row[config.column].strip()) for line, row in chosen]
-    if config.aggregate is None:
-        if len(cells) > 1:
-            lines = ", ".join(str(line) for line, _ in cells[:10])
-            raise _CsvError(
-                f"{len(cells)} rows match (lines {lines}); narrow where, or set aggregate"
-            )
-        if not cells or cells[0][1] == "":
-            return None
-        return _number(cells[0][1], cells[0][0], config)
-    values = [(line, cell) for line, cell in cells if cell != ""]
-    if config.aggregate == "count":
-        return Decimal(len(values))
-    if not values:
-        return None
-    numbers = [_number(cell, line, config) for line, cell in values]
-    if config.aggregate == "sum":
-        return to_decimal(sum(numbers, Decimal(0)))
-    if config.aggregate == "avg":
-        return to_decimal(sum(numbers, Decimal(0)) / len(numbers))
-    if config.aggregate == "min":
-        return min(numbers)
-    if config.aggregate == "max":
-        return max(numbers)
-    return numbers[-1]
-
-
-def _number(cell: str, line: int, config: CsvSourceConfig) -> Decimal:
-    text = cell
-    where = f"line {line}, column {config.column!r}"
-    if text.endswith("%"):
-        if config.percent == "refuse":
-            raise _CsvError(
-                f"{where}: {cell!r} is a percentage; set percent: number (12% -> 12) or "
-                "fraction (12% -> 0.12)"
-            )
-        text = text[:-1].strip()
-    if config.thousands_separator is not None:
-        sep = config.thousands_separator
-        text = _SPACES.sub("", text) if sep == " " else text.replace(sep, "")
-    if config.decimal_separator == ",":
-        if "." in text:
-            raise _CsvError(f"{where}: {cell!r} has a '.' but decimal_separator is ','")
-        text = text.replace(",", ".")
-    elif "," in text:
-        raise _CsvError(
-            f"{where}: {cell!r} is not a number; for 1,234 set thousands_separator: ',' (or "
-            "decimal_separator: ',' for 1,5)"
-        )
-    try:
-        value = to_decimal(text)
-    except NotANumberError as exc:
-        raise _CsvError(f"{where}: {exc}") from exc
-    if value is None:  # pragma: no cover - an empty cell never reaches here
-        raise _CsvError(f"{where}: empty")
-    if config.percent == "fraction" and cell.endswith("%"):
-        return value / 100
-    return value
-
-
-def _date_of(cell: str, line: int) -> datetime:
-    """A row's date as a UTC instant; a bare date is its midnight (UTC)."""
-    text = cell.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            # A row dated the as-of's day counts: its day is compared, not midnight.
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise _CsvError(
-            f"line {line}: as_of_column value {cell!r} is not a date (YYYY-MM-DD or ISO 8601)"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
