@@ -35,6 +35,7 @@ __all__ = [
     "PREFECT_BLOCK_SCHEME",
     "ConnectionSettings",
     "Settings",
+    "UiSettings",
     "load_settings",
     "mask_url",
     "settings_in_blocks",
@@ -76,6 +77,26 @@ class ConnectionSettings(BaseModel):
         )
 
 
+class UiSettings(BaseModel):
+    """The dashboard (``okr ui``): who may write check-ins. Read-only while both are empty.
+
+    Only hashes are kept (``okr ui hash`` makes one), so a leaked ``.env`` or ``okr.toml``
+    does not hand out the token or a password.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    token_hash: SecretStr | None = Field(
+        None, description="Hash of the token that allows check-ins (from `okr ui hash`)."
+    )
+    users: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="User name -> hash of that user's password (from `okr ui hash`).",
+    )
+    host: str = Field("127.0.0.1", description="Address `okr ui` and `okr serve` listen on.")
+    port: int = Field(8400, ge=0, le=65535, description="Port of the dashboard; 0: any free one.")
+
+
 class Settings(BaseSettings):
     """All settings of okr-pipeline. Build it with :func:`load_settings`."""
 
@@ -103,6 +124,18 @@ class Settings(BaseSettings):
         le=1000,
         description="A KR is stale when its last good value is older than this many periods "
         "of its schedule.",
+    )
+
+    ui: UiSettings = Field(default_factory=UiSettings)
+    report_url: str | None = Field(
+        None,
+        description="Where people open the dashboard or report (e.g. https://okr.example.com); "
+        "alert messages and Prefect artifacts link to it.",
+    )
+    report_dir: Path | None = Field(
+        None,
+        description="Write the HTML report into this folder after each run (relative to "
+        "project_dir); unset: no report is written by runs.",
     )
 
     @classmethod
