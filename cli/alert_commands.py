@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from okr_pipeline.cli.app import (
     ProjectOpt,
@@ -15,6 +15,7 @@ from okr_pipeline.cli.app import (
     fail,
     settings_of,
 )
+from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
 if TYPE_CHECKING:
     from okr_pipeline.okr_store.store import Store
@@ -52,14 +53,14 @@ def silence(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Silence a KR's or an objective's alerts: recorded, not sent, until the date."""
+    from okr_pipeline.cli.suggest import resolve_kr
     from okr_pipeline.run.record import open_store
-    from okr_pipeline.run.select import resolve_name
 
     store = open_store(settings_of(project))
     try:
         krs = store.active_key_results()
         objectives = {kr.objective_key for kr in krs}
-        ref = target if target in objectives else resolve_name(target, krs).ref
+        ref = target if target in objectives else resolve_kr(target, krs).ref
         if not reason.strip():
             fail("--reason must say why (it is kept with the silence)")
         added = store.add_silence(ref, _parse_until(until), reason, datetime.now(UTC))
@@ -72,35 +73,46 @@ def silence(
     )
 
 
+#: ``okr silences``: what gives way, in order, when the table is too wide.
+SILENCE_COLUMNS = (
+    Column("id", justify="right"),
+    Column("target"),
+    Column("until (UTC)"),
+    Column("reason", wrap=True),
+    Column("created (UTC)"),
+)
+SILENCE_STEPS: tuple[Step, ...] = (("created (UTC)", "drop"),)
+
+
 def silences(
     expired: Annotated[bool, typer.Option("--expired", help="Include expired ones.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (a list of silences) instead of a table.")
+    ] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
     """List the silences."""
-    from rich.table import Table
+    from okr_pipeline.cli.json_output import listing, silence_json
+    from okr_pipeline.cli.reading import open_store_to_read
+    from okr_pipeline.cli.render import clock
 
-    from okr_pipeline.run.record import open_store
-
-    store = open_store(settings_of(project))
+    store = open_store_to_read(settings_of(project))
+    now = datetime.now(UTC)
     try:
-        rows = store.silences(None if expired else datetime.now(UTC), include_expired=expired)
+        rows = store.silences(None if expired else now, include_expired=expired)
     finally:
         store.close()
+    if as_json:
+        sys.stdout.write(listing(silence_json(row, now) for row in rows) + "\n")
+        return
     if not rows:
         console.print("No silences.")
         return
-    table = Table(title="Silences", title_justify="left")
-    for name in ("id", "target", "until", "reason", "created"):
-        table.add_column(name)
-    for row in rows:
-        table.add_row(
-            str(row.id),
-            row.target,
-            row.until.isoformat(timespec="minutes"),
-            row.reason,
-            row.created_at.isoformat(timespec="minutes"),
-        )
-    console.print(table)
+    cells: list[list[Cell]] = [
+        [str(row.id), row.target, clock(row.until), row.reason, clock(row.created_at)]
+        for row in rows
+    ]
+    print_listing(console, SILENCE_COLUMNS, cells, steps=SILENCE_STEPS, title="Silences")
 
 
 def unsilence(
@@ -120,42 +132,58 @@ def unsilence(
     console.print(f"Removed silence {silence_id}.")
 
 
+#: ``okr alerts``: the channel goes first when the table is too wide, then the route.
+ALERT_COLUMNS = (
+    Column("when (UTC)"),
+    Column("KR"),
+    Column("alert", wrap=True, min_width=9),
+    Column("route"),
+    Column("channel"),
+    Column("delivery", wrap=True, min_width=8),
+)
+ALERT_STEPS: tuple[Step, ...] = (("channel", "drop"), ("route", "drop"))
+
+
 def alerts(
     kr: Annotated[str | None, typer.Option("--kr", help="Only this KR (objective/kr).")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.", min=1)] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (a list of alerts) instead of a table.")
+    ] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
     """List recent alerts: sent, silenced, held back or failed to send."""
-    from rich.table import Table
+    from okr_pipeline.cli.json_output import alert_json, listing
+    from okr_pipeline.cli.reading import open_store_to_read
+    from okr_pipeline.cli.render import clock
 
-    from okr_pipeline.run.record import open_store
-
-    store = open_store(settings_of(project))
+    store = open_store_to_read(settings_of(project))
     try:
         ref = None if kr is None else _resolve_ref(store, kr)
         rows = store.recent_alerts(limit=limit, ref=ref)
     finally:
         store.close()
+    if as_json:
+        sys.stdout.write(listing(alert_json(row) for row in rows) + "\n")
+        return
     if not rows:
         console.print("No alerts yet.")
         return
-    table = Table(title="Recent alerts", title_justify="left")
-    for name in ("when", "KR", "alert", "route", "channel", "delivery"):
-        table.add_column(name)
-    for row in rows:
-        delivery = row.delivery if not row.error else f"{row.delivery}: {row.error}"
-        table.add_row(
-            row.created_at.isoformat(timespec="minutes"),
+    cells: list[list[Cell]] = [
+        [
+            clock(row.created_at),
             row.ref,
             f"{row.kind} {row.transition}",
             row.route,
             row.channel or "—",
-            escape(delivery),
-        )
-    console.print(table)
+            row.delivery if not row.error else f"{row.delivery}: {row.error}",
+        ]
+        for row in rows
+    ]
+    print_listing(console, ALERT_COLUMNS, cells, steps=ALERT_STEPS, title="Recent alerts")
 
 
 def _resolve_ref(store: Store, name: str) -> str:
-    from okr_pipeline.run.select import resolve_name
+    from okr_pipeline.cli.suggest import resolve_kr
 
-    return resolve_name(name, store.active_key_results()).ref
+    return resolve_kr(name, store.active_key_results()).ref

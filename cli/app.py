@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     USER_ERROR = 1  # a file, a setting or an argument needs fixing
     USAGE = 2  # the command line itself is wrong (Typer's own code)
     SOURCES_FAILED = 3  # the run completed, but some KRs' sources failed
+    NO_STORE = 4  # a reading command found no store yet (or one that needs 'okr db upgrade')
     INTERNAL = 70  # a bug: please report it with the --debug output
 
 

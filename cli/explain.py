@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from okr_pipeline.cli.reading import open_store_to_read
 from okr_pipeline.cli.render import age, format_value, judged
 from okr_pipeline.okr_core.settings import Settings
-from okr_pipeline.run.record import open_store
 from okr_pipeline.run.select import resolve_name
 
 HISTORY_SHOWN = 10
@@ -28,7 +28,7 @@ def explain_kr(settings: Settings, name: str, console: Console) -> None:
         ConfigError: ``name`` matches no KR, or several.
     """
     now = datetime.now(UTC)
-    store = open_store(settings)
+    store = open_store_to_read(settings)
     try:
         kr = resolve_name(name, store.active_key_results())
         rows = judged(

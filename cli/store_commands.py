@@ -14,40 +14,60 @@ from okr_pipeline.cli.app import (
     console,
     settings_of,
 )
+from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
+
+
+#: ``okr runs``: when the table is too wide, the start time goes, then the no-data count.
+RUN_COLUMNS = (
+    Column("id", justify="right"),
+    Column("as of (UTC)"),
+    Column("started (UTC)"),
+    Column("status"),
+    Column("KRs", justify="right"),
+    Column("ok", justify="right"),
+    Column("no data", justify="right"),
+    Column("failed", justify="right"),
+)
+RUN_STEPS: tuple[Step, ...] = (("started (UTC)", "drop"), ("no data", "drop"))
 
 
 def runs(
     limit: Annotated[int, typer.Option(help="How many, newest first.", min=1)] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (a list of runs) instead of a table.")
+    ] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
     """List the latest runs: as-of, status and counts (crashed runs included)."""
-    from rich.table import Table
+    from okr_pipeline.cli.json_output import listing, run_json
+    from okr_pipeline.cli.reading import open_store_to_read
+    from okr_pipeline.cli.render import clock
 
-    from okr_pipeline.run.record import open_store
-
-    store = open_store(settings_of(project))
+    store = open_store_to_read(settings_of(project))
     try:
         rows = store.runs(limit)
     finally:
         store.close()
+    if as_json:
+        sys.stdout.write(listing(run_json(row) for row in rows) + "\n")
+        return
     if not rows:
         console.print("No runs yet: run 'okr run' first.")
         return
-    table = Table(title="Runs", title_justify="left")
-    for name in ("id", "as of", "started", "status", "KRs", "ok", "no data", "failed"):
-        table.add_column(name)
-    for row in rows:
-        table.add_row(
+    cells: list[list[Cell]] = [
+        [
             str(row.id),
-            row.as_of.isoformat(timespec="minutes"),
-            row.started_at.isoformat(timespec="seconds"),
+            clock(row.as_of),
+            clock(row.started_at),
             row.status,
             str(row.total),
             str(row.ok),
             str(row.no_data),
             str(row.error),
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    print_listing(console, RUN_COLUMNS, cells, steps=RUN_STEPS, title="Runs")
 
 
 def status(
@@ -55,11 +75,11 @@ def status(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Show every KR's latest value, progress, score and status."""
+    from okr_pipeline.cli.reading import open_store_to_read
     from okr_pipeline.cli.render import judged, print_rows, status_json
-    from okr_pipeline.run.record import open_store
 
     settings = settings_of(project)
-    store = open_store(settings)
+    store = open_store_to_read(settings)
     now = datetime.now(UTC)
     try:
         # As of now: a value measured for a future time (--allow-future) waits its turn.
@@ -77,9 +97,27 @@ def status(
 
 def explain(
     kr: Annotated[str, typer.Argument(help="The KR: objective/kr, or its id where unique.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the KR, status, history, alerts).")
+    ] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
     """Explain a KR's status: the rule that decided, forecast and band, history, alerts."""
-    from okr_pipeline.cli.explain import explain_kr
+    settings = settings_of(project)
+    if as_json:
+        from okr_pipeline.cli.explain_json import explain_json
+        from okr_pipeline.cli.json_output import dumps
 
-    explain_kr(settings_of(project), kr, console)
+        sys.stdout.write(dumps(explain_json(settings, kr)) + "\n")
+        return
+    from okr_pipeline.cli.explain import explain_kr
+    from okr_pipeline.cli.reading import open_store_to_read
+    from okr_pipeline.cli.suggest import resolve_kr
+
+    store = open_store_to_read(settings)
+    try:
+        # Resolved here first so that a typo gets "did you mean" like every other command.
+        ref = resolve_kr(kr, store.active_key_results()).ref
+    finally:
+        store.close()
+    explain_kr(settings, ref, console)

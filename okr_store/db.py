@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
+from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_store.store_errors import (
     SUPPORTED_BACKENDS,
     translating_store_errors,
@@ -147,6 +148,62 @@ def current_revision(engine: Engine) -> str | None:
     """
     with translating_store_errors(engine.url), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+class StoreNotReadyError(ConfigError):
+    """A command that only reads found no store to read, or one that needs an upgrade.
+
+    Attributes:
+        missing: True when there is no store yet (no file, or no tables); False when its
+            schema is at another revision than this version of okr-pipeline expects.
+    """
+
+    def __init__(self, message: str, *, missing: bool) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def open_engine_to_read(url: str | URL) -> Engine:
+    """An engine on an existing store whose schema is at head, creating and migrating nothing.
+
+    Reading commands use it so that asking in an empty folder leaves no ``.okr/okr.db``
+    behind: a missing SQLite file is reported before anything (folder or file) is created.
+
+    Args:
+        url: SQLAlchemy database URL of the store.
+
+    Returns:
+        The engine; the caller disposes of it.
+
+    Raises:
+        StoreNotReadyError: No store there yet, or its schema is not at head (the message
+            says which; ``okr db upgrade`` migrates it).
+        StoreUnavailableError: The store cannot be reached or read (a setup problem).
+    """
+    with translating_store_errors(url):
+        parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+        on_disk = not in_memory and not database.startswith("file:")
+        if on_disk and not Path(database).expanduser().is_file():
+            raise StoreNotReadyError(f"no store yet at {database}", missing=True)
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    head = head_revision()
+    if revision == head:
+        return engine
+    engine.dispose()
+    if revision is None:
+        raise StoreNotReadyError("the store has no tables yet", missing=True)
+    raise StoreNotReadyError(
+        f"the store's schema is at revision {revision}, this version of okr-pipeline reads {head}",
+        missing=False,
+    )
 
 
 def upgrade(engine: Engine) -> None:
