@@ -8,6 +8,7 @@ them skip; with ``OKR_REQUIRE_DB=1`` (set by ``.ci/run``) a missing server fails
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -101,6 +102,13 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture
 def demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A demo project (warehouse, OKR files, .env) with its analytics API running."""
+    with demo_project_in(tmp_path / "demo", monkeypatch) as project:
+        yield project
+
+
+@contextlib.contextmanager
+def demo_project_in(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The demo project in ``directory`` with its API up, for fixtures of any scope."""
     from okr_pipeline.demo.analytics_api import TOKEN_SECRET, start_in_background
     from okr_pipeline.demo.project import create_demo_project
     from okr_pipeline.okr_core.settings import load_settings
@@ -113,7 +121,7 @@ def demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         ):
             monkeypatch.delenv(name)
     port = free_port()
-    project = create_demo_project(tmp_path / "demo", port=port)
+    project = create_demo_project(directory, port=port)
     token = load_settings(project).secrets[TOKEN_SECRET].get_secret_value()
     server: ThreadingHTTPServer = start_in_background(project / "warehouse.db", token, port)
     try:
