@@ -19,7 +19,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -37,6 +37,9 @@ from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.redaction import redact_text
 
 DEFAULT_KEY_CONCURRENCY = 4
+
+#: Told ``(done, total)`` while a run fetches (the Prefect flow updates a progress artifact).
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ def fetch_all(
     max_concurrency: int,
     clock: Callable[[], datetime],
     pool: SourcePool | None = None,
+    progress: Progress | None = None,
+    progress_every: float = 1.0,
 ) -> list[FetchResult]:
     """Fetch every request concurrently; one failure never stops the others.
 
@@ -140,6 +145,9 @@ def fetch_all(
         max_concurrency: Sources running at once, over all connections.
         clock: Returns the current time (aware UTC); stamps each measurement.
         pool: Source instances to reuse; a private one is opened and closed otherwise.
+        progress: Told ``(done, total)`` in the calling thread (never in a worker), at
+            most every ``progress_every`` seconds while fetching and once at the end.
+        progress_every: Seconds between two calls of ``progress``.
 
     Returns:
         One result per request, in the order of ``requests``.
@@ -171,6 +179,9 @@ def fetch_all(
         queues[key] = deque(items[i : i + size] for i in range(0, len(items), size))
         lanes.append((key, min(limit, len(queues[key]))))
 
+    done = [sum(1 for r in results if r is not None)]  # invalid sources are done already
+    done_lock = threading.Lock()
+
     def lane(key: str) -> None:
         queue = queues[key]
         while True:
@@ -197,6 +208,8 @@ def fetch_all(
             when = clock()
             for (i, _), outcome in zip(batch, outcomes, strict=True):
                 results[i] = _result(requests[i].kr_id, outcome, when)
+            with done_lock:
+                done[0] += len(batch)
 
     # Lanes of different keys alternate in the queue, so every connection starts early.
     order = [key for round_ in _round_robin(lanes) for key in round_]
@@ -204,15 +217,43 @@ def fetch_all(
         if order:
             workers = max(1, min(max_concurrency, len(order)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
-                for future in [ex.submit(lane, key) for key in order]:
+                futures = [ex.submit(lane, key) for key in order]
+                if progress is not None:
+                    _report_while_running(
+                        futures, lambda: done[0], len(requests), progress, progress_every
+                    )
+                for future in futures:
                     future.result()
     finally:
         if own_pool:
             sources.close()
+    if progress is not None:
+        progress(len(requests), len(requests))
     missing = [requests[i].kr_ref for i, r in enumerate(results) if r is None]
     if missing:  # every lane drains its queue, so this is a bug, not a source failure
         raise RuntimeError(f"no result for {', '.join(missing[:5])}")
     return results  # type: ignore[return-value]
+
+
+def _report_while_running(
+    futures: Sequence[Future[None]],
+    done: Callable[[], int],
+    total: int,
+    progress: Progress,
+    every: float,
+) -> None:
+    # The caller's thread waits here rather than in a worker: a driver's hook (Prefect's
+    # client) may rely on the caller's context, and the calls are throttled by the wait.
+    last = -1
+    pending: set[Future[None]] = set(futures)
+    while pending:
+        finished, pending = wait(pending, timeout=every, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in finished):
+            return
+        now = done()
+        if pending and now != last:
+            progress(now, total)
+            last = now
 
 
 def _round_robin(lanes: Sequence[tuple[str, int]]) -> list[list[str]]:

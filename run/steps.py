@@ -18,7 +18,7 @@ from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.definitions import load_definitions, source_environment
-from okr_pipeline.run.fetch import FetchRequest, FetchResult, SourcePool, fetch_all
+from okr_pipeline.run.fetch import FetchRequest, FetchResult, Progress, SourcePool, fetch_all
 from okr_pipeline.run.formulas import is_formula
 from okr_pipeline.run.record import evaluate_at, store_results
 
@@ -95,10 +95,12 @@ def fetch_values(
     as_of: datetime,
     pool: SourcePool,
     clock: Callable[[], datetime],
+    progress: Progress | None = None,
 ) -> list[FetchResult]:
     """Fetch every KR's value concurrently (bounded per connection and overall).
 
     Formula KRs are left out: they have nothing to fetch (see ``run/formulas.py``).
+    ``progress`` is told ``(done, total)`` now and then (see :func:`fetch_all`).
     """
     requests = [
         FetchRequest(
@@ -119,6 +121,7 @@ def fetch_values(
         max_concurrency=settings.max_concurrency,
         clock=clock,
         pool=pool,
+        progress=progress,
     )
 
 

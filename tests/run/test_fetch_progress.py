@@ -1,0 +1,117 @@
+"""The fetcher's progress hook: throttled, told in the caller's thread, ends at (total, total)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import pytest
+
+from okr_pipeline.connectors.base import (
+    BaseSource,
+    BaseSourceConfig,
+    SourceContext,
+    SourceEnvironment,
+)
+from okr_pipeline.run import fetch
+from okr_pipeline.run.fetch import FetchRequest, fetch_all
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+
+class SlowConfig(BaseSourceConfig):
+    type: Literal["slow"] = "slow"
+    delay: float = 0.0
+    bug: bool = False
+
+    def concurrency_key(self) -> str:
+        return "slow:db"
+
+
+class SlowSource(BaseSource[SlowConfig]):
+    type_name = "slow"
+    config_model = SlowConfig
+    max_batch = 1
+
+    def fetch(self, config: SlowConfig, ctx: SourceContext) -> Decimal | None:
+        time.sleep(config.delay)
+        return Decimal(1)
+
+    def fetch_many(self, items: Any) -> list[Decimal | Exception | None]:
+        if any(config.bug for config, _ in items):
+            raise RuntimeError("batch broke")
+        return super().fetch_many(items)
+
+
+@pytest.fixture(autouse=True)
+def slow_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch, "get_source_class", lambda name: SlowSource)
+    monkeypatch.setattr(fetch, "parse_source_config", lambda raw: SlowConfig(**raw))
+
+
+def _requests(n: int, delay: float = 0.0) -> list[FetchRequest]:
+    source = {"type": "slow", "delay": delay}
+    return [FetchRequest(i, f"obj/kr-{i}", source, NOW, NOW, NOW) for i in range(n)]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.threads: set[int] = set()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+        self.threads.add(threading.get_ident())
+
+
+def test_progress_is_told_in_the_callers_thread_and_ends_at_the_total() -> None:
+    recorder = Recorder()
+    fetch_all(
+        _requests(40, delay=0.01),
+        SourceEnvironment(),
+        max_concurrency=2,
+        clock=lambda: NOW,
+        progress=recorder,
+        progress_every=0.02,
+    )
+    assert recorder.threads == {threading.get_ident()}
+    assert recorder.calls[-1] == (40, 40)
+    assert len(recorder.calls) >= 3, recorder.calls  # ~0.2 s of fetching, told every 0.02 s
+    done = [d for d, _ in recorder.calls]
+    assert done == sorted(done) and all(t == 40 for _, t in recorder.calls)
+    assert len(set(done)) == len(done)  # no call repeats the same count
+
+
+def test_ten_thousand_krs_are_told_a_handful_of_times() -> None:
+    recorder = Recorder()
+    started = time.perf_counter()
+    fetch_all(
+        _requests(10_000),
+        SourceEnvironment(),
+        max_concurrency=4,
+        clock=lambda: NOW,
+        progress=recorder,
+    )
+    elapsed = time.perf_counter() - started
+    # At most one call per second while fetching, plus the last one.
+    assert len(recorder.calls) <= elapsed + 2, (len(recorder.calls), elapsed)
+    assert recorder.calls[-1] == (10_000, 10_000)
+
+
+def test_no_progress_hook_changes_nothing() -> None:
+    results = fetch_all(_requests(5), SourceEnvironment(), max_concurrency=2, clock=lambda: NOW)
+    assert [r.value for r in results] == [Decimal(1)] * 5
+
+
+def test_a_broken_batch_still_counts_as_done() -> None:
+    recorder = Recorder()
+    requests = [FetchRequest(0, "obj/kr-0", {"type": "slow", "bug": True}, NOW, NOW, NOW)]
+    results = fetch_all(
+        requests, SourceEnvironment(), max_concurrency=1, clock=lambda: NOW, progress=recorder
+    )
+    # A connector's exception fails its batch, not the run; the count still ends complete.
+    assert results[0].error_kind == "internal"
+    assert recorder.calls[-1] == (1, 1)
