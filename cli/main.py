@@ -24,6 +24,7 @@ from okr_pipeline.cli import (
     run_commands,
     source_commands,
     store_commands,
+    ui_commands,
 )
 from okr_pipeline.cli.app import ExitCode, app, db_app, err_console, print_problems, state
 from okr_pipeline.okr_core.alerting.routing import RoutingError
@@ -50,6 +51,7 @@ app.command("demo-api")(project_commands.demo_api)
 db_app.command("upgrade")(project_commands.db_upgrade)
 app.add_typer(source_commands.source_app, name="source")
 app.add_typer(connector_commands.connector_app, name="connector")
+app.add_typer(ui_commands.ui_app, name="ui")
 
 
 def main() -> None:

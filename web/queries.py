@@ -1,0 +1,279 @@
+"""Read-only queries the dashboard needs beyond :class:`okr_store.Store`'s.
+
+One SQL statement each, none per KR: the cycles with their KR counts, one KR's definition
+by ``objective/kr``, its measurements and evaluations over time, the failures of a page of
+runs, and notes. Columns added by later migrations (a measurement's ``kind``, ``author``
+and ``note``; a ``notes`` table) are read when the schema has them, so the dashboard works
+on stores from before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from okr_pipeline.okr_core.definitions import SUCCESS_LEVELS
+from okr_pipeline.okr_store.models import Cycle, Evaluation, KeyResult, Measurement, Objective
+from okr_pipeline.okr_store.store import Store
+
+__all__ = [
+    "KrDefinitionRow",
+    "cycles",
+    "find_key_result",
+    "kr_evaluations",
+    "kr_measurements",
+    "kr_notes",
+    "kr_refs",
+    "run_failures",
+]
+
+#: Extra columns of a measurement that say who entered it (check-ins), when the store has them.
+PROVENANCE_COLUMNS = ("kind", "author", "note")
+
+
+@dataclass(frozen=True)
+class KrDefinitionRow:
+    """One KR's definition with its objective and cycle, as stored."""
+
+    kr_id: int
+    ref: str
+    cycle: str
+    cycle_start: datetime
+    cycle_end: datetime
+    objective_key: str
+    objective_title: str
+    objective_type: str
+    parent_key: str | None
+    success_level: float
+    owner: str
+    kr_key: str
+    title: str
+    unit: str
+    kind: str
+    baseline: Decimal | None
+    target: str | None
+    target_value: Decimal | None
+    floor: Decimal | None
+    weight: Decimal
+    schedule: str
+    source: dict[str, Any]
+    source_type: str
+
+
+def _active() -> tuple[sa.ColumnElement[bool], ...]:
+    return (KeyResult.archived_at.is_(None), Objective.archived_at.is_(None))
+
+
+def cycles(store: Store) -> list[tuple[str, datetime, datetime, int]]:
+    """Every cycle with active KRs: ``(name, start, end, KR count)``, newest start first."""
+    stmt = (
+        sa.select(Cycle.name, Cycle.start_at, Cycle.end_at, sa.func.count(KeyResult.id))
+        .join(Objective, Objective.cycle_id == Cycle.id)
+        .join(KeyResult, KeyResult.objective_id == Objective.id)
+        .where(*_active())
+        .group_by(Cycle.id, Cycle.name, Cycle.start_at, Cycle.end_at)
+        .order_by(Cycle.start_at.desc(), Cycle.name)
+    )
+    with store.engine.connect() as conn:
+        return [(name, start, end, int(n)) for name, start, end, n in conn.execute(stmt)]
+
+
+def kr_refs(store: Store) -> list[str]:
+    """Every active KR's ``objective/kr`` (for "did you mean")."""
+    stmt = (
+        sa.select(Objective.key, KeyResult.key)
+        .join(KeyResult, KeyResult.objective_id == Objective.id)
+        .where(*_active())
+    )
+    with store.engine.connect() as conn:
+        return sorted({f"{o}/{k}" for o, k in conn.execute(stmt)})
+
+
+def find_key_result(store: Store, ref: str, cycle: str | None = None) -> list[KrDefinitionRow]:
+    """The active KRs answering to ``ref``: ``objective/kr``, or a KR id alone.
+
+    Args:
+        store: The store.
+        ref: ``objective/kr`` or a KR id.
+        cycle: Only in this cycle; else every cycle's, newest cycle first.
+
+    Returns:
+        The matches (empty: none; several: the same ref in several cycles, or a KR id
+        in several objectives).
+    """
+    objective_key, slash, kr_key = ref.partition("/")
+    stmt = (
+        sa.select(
+            KeyResult.id,
+            KeyResult.key,
+            KeyResult.title,
+            KeyResult.unit,
+            KeyResult.kind,
+            KeyResult.baseline,
+            KeyResult.target,
+            KeyResult.target_value,
+            KeyResult.floor,
+            KeyResult.weight,
+            KeyResult.schedule,
+            KeyResult.source_json,
+            KeyResult.source_type,
+            Objective.key.label("objective_key"),
+            Objective.title.label("objective_title"),
+            Objective.type.label("objective_type"),
+            Objective.parent_key,
+            Objective.success_level,
+            Objective.owner,
+            Cycle.name.label("cycle"),
+            Cycle.start_at,
+            Cycle.end_at,
+        )
+        .join(Objective, Objective.id == KeyResult.objective_id)
+        .join(Cycle, Cycle.id == Objective.cycle_id)
+        .where(*_active())
+    )
+    if slash:
+        stmt = stmt.where(Objective.key == objective_key, KeyResult.key == kr_key)
+    else:
+        stmt = stmt.where(KeyResult.key == ref)
+    if cycle is not None:
+        stmt = stmt.where(Cycle.name == cycle)
+    stmt = stmt.order_by(Cycle.start_at.desc(), Objective.key)
+    with store.engine.connect() as conn:
+        rows = list(conn.execute(stmt))
+    return [
+        KrDefinitionRow(
+            kr_id=row.id,
+            ref=f"{row.objective_key}/{row.key}",
+            cycle=row.cycle,
+            cycle_start=row.start_at,
+            cycle_end=row.end_at,
+            objective_key=row.objective_key,
+            objective_title=row.objective_title,
+            objective_type=row.objective_type,
+            parent_key=row.parent_key,
+            success_level=(
+                row.success_level
+                if row.success_level is not None
+                else SUCCESS_LEVELS[row.objective_type]
+            ),
+            owner=row.owner,
+            kr_key=row.key,
+            title=row.title,
+            unit=row.unit,
+            kind=row.kind,
+            baseline=row.baseline,
+            target=row.target,
+            target_value=row.target_value,
+            floor=row.floor,
+            weight=row.weight,
+            schedule=row.schedule,
+            source=dict(row.source_json or {}),
+            source_type=row.source_type,
+        )
+        for row in rows
+    ]
+
+
+def kr_measurements(store: Store, kr_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """The KR's current measurements, newest as-of first, as plain mappings.
+
+    Each has ``as_of``, ``measured_at``, ``run_id``, ``outcome``, ``value``,
+    ``error_message``, and ``kind``/``author``/``note`` (None where the store has no
+    such column).
+    """
+    table = Measurement.__table__
+    extra = [table.c[name] for name in PROVENANCE_COLUMNS if name in table.c]
+    stmt = (
+        sa.select(
+            table.c.as_of,
+            table.c.measured_at,
+            table.c.run_id,
+            table.c.outcome,
+            table.c.value,
+            table.c.error_message,
+            *extra,
+        )
+        .where(table.c.kr_id == kr_id)
+        .order_by(table.c.as_of.desc(), table.c.id.desc())
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(stmt)]
+    for row in rows:
+        for name in PROVENANCE_COLUMNS:
+            row.setdefault(name, None)
+    return rows
+
+
+def kr_evaluations(store: Store, kr_id: int, limit: int = 1000) -> list[Any]:
+    """The KR's evaluations, newest as-of first (rows with the ``Evaluation`` columns)."""
+    table = Evaluation.__table__
+    stmt = (
+        sa.select(table)
+        .where(table.c.kr_id == kr_id)
+        .order_by(table.c.evaluated_at.desc())
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.execute(stmt))
+
+
+def kr_notes(store: Store, kr_id: int, limit: int = 200) -> list[dict[str, Any]]:
+    """The KR's notes, newest first, when the store keeps a ``notes`` table; else none.
+
+    Each mapping has ``as_of``, ``created_at``, ``author`` and ``text`` (None if absent).
+    """
+    table = Measurement.metadata.tables.get("notes")
+    if table is None or "kr_id" not in table.c:
+        return []
+    order = (
+        table.c["created_at"]
+        if "created_at" in table.c
+        else table.c[table.primary_key.columns.keys()[0]]
+    )
+    stmt = sa.select(table).where(table.c.kr_id == kr_id).order_by(order.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(stmt)]
+    result = []
+    for row in rows:
+        result.append(
+            {
+                "as_of": row.get("as_of"),
+                "created_at": row.get("created_at"),
+                "author": row.get("author"),
+                "text": row.get("text") or row.get("note") or "",
+            }
+        )
+    return result
+
+
+def run_failures(store: Store, run_ids: Iterable[int]) -> dict[int, list[tuple[str, str, str]]]:
+    """The KRs each run could not measure: ``{run_id: [(ref, outcome, message), ...]}``."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    stmt = (
+        sa.select(
+            Measurement.run_id,
+            Objective.key,
+            KeyResult.key,
+            Measurement.outcome,
+            Measurement.error_message,
+        )
+        .join(KeyResult, KeyResult.id == Measurement.kr_id)
+        .join(Objective, Objective.id == KeyResult.objective_id)
+        .where(Measurement.run_id.in_(ids), Measurement.outcome != "ok")
+        .order_by(Measurement.run_id, Objective.key, KeyResult.key)
+    )
+    result: dict[int, list[tuple[str, str, str]]] = {}
+    with store.engine.connect() as conn:
+        for run_id, objective_key, kr_key, outcome, message in conn.execute(stmt):
+            result.setdefault(run_id, []).append(
+                (f"{objective_key}/{kr_key}", outcome, message or "")
+            )
+    return result
