@@ -82,9 +82,16 @@ def serve(
         str, typer.Option(help="How often the flow runs; each run measures the KRs that are due.")
     ] = "*/15 * * * *",
     name: Annotated[str, typer.Option(help="Deployment name.")] = "okr-update",
+    ui: Annotated[
+        bool,
+        typer.Option(
+            "--ui/--no-ui",
+            help="Serve the dashboard beside the schedule (address: OKR_UI__HOST, OKR_UI__PORT).",
+        ),
+    ] = True,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Serve the update flow on its schedule, in the foreground (Ctrl-C stops)."""
+    """Serve the update flow on its schedule, and the dashboard, in the foreground (Ctrl-C)."""
     from okr_pipeline.flows.serve import serve_flow
 
     settings = settings_of(project)
@@ -92,7 +99,7 @@ def serve(
         f"Serving '{name}' on '{cron}' for {project.resolve()} "
         f"(store {mask_url(settings.resolved_store_url())}); Ctrl-C stops."
     )
-    serve_flow(project.resolve(), cron=cron, name=name, console=console)
+    serve_flow(project.resolve(), cron=cron, name=name, console=console, ui=ui)
 
 
 def demo(

@@ -34,6 +34,8 @@ __all__ = [
 
 #: Extra columns of a measurement that say who entered it (check-ins), when the store has them.
 PROVENANCE_COLUMNS = ("kind", "author", "note")
+#: The table of notes on KRs (``okr_store.models.KrNote``).
+NOTES_TABLE = "kr_notes"
 
 
 @dataclass(frozen=True)
@@ -224,32 +226,21 @@ def kr_evaluations(store: Store, kr_id: int, limit: int = 1000) -> list[Any]:
 
 
 def kr_notes(store: Store, kr_id: int, limit: int = 200) -> list[dict[str, Any]]:
-    """The KR's notes, newest first, when the store keeps a ``notes`` table; else none.
+    """The KR's notes, newest first (none on a store from before notes existed).
 
-    Each mapping has ``as_of``, ``created_at``, ``author`` and ``text`` (None if absent).
+    Each mapping has ``as_of``, ``created_at``, ``author`` and ``text``.
     """
-    table = Measurement.metadata.tables.get("notes")
-    if table is None or "kr_id" not in table.c:
+    table = Measurement.metadata.tables.get(NOTES_TABLE)
+    if table is None:
         return []
-    order = (
-        table.c["created_at"]
-        if "created_at" in table.c
-        else table.c[table.primary_key.columns.keys()[0]]
+    stmt = (
+        sa.select(table.c.as_of, table.c.created_at, table.c.author, table.c.text)
+        .where(table.c.kr_id == kr_id)
+        .order_by(table.c.as_of.desc(), table.c.id.desc())
+        .limit(limit)
     )
-    stmt = sa.select(table).where(table.c.kr_id == kr_id).order_by(order.desc()).limit(limit)
     with store.engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(stmt)]
-    result = []
-    for row in rows:
-        result.append(
-            {
-                "as_of": row.get("as_of"),
-                "created_at": row.get("created_at"),
-                "author": row.get("author"),
-                "text": row.get("text") or row.get("note") or "",
-            }
-        )
-    return result
+        return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
 def run_failures(store: Store, run_ids: Iterable[int]) -> dict[int, list[tuple[str, str, str]]]:
