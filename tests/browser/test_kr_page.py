@@ -77,7 +77,8 @@ def test_the_status_and_definition_are_shown(page: Page, dashboard: Dashboard) -
     page.goto(f"{dashboard.url}/kr/{CHART_KR}")
     with dashboard.demo.store() as store:
         kr = latest_by_ref(store)[CHART_KR]
-    expect(page.locator("#kr-status")).to_have_attribute("data-status", kr.status or "")
+    assert kr.status, "the demo's KR should have a status"
+    expect(page.locator("#kr-status")).to_have_attribute("data-status", kr.status)
     body = page.locator("body")
     expect(body).to_contain_text("sql")
     expect(body).to_contain_text("warehouse")
