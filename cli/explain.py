@@ -10,6 +10,7 @@ from rich.table import Table
 
 from okr_pipeline.cli.reading import open_store_to_read
 from okr_pipeline.cli.render import age, format_value, judged
+from okr_pipeline.connectors.errors import short_message
 from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.run.select import resolve_name
 
@@ -19,6 +20,60 @@ ALERTS_SHOWN = 5
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
+
+
+LEVEL_KINDS = ("at_least", "at_most")
+
+
+def deciding_rule(kind: str, reason: str, success_level: float, level: str = "it") -> str:
+    """Which rule set the status, in words, from the KR's kind and the evaluation's reason.
+
+    ``at_least``/``at_most`` KRs are judged on today's value against their level (PRODUCT:
+    1.0 while the value holds the level); ``increase``/``decrease`` KRs on the forecast's
+    score against the objective's success level, or on pace while there is no trend.
+    ``level`` names the target of a level KR ("95 %").
+    """
+    if reason.startswith("holding the level"):
+        side = "at or above" if kind == "at_least" else "at or below"
+        return (
+            f"the level: today's value is {side} {level}, so on_track (the forecast does not "
+            "decide)"
+        )
+    if reason.startswith("level broken"):
+        return (
+            f"the level: today's value broke {level}; at_risk while its score stays >= "
+            f"{success_level:g}, else off_track (the forecast does not decide)"
+        )
+    if reason.startswith("forecast"):
+        return (
+            f"the forecast: its score at cycle end against the success level {success_level:g} "
+            "(at_risk within 0.1 under it)"
+        )
+    if reason.startswith("pace only"):
+        return "pace only (too few points, or too early in the cycle, for a trend)"
+    if reason.startswith("at target"):
+        return "the target: reached, so on_track whatever the forecast"
+    if reason.startswith("cycle over"):
+        return "the final score (the cycle is over)"
+    if kind == "milestone":
+        return "the milestone: done or not, and how much of the cycle is left"
+    return "no value to judge (see the status)"
+
+
+def forecast_role(
+    kind: str, reason: str, forecast_score: float | None, success_level: float
+) -> str:
+    """What the forecast means for this KR: whether it decided the status, and if not why."""
+    if reason.startswith("forecast"):
+        return f"this decided the status (vs success level {success_level:g})"
+    if kind in LEVEL_KINDS:
+        warning = (
+            "; the trend leads out of the level"
+            if forecast_score is not None and forecast_score < 1.0
+            else ""
+        )
+        return f"shown, not used: a level KR is judged on today's value{warning}"
+    return "shown, not used for this status"
 
 
 def explain_kr(settings: Settings, name: str, console: Console) -> None:
@@ -66,10 +121,9 @@ def explain_kr(settings: Settings, name: str, console: Console) -> None:
         console.print(
             f"\n  Status [bold]{row.status}[/bold]: {escape(row.reason or '—')}", highlight=False
         )
-        decided = "forecast" if row.reason.startswith("forecast") else "pace and level"
-        if row.reason.startswith("pace only"):
-            decided = "pace only (too few points, or too early in the cycle, for a trend)"
-        console.print(f"  Decided by: {decided}", highlight=False)
+        level = f"{format_value(kr.target_value)}{unit}"
+        rule = deciding_rule(kr.kind, row.reason, kr.success_level, level)
+        console.print(f"  Decided by: {escape(rule)}", highlight=False)
         console.print(
             f"  Value {format_value(row.value)}{unit}, measured {age(row.measured_at, now)}; "
             f"progress {_pct(row.progress)} vs pace {_pct(row.expected_progress)}; "
@@ -85,15 +139,18 @@ def explain_kr(settings: Settings, name: str, console: Console) -> None:
             score = "—" if row.forecast_score is None else f"{row.forecast_score:.2f}"
             console.print(
                 f"  Forecast at cycle end {format_value(row.forecast_value)}{unit}{band}, "
-                f"score {score}",
+                f"which would score {score}: "
+                + forecast_role(kr.kind, row.reason, row.forecast_score, kr.success_level),
                 highlight=False,
             )
         if row.error_message:
             console.print(
-                f"  Last error: {escape(row.error_message)}; last good value "
-                f"{format_value(row.last_good_value)}{unit} {age(row.last_good_at, now)}",
+                f"  Last good value {format_value(row.last_good_value)}{unit}, "
+                f"{age(row.last_good_at, now)}",
                 highlight=False,
             )
+            # The whole error (the run printed one short line of it): request and driver text.
+            console.print(f"  Error in full: {escape(row.error_message)}", highlight=False)
     if history:
         table = Table(title="History (newest first)", title_justify="left")
         for column in ("as of", "measured", "value", "outcome"):
@@ -103,7 +160,9 @@ def explain_kr(settings: Settings, name: str, console: Console) -> None:
                 m.as_of.isoformat(timespec="minutes"),
                 age(m.measured_at, now),
                 format_value(m.value),
-                m.outcome if not m.error_message else f"{m.outcome}: {escape(m.error_message)}",
+                m.outcome
+                if not m.error_message
+                else f"{m.outcome}: {escape(short_message(m.error_message))}",
             )
         console.print(table)
     for (_, kind), state in sorted(states.items()):

@@ -10,8 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from okr_pipeline.cli.render import judged, print_rows
+from okr_pipeline.connectors.errors import short_message
 from okr_pipeline.flows.update import update_key_results
 from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.run.record import open_store
@@ -44,12 +46,7 @@ def run_once(
         f"{summary.as_of.isoformat(timespec='seconds')}: {counts}.",
         highlight=False,
     )
-    if summary.alerts.deliveries:
-        console.print(f"Alerts: {summary.alerts.describe()}.", highlight=False)
-    for problem in summary.alerts.failed:
-        console.print(f"  [red]alert not sent[/red] {problem}", highlight=False, soft_wrap=True)
-    for ref, message in summary.failed:
-        console.print(f"  [red]failed[/red] {ref}: {message}", highlight=False, soft_wrap=True)
+    print_failures(console, summary)
     if dry_run:
         for row in summary.rows:
             console.print(
@@ -68,6 +65,30 @@ def run_once(
     finally:
         store.close()
     return summary
+
+
+def print_failures(console: Console, summary: RunSummary, indent: str = "  ") -> None:
+    """The run's alerts line, then one short line per alert not sent and per failed KR.
+
+    Each failure is one line (``okr explain KR`` shows the whole error); the routing hint,
+    when alerts were only recorded, is said once.
+    """
+    alerts = summary.alerts
+    if alerts.deliveries:
+        console.print(f"Alerts: {alerts.describe()}.", highlight=False)
+    if alerts.hint:
+        console.print(f"{indent}[yellow]![/yellow] {escape(alerts.hint)}.", highlight=False)
+    for problem in alerts.failed:
+        console.print(
+            f"{indent}[red]alert not sent[/red] {escape(short_message(problem))}", highlight=False
+        )
+    for ref, message in summary.failed:
+        console.print(
+            f"{indent}[red]failed[/red] {escape(ref)}: {escape(short_message(message))}",
+            highlight=False,
+        )
+    if summary.failed:
+        console.print(f"{indent}('okr explain KR' shows the whole error.)", highlight=False)
 
 
 def backfill(
@@ -102,7 +123,8 @@ def backfill(
             )
             for ref, message in summary.failed:
                 progress.console.print(
-                    f"    [red]failed[/red] {ref}: {message}", highlight=False, soft_wrap=True
+                    f"    [red]failed[/red] {escape(ref)}: {escape(short_message(message))}",
+                    highlight=False,
                 )
             progress.advance(task)
     return summaries

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
@@ -98,10 +99,16 @@ class _Transient(Exception):
     """One attempt failed in a way the next one may not; ``__cause__`` is the transport's."""
 
     def __init__(
-        self, reason: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        short: str,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.short = short
         self.status = status
         self.retry_after = retry_after
 
@@ -159,12 +166,14 @@ class ApiClient:
             assert isinstance(failed, _Transient)
             # Holding a worker for minutes helps nobody; the next run retries.
             raise RetriableSourceError(
-                f"{where}: {failed.reason}; {exc}, giving up", status=failed.status
+                f"{where}: {failed.reason}; {exc}, giving up",
+                status=failed.status,
+                short=f"{failed.short}; {exc}, giving up",
             ) from failed.__cause__
         except _Transient as failed:
             tries = f" after {policy.attempts} attempts" if policy.attempts > 1 else ""
             raise RetriableSourceError(
-                f"{where}: {failed.reason}{tries}", status=failed.status
+                f"{where}: {failed.reason}{tries}", status=failed.status, short=failed.short + tries
             ) from failed.__cause__
 
     def send_json(self, call: ApiCall, *, where: str, redact: Redactor) -> Any:
@@ -187,15 +196,23 @@ class ApiClient:
                 error_bytes=ERROR_BODY_BYTES,
             )
         except (DeadlineExceeded, requests.Timeout) as exc:
-            raise _Transient(f"no complete answer within {call.timeout:g}s") from exc
+            within = f"no complete answer within {call.timeout:g}s"
+            raise _Transient(within, short=f"{within} from {_host(call)}") from exc
         except ResponseTooLarge as exc:
             raise FatalSourceError(f"{where}: {_too_large(exc)}") from exc
         except requests.exceptions.SSLError as exc:
-            raise FatalSourceError(f"{where}: TLS error: {redact(str(exc))}") from exc
+            raise FatalSourceError(
+                f"{where}: TLS error: {redact(str(exc))}", short=f"TLS error with {_host(call)}"
+            ) from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             broke = isinstance(exc, requests.exceptions.ChunkedEncodingError)
             what = "the answer broke off" if broke else "cannot connect"
-            raise _Transient(f"{what}: {truncate(redact(str(exc)))}") from exc
+            short = (
+                f"the answer from {_host(call)} broke off"
+                if broke
+                else f"cannot connect to {_host(call)} ({connection_failure(exc)})"
+            )
+            raise _Transient(f"{what}: {truncate(redact(str(exc)))}", short=short) from exc
         except requests.RequestException as exc:
             raise FatalSourceError(
                 f"{where}: request failed: {truncate(redact(str(exc)))}"
@@ -204,13 +221,14 @@ class ApiClient:
             return response
         status = response.status
         reason = _status_reason(response, redact)
+        short = f"{_status_line(response)} from {_target(call, redact)}"
         vendor_wait = call.retry_answer(response) if call.retry_answer else None
         if vendor_wait is not None:
-            raise _Transient(reason, status=status, retry_after=vendor_wait)
+            raise _Transient(reason, short=short, status=status, retry_after=vendor_wait)
         if error_class_for_status(status) is FatalSourceError:
-            raise FatalSourceError(f"{where}: {reason}", status=status)
+            raise FatalSourceError(f"{where}: {reason}", status=status, short=short)
         waited = retry_after_seconds(response.headers.get("Retry-After"))
-        raise _Transient(reason, status=status, retry_after=waited)
+        raise _Transient(reason, short=short, status=status, retry_after=waited)
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -284,13 +302,62 @@ def json_of(answer: Answer, where: str, redact: Redactor) -> Any:
         ) from exc
 
 
+def _status_line(answer: Answer) -> str:
+    return f"HTTP {answer.status} {answer.reason}".rstrip()
+
+
 def _status_reason(answer: Answer, redact: Redactor) -> str:
     text = answer.content.decode(answer.encoding or "utf-8", errors="replace")
-    reason = f"HTTP {answer.status} {answer.reason}".rstrip()
+    reason = _status_line(answer)
     if 300 <= answer.status < 400:
         location = redact(answer.headers.get("Location", "?"))
         return f"{reason}: redirected to {location}; use that URL (redirects are not followed)"
-    return f"{reason}: {truncate(redact(text), 200)}" if text.strip() else reason
+    # An error page is often HTML over many lines: quoted on one line, its start only.
+    body = " ".join(text.split())
+    return f"{reason}: {truncate(redact(body), 200)}" if body else reason
+
+
+#: Words of a connection error (any driver, any OS) and what they mean, first match wins.
+_CONNECTION_FAILURES = (
+    ("connection refused", "connection refused"),
+    ("name or service not known", "host not found"),
+    ("nodename nor servname", "host not found"),
+    ("name resolution", "host not found"),
+    ("failed to resolve", "host not found"),
+    ("getaddrinfo failed", "host not found"),
+    ("timed out", "timed out"),
+    ("network is unreachable", "network unreachable"),
+    ("no route to host", "no route to host"),
+    ("connection reset", "connection reset"),
+    ("remote end closed", "closed by the server"),
+    ("connection aborted", "closed by the server"),
+)
+
+
+def connection_failure(exc: BaseException) -> str:
+    """A few words for why a connection failed ("connection refused", "host not found")."""
+    text = str(exc).lower()
+    for words, meaning in _CONNECTION_FAILURES:
+        if words in text:
+            return meaning
+    return "connection failed"
+
+
+def _host(call: ApiCall) -> str:
+    parts = urlsplit(call.url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+#: The longest path quoted in a short message; a longer one keeps its end.
+_PATH_SHOWN = 60
+
+
+def _target(call: ApiCall, redact: Redactor) -> str:
+    path = redact(urlsplit(call.url).path)
+    if len(path) > _PATH_SHOWN:
+        path = "…" + path[-(_PATH_SHOWN - 1) :]
+    return f"{_host(call)}{path}"
 
 
 def _too_large(exc: ResponseTooLarge) -> str:

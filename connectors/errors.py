@@ -26,7 +26,11 @@ __all__ = [
     "SourceConfigError",
     "SourceError",
     "error_class_for_status",
+    "short_message",
 ]
+
+#: The longest line :func:`short_message` gives.
+SHORT_LIMIT = 160
 
 
 class SourceConfigError(ConfigError):
@@ -45,13 +49,29 @@ class SourceConfigError(ConfigError):
 class SourceError(OkrError):
     """A metric source failed while fetching a value.
 
+    The message (``str(exc)``) is the whole story: which KR, which request, and the
+    driver's own words, redacted; it is stored with the measurement and shown by
+    ``okr explain``. :attr:`short` is the one line a run prints beside the KR's name.
+
     Attributes:
         status: The HTTP status code when the failure came from an HTTP response.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, short: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self._short = short
+
+    @property
+    def short(self) -> str:
+        """One short line saying what failed (no KR name, no driver dump, no secret).
+
+        The raiser's own short text when it gave one, else :func:`short_message` of the
+        message.
+        """
+        return self._short or short_message(str(self))
 
 
 class RetriableSourceError(SourceError):
@@ -82,3 +102,20 @@ def error_class_for_status(status: int) -> type[SourceError]:
     if status in _RETRIABLE_4XX or 500 <= status <= 599:
         return RetriableSourceError
     return FatalSourceError
+
+
+def short_message(message: str, limit: int = SHORT_LIMIT) -> str:
+    """One line of at most ``limit`` characters from a (possibly long) error message.
+
+    Drops the ``"KR objective/kr: "`` start (the caller names the KR beside it), keeps the
+    first line only and cuts it with an ellipsis: what a run prints for each failed KR.
+    The message is assumed redacted already (every source error is).
+    """
+    text = message.strip()
+    if text.startswith("KR ") and ": " in text:
+        text = text.split(": ", 1)[1]
+    lines = text.splitlines()
+    line = " ".join(lines[0].split()) if lines else ""
+    if len(line) > limit or len(lines) > 1:
+        line = line[: limit - 1].rstrip() + "…"
+    return line

@@ -33,11 +33,20 @@ from okr_pipeline.okr_core.alerting.model import AlertRecord, Delivery, Notifica
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
 from okr_pipeline.okr_core.retry import RetryPolicy
 
-__all__ = ["records_for_held", "send_messages"]
+__all__ = ["NOT_ROUTED", "UNROUTED_DELIVERY", "records_for_held", "send_messages"]
 
 logger = logging.getLogger(__name__)
 
 HELD: frozenset[Delivery] = frozenset({"silenced", "inhibited"})
+
+#: The record of an alert whose route has no channel (no ``alerts.yaml`` at all, or a route
+#: written without channels): kept for ``okr alerts``, sent nowhere, not retried. The store
+#: has no value of its own for it yet, so it is stored ``failed`` with :data:`NOT_ROUTED` as
+#: its error, and the run reports it as recorded (see ``run.alerting.AlertSummary``).
+UNROUTED_DELIVERY: Delivery = "failed"
+
+#: The start of the error kept with an alert that no channel routes.
+NOT_ROUTED = "recorded, not sent"
 
 
 def send_messages(
@@ -70,16 +79,16 @@ def send_messages(
         random: Numbers in [0, 1) for the jitter of the waits (tests may fix them).
 
     Returns:
-        One record per (notification, channel); per notification a single ``failed``
-        record when the route has no channel.
+        One record per (notification, channel); per notification a single record when the
+        route has no channel (:data:`UNROUTED_DELIVERY`, its error starting :data:`NOT_ROUTED`).
     """
     policy = RetryPolicy(attempts=max(1, attempts), first_delay=backoff_seconds)
     records: list[AlertRecord] = []
     for message in messages:
         route = message.route
         if not route.channels:
-            missing = f"no channel configured for route '{route.name}'"
-            delivery: Delivery = "dry_run" if dry_run else "failed"
+            missing = f"{NOT_ROUTED}: route '{route.name}' has no channel"
+            delivery: Delivery = "dry_run" if dry_run else UNROUTED_DELIVERY
             records += _records(message, "", delivery, missing, run_id=run_id, now=now)
             continue
         for template in route.channels:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from okr_pipeline.notify import records_for_held, send_messages
+from okr_pipeline.notify.send import NOT_ROUTED, UNROUTED_DELIVERY
 from okr_pipeline.okr_core.alerting.engine import settle, step
 from okr_pipeline.okr_core.alerting.messages import group
 from okr_pipeline.okr_core.alerting.model import (
@@ -30,20 +31,59 @@ from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.fetch import FetchResult
 
+#: Where the README explains routing, for the run's one-line hint.
+ROUTING_DOCS = "README: Alerts, Routing"
+
 
 @dataclass
 class AlertSummary:
-    """What the alert step did in one run."""
+    """What the alert step did in one run.
+
+    Attributes:
+        deliveries: How many alert records got each delivery; alerts that no channel
+            routes count as ``recorded`` (kept for ``okr alerts``, sent nowhere).
+        transitions: How many of each ``kind transition`` the run had.
+        failed: ``channel: error`` of each channel that failed to take an alert.
+        hint: Said once per run when alerts were only recorded: how to route them.
+    """
 
     deliveries: dict[str, int] = field(default_factory=dict)
     transitions: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    hint: str | None = None
 
     def describe(self) -> str:
         """One line for the run's summary, e.g. "2 sent, 1 silenced"."""
         if not self.deliveries:
             return "no alerts"
         return ", ".join(f"{n} {what}" for what, n in sorted(self.deliveries.items()))
+
+
+def is_unrouted(record: AlertRecord) -> bool:
+    """True for the record of an alert whose route has no channel: recorded, not failed."""
+    return (
+        record.delivery == UNROUTED_DELIVERY
+        and not record.channel
+        and (record.error or "").startswith(NOT_ROUTED)
+    )
+
+
+def routing_hint(records: Sequence[AlertRecord], settings: Settings) -> str | None:
+    """How to send the alerts this run only recorded, in one line; None when there are none."""
+    routes = sorted({r.route for r in records if is_unrouted(r)})
+    if not routes:
+        return None
+    path = settings.resolved_alerts_path()
+    if not path.exists():
+        return (
+            f"no {path.name}: alerts are kept ('okr alerts' lists them), not sent; write "
+            f"{path.name} to send them ({ROUTING_DOCS})"
+        )
+    names = ", ".join(f"'{name}'" for name in routes)
+    return (
+        f"route(s) {names} have no channel in {path.name}: their alerts are kept, not sent "
+        f"({ROUTING_DOCS})"
+    )
 
 
 def source_connection(source: Mapping[str, Any]) -> str | None:
@@ -73,7 +113,7 @@ def alert_inputs(
 ) -> list[KrAlertInput]:
     """What the alerter needs of each KR evaluated in this run."""
     by_id = {kr.kr_id: kr for kr in krs}
-    errors = {r.kr_id: r.error for r in results if not r.ok}
+    errors = {r.kr_id: r.error_line() for r in results if not r.ok}
     inputs = []
     for ev in evaluations:
         kr = by_id[ev.kr_id]
@@ -183,7 +223,15 @@ def run_alerts(
         if emit_events is not None:
             emit_events([n for n in outcome.notifications if n not in lost])
     return AlertSummary(
-        deliveries=dict(Counter(r.delivery for r in records)),
+        deliveries=dict(Counter("recorded" if is_unrouted(r) else r.delivery for r in records)),
         transitions=dict(Counter(f"{n.kind} {n.transition}" for n in outcome.notifications)),
-        failed=sorted({f"{r.channel or r.route}: {r.error}" for r in records if r.error}),
+        failed=sorted({_failure(r) for r in records if r.error and not is_unrouted(r)}),
+        hint=routing_hint(records, settings),
     )
+
+
+def _failure(record: AlertRecord) -> str:
+    # A channel's error names the channel already ("json://host: ..."): not twice.
+    where = record.channel or record.route
+    error = record.error or ""
+    return error if error.startswith(where) else f"{where}: {error}"

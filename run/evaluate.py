@@ -104,7 +104,7 @@ def _evaluation_row(
             evaluated_at=as_of,
             value=None,
             status=Status.ERROR.value,
-            reason=f"source failed: {result.error}",
+            reason=f"source failed: {result.error_line()}",
         )
     spec = spec_of(kr)
     if spec is None:

@@ -31,7 +31,7 @@ from okr_pipeline.connectors.base import (
     SourceContext,
     SourceEnvironment,
 )
-from okr_pipeline.connectors.errors import RetriableSourceError, SourceError
+from okr_pipeline.connectors.errors import RetriableSourceError, SourceError, short_message
 from okr_pipeline.connectors.registry import get_source_class, parse_source_config
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.redaction import redact_text
@@ -63,11 +63,17 @@ class FetchResult:
     value: Decimal | None = None
     error: str | None = None
     error_kind: str | None = None
+    #: One short line for ``error`` (what a run prints); ``error`` is the whole story.
+    error_brief: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when the source answered (with a value or with no data)."""
         return self.error is None
+
+    def error_line(self) -> str:
+        """The error in one short line (the run's summary, the status reason, alerts)."""
+        return self.error_brief or short_message(self.error or "")
 
 
 class SourcePool:
@@ -120,7 +126,9 @@ def _result(kr_id: int, outcome: Decimal | Exception | None, when: datetime) -> 
             return FetchResult(kr_id, when, error=f"the value {exc}", error_kind="fatal")
     if isinstance(outcome, SourceError):
         kind = "retriable" if isinstance(outcome, RetriableSourceError) else "fatal"
-        return FetchResult(kr_id, when, error=str(outcome), error_kind=kind)
+        return FetchResult(
+            kr_id, when, error=str(outcome), error_kind=kind, error_brief=outcome.short
+        )
     # A connector bug must not stop the run; it is reported with the KR.
     return FetchResult(
         kr_id, when, error=f"{type(outcome).__name__}: {outcome}", error_kind="internal"

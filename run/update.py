@@ -233,7 +233,7 @@ def run_update(
             active=len(krs),
             measured=len(chosen),
             statuses=dict(Counter(ev.status for ev in evaluations)),
-            failed=[(by_id[r.kr_id].ref, r.error or "") for r in results if not r.ok]
+            failed=[(by_id[r.kr_id].ref, r.error_line()) for r in results if not r.ok]
             + [
                 (by_id[ev.kr_id].ref, ev.reason)
                 for ev in evaluations

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from okr_pipeline.okr_store.db import current_revision, head_revision, make_engine, migrate
-from tests.cli.test_cli import VALID, assert_no_traceback, cli_env, okr  # noqa: F401
+from tests.cli.test_cli import VALID, assert_no_traceback, okr
 
 READING = [["status"], ["runs"], ["alerts"], ["silences"], ["explain", "signups"]]
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A fresh Prefect home and no OKR_* settings leaking in (as in test_cli)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OKR_", "PREFECT_"))}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    env["COLUMNS"] = "120"
+    return env
 
 
 @pytest.fixture

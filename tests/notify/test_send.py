@@ -221,8 +221,8 @@ def test_route_without_channels_records_failed() -> None:
     n1, n2 = notification(kr_id=1), notification("podcasts/b", kr_id=2)
     records = send([message("default", [], n1, n2)])
     assert sorted((r.kr_id, r.route, r.channel, r.delivery, r.error) for r in records) == [
-        (1, "default", "", "failed", "no channel configured for route 'default'"),
-        (2, "default", "", "failed", "no channel configured for route 'default'"),
+        (1, "default", "", "failed", "recorded, not sent: route 'default' has no channel"),
+        (2, "default", "", "failed", "recorded, not sent: route 'default' has no channel"),
     ]
 
 
@@ -236,7 +236,7 @@ def test_dry_run_sends_nothing_and_names_certain_failures(receiver: HttpReceiver
     assert [r.delivery for r in records] == ["dry_run", "dry_run", "dry_run"]
     assert records[0].error is None
     assert "unknown secret 'nope'" in (records[1].error or "")
-    assert records[2].error == "no channel configured for route 'default'"
+    assert records[2].error == "recorded, not sent: route 'default' has no channel"
 
 
 def test_records_for_held_keeps_silenced_and_inhibited_only() -> None:
