@@ -68,6 +68,9 @@ if _LIBYAML:
 
 _resolver = VersionedResolver(version=(1, 2))
 _ruamel = YAML(typ="rt", pure=True)
+# The first characters of every value YAML 1.2 may type as other than text (ruamel's table):
+# a value starting with another character is text, with no regular expression tried.
+_MAY_BE_TYPED = frozenset(_resolver.versioned_resolver)
 
 
 @lru_cache(maxsize=4096)
@@ -83,7 +86,8 @@ def _typed(value: str) -> Any:
 
 def _scalar(node: Any) -> Any:
     if node.tag == _PLAIN:
-        return _typed(node.value)
+        value = node.value
+        return _typed(value) if value[:1] in _MAY_BE_TYPED else value
     if node.tag == _STR:
         return node.value  # quoted or block text, or an explicit !!str, text in both readers
     raise _NotPlain  # another explicit tag
