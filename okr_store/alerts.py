@@ -281,6 +281,10 @@ def kr_history(conn: sa.Connection, kr_id: int, limit: int = 20) -> list[Measure
             Measurement.outcome,
             Measurement.value,
             Measurement.error_message,
+            Measurement.kind,
+            Measurement.author,
+            Measurement.note,
+            Measurement.run_id,
         )
         .where(Measurement.kr_id == kr_id)
         .order_by(Measurement.measured_at.desc(), Measurement.id.desc())

@@ -10,6 +10,10 @@ Alerting keeps three more tables: ``alert_states`` (the pending or firing alerts
 no row for a kind is normal), ``alerts`` (every notification, sent or not) and
 ``silences``.
 
+A measurement is ``measured`` (a source answered) or a ``checkin`` (a person entered the
+value, with its author and note); ``kr_notes`` holds notes on any KR ("campaign paused
+this week"), each placed at an as-of of the KR's cycle.
+
 The Alembic migrations in ``okr_store/migrations/versions`` must describe exactly these
 tables; ``tests/okr_store/test_migrations.py`` checks that they agree.
 """
@@ -47,6 +51,13 @@ ALERT_KINDS = ("off_track", "source_failing", "stale")
 ALERT_PHASES = ("pending", "firing")
 TRANSITIONS = ("firing", "repeat", "resolved")
 DELIVERIES = ("sent", "silenced", "inhibited", "failed", "dry_run")
+#: ``measured``: a metric source answered; ``checkin``: a person entered the value.
+MEASUREMENT_KINDS = ("measured", "checkin")
+#: What started a run: ``run`` (``okr run``, the schedule), ``backfill``, ``checkin`` (a value
+#: entered by hand, scored at once) or ``replay`` (values spooled by a run the store failed).
+RUN_TRIGGERS = ("run", "backfill", "checkin", "replay")
+#: Longest author name kept with a check-in or a note.
+AUTHOR_LENGTH = 200
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -152,6 +163,8 @@ class Run(Base):
     no_data: Mapped[int] = mapped_column(default=0)
     error: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(sa.String(16))
+    # Runs stored before triggers were recorded were all "run"s (or backfills, unknowable).
+    trigger: Mapped[str] = mapped_column(sa.String(16), server_default="run")
 
 
 class Measurement(Base):
@@ -166,6 +179,7 @@ class Measurement(Base):
     __table_args__ = (
         sa.UniqueConstraint("kr_id", "as_of"),
         sa.CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        sa.CheckConstraint(_in("kind", MEASUREMENT_KINDS), name="kind"),
         # A missing number is never a number: only "ok" rows carry a value, and all do.
         sa.CheckConstraint(
             "(outcome = 'ok' AND value IS NOT NULL) OR (outcome <> 'ok' AND value IS NULL)",
@@ -190,6 +204,12 @@ class Measurement(Base):
     outcome: Mapped[str] = mapped_column(sa.String(16))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     error_kind: Mapped[str | None] = mapped_column(sa.String(64))
+    # A server default, not a Python one: rows written before check-ins existed are
+    # measured, and code that does not name the column writes a measured row.
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="measured")
+    # Who entered a check-in, and why; null for measured values.
+    author: Mapped[str | None] = mapped_column(sa.String(AUTHOR_LENGTH))
+    note: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Evaluation(Base):
@@ -244,9 +264,33 @@ class SupersededMeasurement(Base):
     outcome: Mapped[str] = mapped_column(sa.String(16))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     error_kind: Mapped[str | None] = mapped_column(sa.String(64))
+    # A server default, not a Python one: rows written before check-ins existed are
+    # measured, and code that does not name the column writes a measured row.
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="measured")
+    # Who entered a check-in, and why; null for measured values.
+    author: Mapped[str | None] = mapped_column(sa.String(AUTHOR_LENGTH))
+    note: Mapped[str | None] = mapped_column(sa.Text)
     superseded_at: Mapped[datetime]
     # The run whose measurement replaced it (null when replaced outside a run).
     superseded_by_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id"))
+
+
+class KrNote(Base):
+    """A note on a KR at an as-of of its cycle ("campaign paused this week"), by its author.
+
+    Any KR takes notes, measured or manual; a note changes no value and no status.
+    """
+
+    __tablename__ = "kr_notes"
+    __table_args__ = (sa.Index(None, "kr_id", "as_of"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kr_id: Mapped[int] = mapped_column(sa.ForeignKey("key_results.id"))
+    # The time the note is about (placed on the KR's chart), not when it was written.
+    as_of: Mapped[datetime]
+    created_at: Mapped[datetime]
+    author: Mapped[str] = mapped_column(sa.String(AUTHOR_LENGTH))
+    text: Mapped[str] = mapped_column(sa.Text)
 
 
 class AlertState(Base):

@@ -21,6 +21,8 @@ from okr_pipeline.okr_store.records import RunRow, StatusRow, StoredKeyResult, S
 
 #: Bound on the ids in one IN list: SQLite and drivers cap parameters per statement.
 IN_CHUNK = 1000
+#: The source type of KRs whose values people check in (``connectors/manual.py``).
+MANUAL = "manual"
 
 _Ts = TypeVarTuple("_Ts")
 
@@ -42,6 +44,11 @@ def active_key_results(conn: sa.Connection, at: datetime | None = None) -> list[
         conn: connection.
         at: read ``last_as_of`` and ``last_good_as_of`` as they stood at this as-of (a
             backfill run sees the KR as it was then); None for no bound.
+
+    A ``manual`` KR is evaluated at as-ofs where nobody checked in (no measurement is
+    written there), so its ``last_as_of`` and ``latest_as_of`` count its evaluations too:
+    its schedule, reruns and alerts then follow its evaluations as they follow the
+    measurements of the others.
     """
 
     def latest(*where: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
@@ -59,6 +66,18 @@ def active_key_results(conn: sa.Connection, at: datetime | None = None) -> list[
         .where(Measurement.kr_id == KeyResult.id)
         .scalar_subquery()
     )
+
+    def evaluated(*bound: sa.ColumnElement[bool]) -> sa.Case[Any]:
+        # Only manual KRs have evaluations without a measurement; CASE spares the others
+        # the look-up.
+        latest_evaluation = (
+            sa.select(sa.func.max(Evaluation.evaluated_at))
+            .where(Evaluation.kr_id == KeyResult.id, *bound)
+            .scalar_subquery()
+        )
+        return sa.case((KeyResult.source_type == MANUAL, latest_evaluation), else_=None)
+
+    last_evaluated = evaluated(*(() if at is None else (Evaluation.evaluated_at <= at,)))
     stmt = _definitions_join(
         sa.select(
             *KeyResult.__table__.c,
@@ -72,6 +91,8 @@ def active_key_results(conn: sa.Connection, at: datetime | None = None) -> list[
             last_measured.label("last_as_of"),
             last_success.label("last_good_as_of"),
             latest_any.label("latest_as_of"),
+            last_evaluated.label("last_evaluated"),
+            evaluated().label("latest_evaluated"),
         )
     )
     stmt = stmt.where(*_active()).order_by(Cycle.name, Objective.key, KeyResult.key)
@@ -106,13 +127,19 @@ def active_key_results(conn: sa.Connection, at: datetime | None = None) -> list[
                 schedule=kr.schedule,
                 source=kr.source_json,
                 source_type=kr.source_type,
-                last_as_of=kr.last_as_of,
+                last_as_of=_later(kr.last_as_of, kr.last_evaluated),
                 last_good_as_of=kr.last_good_as_of,
                 alert_policy=kr.alert_policy,
-                latest_as_of=kr.latest_as_of,
+                latest_as_of=_later(kr.latest_as_of, kr.latest_evaluated),
             )
         )
     return result
+
+
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None or second is None:
+        return first or second
+    return max(first, second)
 
 
 def history(
@@ -307,6 +334,9 @@ def measurements(
             Measurement.value,
             Measurement.error_message,
             Measurement.error_kind,
+            Measurement.kind,
+            Measurement.author,
+            Measurement.note,
         ).where(Measurement.kr_id.in_(ids[start : start + IN_CHUNK]))
         if after is not None:
             stmt = stmt.where(Measurement.as_of > after)
@@ -314,4 +344,34 @@ def measurements(
             stmt = stmt.where(Measurement.as_of == at)
         stmt = stmt.order_by(Measurement.kr_id, Measurement.as_of)
         rows.extend(StoredMeasurement(**row._asdict()) for row in conn.execute(stmt))
+    return rows
+
+
+def evaluation_times(
+    conn: sa.Connection,
+    kr_ids: Iterable[int],
+    *,
+    after: datetime | None = None,
+    at: datetime | None = None,
+) -> list[tuple[int, int, datetime]]:
+    """Return ``(kr_id, run_id, as_of)`` of the KRs' stored evaluations, by KR then as-of.
+
+    Args:
+        conn: connection.
+        kr_ids: the KRs.
+        after: only those as of strictly after this time.
+        at: only those as of exactly this time.
+    """
+    ids = sorted(set(kr_ids))
+    rows: list[tuple[int, int, datetime]] = []
+    for start in range(0, len(ids), IN_CHUNK):
+        stmt = sa.select(Evaluation.kr_id, Evaluation.run_id, Evaluation.evaluated_at).where(
+            Evaluation.kr_id.in_(ids[start : start + IN_CHUNK])
+        )
+        if after is not None:
+            stmt = stmt.where(Evaluation.evaluated_at > after)
+        if at is not None:
+            stmt = stmt.where(Evaluation.evaluated_at == at)
+        stmt = stmt.order_by(Evaluation.kr_id, Evaluation.evaluated_at)
+        rows.extend((kr_id, run_id, when) for kr_id, run_id, when in conn.execute(stmt))
     return rows

@@ -13,16 +13,25 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from okr_pipeline.okr_store.models import OUTCOMES, RUN_STATUSES, STATUSES
+from okr_pipeline.okr_store.models import (
+    MEASUREMENT_KINDS,
+    OUTCOMES,
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    STATUSES,
+)
 
 __all__ = [
+    "MEASUREMENT_KINDS",
     "OUTCOMES",
     "RUN_STATUSES",
+    "RUN_TRIGGERS",
     "STATUSES",
     "AlertRow",
     "EvaluationRecord",
     "MeasurementRecord",
     "MeasurementRow",
+    "NoteRow",
     "RunCounts",
     "RunRow",
     "StatusRow",
@@ -102,9 +111,12 @@ class StoredKeyResult:
         source_type: ``source["type"]``.
         last_as_of: the as-of of the KR's latest measurement (any outcome) at or before
             the time the KRs were read for (see ``Store.active_key_results``), or None.
+            A ``manual`` KR is evaluated at as-ofs where nobody checked in (the check-in
+            in force is scored, no measurement is written): its evaluations count too.
         last_good_as_of: the as-of of its latest good value at or before that time, or None.
         latest_as_of: the as-of of its latest measurement of all (a backfill measures
-            times before it), or None.
+            times before it), or None; for a ``manual`` KR, of its latest measurement or
+            evaluation.
         alert_policy: the KR's ``alerts:`` override as stored (JSON of an
             ``okr_core.alerting.model.AlertPolicyOverride``; validate it with
             ``AlertPolicyOverride.model_validate``), or None.
@@ -150,6 +162,9 @@ class MeasurementRecord:
         value: the metric value, exact.
         error_message: redacted message for ``error`` (or a note for ``no_data``).
         error_kind: e.g. ``"retriable"``/``"fatal"`` or the error class name.
+        kind: ``"measured"`` (a source answered) or ``"checkin"`` (entered by a person).
+        author: who entered a check-in; None for measured values.
+        note: the check-in's note, or None.
     """
 
     kr_id: int
@@ -159,6 +174,9 @@ class MeasurementRecord:
     value: Decimal | None = None
     error_message: str | None = None
     error_kind: str | None = None
+    kind: str = "measured"
+    author: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +237,7 @@ class RunRow:
     error: int
     status: str
     lease_until: datetime | None = None
+    trigger: str = "run"
 
 
 @dataclass(frozen=True)
@@ -324,6 +343,10 @@ class MeasurementRow:
         outcome: ``ok``, ``no_data`` or ``error``.
         value: the value (``ok`` only).
         error_message: why it failed (or a note for ``no_data``).
+        kind: ``measured`` or ``checkin`` (entered by a person).
+        author: who entered a check-in, or None.
+        note: the check-in's note, or None.
+        run_id: the run that stored it.
     """
 
     measured_at: datetime
@@ -331,6 +354,10 @@ class MeasurementRow:
     outcome: str
     value: Decimal | None
     error_message: str | None
+    kind: str = "measured"
+    author: str | None = None
+    note: str | None = None
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -377,6 +404,9 @@ class StoredMeasurement:
         value: the value (``ok`` only).
         error_message: why it failed (or a note for ``no_data``).
         error_kind: the kind of failure, if any.
+        kind: ``measured`` or ``checkin`` (entered by a person).
+        author: who entered a check-in, or None.
+        note: the check-in's note, or None.
     """
 
     kr_id: int
@@ -387,3 +417,27 @@ class StoredMeasurement:
     value: Decimal | None
     error_message: str | None
     error_kind: str | None
+    kind: str = "measured"
+    author: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """A note on a KR, as listed by :meth:`Store.notes`.
+
+    Attributes:
+        id: store id.
+        kr_id: the KR.
+        as_of: the time the note is about.
+        created_at: when it was written.
+        author: who wrote it.
+        text: the note.
+    """
+
+    id: int
+    kr_id: int
+    as_of: datetime
+    created_at: datetime
+    author: str
+    text: str

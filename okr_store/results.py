@@ -21,13 +21,14 @@ from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord
 
 MEASUREMENT_COLUMNS = (
     "run_id", "kr_id", "measured_at", "as_of", "value", "outcome", "error_message", "error_kind",
+    "kind", "author", "note",
 )  # fmt: skip
 EVALUATION_COLUMNS = (
     "run_id", "kr_id", "evaluated_at", "value", "progress", "score", "expected_progress",
     "forecast_value", "forecast_score", "status", "reason", "forecast_low", "forecast_high",
 )  # fmt: skip
 _AUDITED = ("kr_id", "run_id", "measured_at", "as_of", "value", "outcome", "error_message",
-            "error_kind")  # fmt: skip
+            "error_kind", "kind", "author", "note")  # fmt: skip
 
 
 def _by_time(pairs: Iterable[tuple[int, datetime]]) -> dict[datetime, list[int]]:
@@ -104,7 +105,7 @@ def write_results(
     # and alone costs more than the insert.
     measurement_rows = [
         (run_id, m.kr_id, m.measured_at, m.as_of, m.value, m.outcome, m.error_message,
-         m.error_kind)
+         m.error_kind, m.kind, m.author, m.note)
         for m in measurements
     ]  # fmt: skip
     bulk_insert(conn, Measurement.__table__, MEASUREMENT_COLUMNS, measurement_rows)

@@ -14,14 +14,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from okr_pipeline.okr_store.models import RUN_STATUSES, Run
+from okr_pipeline.okr_store.models import RUN_STATUSES, RUN_TRIGGERS, Run
 from okr_pipeline.okr_store.records import RunCounts, RunRow
 
 
 def start_run(
-    conn: sa.Connection, as_of: datetime, flow_run_id: str | None, lease_until: datetime | None
+    conn: sa.Connection,
+    as_of: datetime,
+    flow_run_id: str | None,
+    lease_until: datetime | None,
+    trigger: str = "run",
 ) -> int:
-    """Insert a ``running`` run with no KRs counted yet and return its id."""
+    """Insert a ``running`` run with no KRs counted yet and return its id.
+
+    Raises:
+        ValueError: an unknown trigger.
+    """
+    if trigger not in RUN_TRIGGERS:
+        raise ValueError(f"invalid run trigger {trigger!r}; valid: {', '.join(RUN_TRIGGERS)}")
     result = conn.execute(
         sa.insert(Run).values(
             started_at=datetime.now(UTC),
@@ -33,6 +43,7 @@ def start_run(
             no_data=0,
             error=0,
             status="running",
+            trigger=trigger,
         )
     )
     run_id = result.inserted_primary_key[0] if result.inserted_primary_key else None

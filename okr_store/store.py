@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from okr_pipeline.okr_store import alerts as _alerts
 from okr_pipeline.okr_store import baselines as _baselines
+from okr_pipeline.okr_store import notes as _notes
 from okr_pipeline.okr_store import queries
 from okr_pipeline.okr_store import results as _results
 from okr_pipeline.okr_store import runs as _runs
@@ -31,6 +32,7 @@ from okr_pipeline.okr_store.records import (
     EvaluationRecord,
     MeasurementRecord,
     MeasurementRow,
+    NoteRow,
     RunCounts,
     RunRow,
     StatusRow,
@@ -152,6 +154,7 @@ class Store:
         as_of: datetime,
         flow_run_id: str | None = None,
         lease_until: datetime | None = None,
+        trigger: str = "run",
     ) -> int:
         """Record the start of a run and return its id.
 
@@ -160,9 +163,13 @@ class Store:
             flow_run_id: the Prefect flow run id, if any.
             lease_until: until when the run counts as alive unless it renews the lease
                 (:meth:`renew_lease`); a later run closes it as ``crashed`` after that.
+            trigger: what started it: ``run``, ``backfill``, ``checkin`` or ``replay``.
+
+        Raises:
+            ValueError: an unknown trigger.
         """
         with self._write() as conn:
-            return _runs.start_run(conn, as_of, flow_run_id, lease_until)
+            return _runs.start_run(conn, as_of, flow_run_id, lease_until, trigger)
 
     def record_results(
         self,
@@ -291,9 +298,24 @@ class Store:
         after: datetime | None = None,
         at: datetime | None = None,
     ) -> list[StoredMeasurement]:
-        """Return the KRs' current measurements (after or at an as-of), by KR and as-of."""
+        """Return the KRs' current measurements (after or at an as-of), by KR and as-of.
+
+        Each says its kind (``measured`` or ``checkin``) and, for a check-in, its author
+        and note.
+        """
         with self._read() as conn:
             return queries.measurements(conn, kr_ids, after=after, at=at)
+
+    def evaluation_times(
+        self,
+        kr_ids: Iterable[int],
+        *,
+        after: datetime | None = None,
+        at: datetime | None = None,
+    ) -> list[tuple[int, int, datetime]]:
+        """Return ``(kr_id, run_id, as_of)`` of the KRs' evaluations (after or at an as-of)."""
+        with self._read() as conn:
+            return queries.evaluation_times(conn, kr_ids, after=after, at=at)
 
     def latest_status(
         self, cycle: str | None = None, at: datetime | None = None
@@ -308,9 +330,40 @@ class Store:
             return queries.latest_status(conn, cycle, at)
 
     def kr_history(self, kr_id: int, limit: int = 20) -> list[MeasurementRow]:
-        """Return the KR's latest ``limit`` measurements (any outcome), newest first."""
+        """Return the KR's latest ``limit`` measurements (any outcome), newest first.
+
+        Check-ins are among them (``kind`` ``checkin``, with their author and note).
+        """
         with self._read() as conn:
             return _alerts.kr_history(conn, kr_id, limit)
+
+    # -- notes ---------------------------------------------------------------------------
+
+    def add_note(
+        self, kr_id: int, as_of: datetime, text: str, author: str, created_at: datetime
+    ) -> NoteRow:
+        """Add a note to a KR at an as-of ("campaign paused this week"); return it.
+
+        A check-in's value is written by the run that scores it (:meth:`record_results`,
+        a measurement of kind ``checkin`` with its author and note); a note stands alone.
+
+        Raises:
+            ValueError: an empty text or author.
+            sqlalchemy.exc.IntegrityError: no such KR.
+        """
+        with self._write() as conn:
+            return _notes.add_note(conn, kr_id, as_of, text, author, created_at)
+
+    def notes(
+        self,
+        kr_ids: Iterable[int] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[NoteRow]:
+        """Return the notes of these KRs (all if None), by KR and as-of, oldest first."""
+        with self._read() as conn:
+            return _notes.notes(conn, kr_ids, since=since, until=until)
 
     # -- alerting ------------------------------------------------------------------------
 

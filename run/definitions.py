@@ -10,6 +10,7 @@ from okr_pipeline.connectors.registry import check_references, parse_source_conf
 from okr_pipeline.okr_core.loader import OkrSet, load_okrs
 from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.run.formulas import check_formulas
+from okr_pipeline.run.manual import check_manual
 
 
 def source_environment(settings: Settings) -> SourceEnvironment:
@@ -22,7 +23,7 @@ def load_definitions(settings: Settings) -> OkrSet:
 
     Each KR's ``source`` is validated by its connector's config model, and the connections
     and secrets it names must exist in the settings; formula KRs must reference existing
-    KRs, without loops.
+    KRs, without loops; manual KRs must declare their baseline.
 
     Raises:
         DefinitionError: listing every problem found, with file, place and line.
@@ -35,4 +36,5 @@ def load_definitions(settings: Settings) -> OkrSet:
     okr_set = load_okrs(settings.resolved_okr_path(), validate_source=validate_source)
     # Formula KRs reference other KRs (issue 8): checked on the whole set, once it loads.
     check_formulas(okr_set)
+    check_manual(okr_set)
     return okr_set

@@ -12,6 +12,7 @@ from okr_pipeline.okr_core.definitions import KrKind
 from okr_pipeline.okr_core.scoring import Evaluation, KrSpec, Status, evaluate
 from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
 from okr_pipeline.run.fetch import FetchResult
+from okr_pipeline.run.manual import ManualResult
 from okr_pipeline.run.staleness import stale_reason
 
 
@@ -34,19 +35,31 @@ def outcome_of(result: FetchResult) -> str:
 
 
 def measurement_records(results: Sequence[FetchResult], as_of: datetime) -> list[MeasurementRecord]:
-    """The measurement rows of a run's fetched values, all as of ``as_of``."""
-    return [
-        MeasurementRecord(
-            kr_id=result.kr_id,
-            measured_at=result.measured_at,
-            as_of=as_of,
-            value=result.value,
-            outcome=outcome_of(result),
-            error_message=result.error,
-            error_kind=result.error_kind,
+    """The measurement rows of a run's fetched values, all as of ``as_of``.
+
+    A manual KR gets a row only for a check-in made in this run (kind ``checkin``, with its
+    author and note); the check-in in force, stored before, is scored but not copied.
+    """
+    records = []
+    for result in results:
+        checkin = result if isinstance(result, ManualResult) else None
+        if checkin is not None and not checkin.new:
+            continue
+        records.append(
+            MeasurementRecord(
+                kr_id=result.kr_id,
+                measured_at=result.measured_at,
+                as_of=as_of,
+                value=result.value,
+                outcome=outcome_of(result),
+                error_message=result.error,
+                error_kind=result.error_kind,
+                kind="measured" if checkin is None else "checkin",
+                author=None if checkin is None else checkin.author,
+                note=None if checkin is None else checkin.note,
+            )
         )
-        for result in results
-    ]
+    return records
 
 
 def evaluate_results(
@@ -83,13 +96,32 @@ def evaluate_results(
         kr = key_results[result.kr_id]
         points = [p for p in history.get(kr.kr_id, ()) if kr.cycle_start <= p[0] < as_of]
         row = _evaluation_row(kr, result, points, as_of)
-        if result.value is None:
+        if isinstance(result, ManualResult):
+            row = _manual_row(row, kr, result, as_of, stale_after_periods)
+        elif result.value is None:
             stale = stale_reason(last_good.get(kr.kr_id), as_of, kr.schedule, stale_after_periods)
             if stale is not None:
                 now = "source failed" if result.error else "no data"
                 row = replace(row, status=Status.STALE.value, reason=f"{stale} ({now})")
         evaluations.append(row)
     return evaluations
+
+
+def _manual_row(
+    row: EvaluationRecord,
+    kr: StoredKeyResult,
+    result: ManualResult,
+    as_of: datetime,
+    stale_after_periods: float,
+) -> EvaluationRecord:
+    """A manual KR is stale when its check-in in force is too old, whatever its value."""
+    if result.checked_in_as_of is None:
+        return replace(row, reason=f"no check-in yet: record one with 'okr checkin {kr.ref} VALUE'")
+    stale = stale_reason(result.checked_in_as_of, as_of, kr.schedule, stale_after_periods)
+    if stale is None:
+        return row
+    since = result.checked_in_as_of.isoformat(timespec="minutes")
+    return replace(row, status=Status.STALE.value, reason=f"{stale} (last check-in as of {since})")
 
 
 def _evaluation_row(

@@ -4,6 +4,9 @@ An evaluation at as-of T is a function of the KR and of its measurements at or b
 When a value arrives for a time earlier than ones already stored (a backfill, a replayed
 spool), the evaluations after it were computed without it; they are evaluated again, so
 that the history is the same whatever order the dates were measured in.
+
+A manual KR is evaluated at as-ofs where nobody checked in (``run/manual.py``): its as-ofs
+are those of its evaluations and check-ins, each scored with the check-in in force then.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult, St
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.evaluate import evaluate_results
 from okr_pipeline.run.fetch import FetchResult
+from okr_pipeline.run.manual import in_force, is_manual
 
 
 def as_result(measurement: StoredMeasurement) -> FetchResult:
@@ -89,10 +93,46 @@ def reevaluate(
         How many evaluations were replaced.
     """
     ids = sorted(set(kr_ids))
-    stored = store.measurements(ids, after=after, at=at)
-    if not stored:
-        return 0
-    good = store.history({m.kr_id for m in stored})  # every KR gets an entry
-    rows = evaluate_stored(key_results, stored, good, stale_after_periods)
+    manual = [i for i in ids if i in key_results and is_manual(key_results[i].source)]
+    manual_set = set(manual)
+    stored = [m for m in store.measurements(ids, after=after, at=at) if m.kr_id not in manual_set]
+    rows: list[tuple[int, EvaluationRecord]] = []
+    if stored:
+        good = store.history({m.kr_id for m in stored})  # every KR gets an entry
+        rows = evaluate_stored(key_results, stored, good, stale_after_periods)
+    if manual:
+        rows += _manual_rows(store, key_results, manual, after, at, stale_after_periods)
     store.replace_evaluations(rows)
     return len(rows)
+
+
+def _manual_rows(
+    store: Store,
+    key_results: Mapping[int, StoredKeyResult],
+    kr_ids: Sequence[int],
+    after: datetime | None,
+    at: datetime | None,
+    stale_after_periods: float,
+) -> list[tuple[int, EvaluationRecord]]:
+    """Evaluate manual KRs again at their evaluations' and check-ins' as-ofs."""
+    times = {
+        (k, when): run_id for k, run_id, when in store.evaluation_times(kr_ids, after=after, at=at)
+    }
+    for m in store.measurements(kr_ids, after=after, at=at):
+        times.setdefault((m.kr_id, m.as_of), m.run_id)  # a replayed check-in not yet scored
+    if not times:
+        return []
+    good = store.history(kr_ids)
+    rows: list[tuple[int, EvaluationRecord]] = []
+    for (kr_id, when), run_id in sorted(times.items()):
+        kr = key_results[kr_id]
+        points = good.get(kr_id, [])
+        (row,) = evaluate_results(
+            {kr_id: kr},
+            [in_force(kr, points, when, when)],
+            {kr_id: [p for p in points if p[0] < when]},
+            as_of=when,
+            stale_after_periods=stale_after_periods,
+        )
+        rows.append((run_id, row))
+    return rows

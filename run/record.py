@@ -158,7 +158,7 @@ def replay_spools(store: Store, settings: Settings, key_results: Sequence[Stored
         ids = [m.kr_id for m in spooled.measurements if m.kr_id in by_id]
         present = {m.kr_id for m in store.measurements(ids, at=spooled.as_of)}
         todo = [m for m in spooled.measurements if m.kr_id in by_id and m.kr_id not in present]
-        run_id = store.start_run(spooled.as_of, spooled.flow_run_id)
+        run_id = store.start_run(spooled.as_of, spooled.flow_run_id, trigger="replay")
         store.record_results(run_id, todo, [])
         periods = settings.stale_after_periods
         reevaluate(store, by_id, ids, at=spooled.as_of, stale_after_periods=periods)

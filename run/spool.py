@@ -82,6 +82,10 @@ def write_spool(
                 "value": None if m.value is None else str(m.value),
                 "error_message": m.error_message,
                 "error_kind": m.error_kind,
+                # A check-in keeps who entered it and why.
+                "kind": m.kind,
+                "author": m.author,
+                "note": m.note,
             }
             for m in measurements
         ],
@@ -126,6 +130,9 @@ def pending_spools(project_dir: Path, store_url: str) -> Iterator[SpooledRun]:
                     value=None if m["value"] is None else Decimal(m["value"]),
                     error_message=m["error_message"],
                     error_kind=m["error_kind"],
+                    kind=m.get("kind", "measured"),  # spooled before check-ins existed
+                    author=m.get("author"),
+                    note=m.get("note"),
                 )
                 for m in data["measurements"]
             ],

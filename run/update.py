@@ -24,6 +24,7 @@ from okr_pipeline.run.definitions import source_environment
 from okr_pipeline.run.evaluate import outcome_of
 from okr_pipeline.run.fetch import SourcePool
 from okr_pipeline.run.formulas import compute_formulas
+from okr_pipeline.run.manual import Checkin, is_manual, manual_results
 from okr_pipeline.run.preflight import check_as_of, due_time, load_alert_routing
 from okr_pipeline.run.record import (
     LEASE,
@@ -63,6 +64,9 @@ class RunRequest:
             KRs that already have a value then are skipped unless ``replace_existing``.
         replace_existing: With ``backfill``, measure again what is already there.
         allow_future: Accept an ``as_of`` in the future.
+        checkin: A value a person entered for a manual KR: the run measures that KR only,
+            stores the value as its check-in at ``as_of`` and scores it
+            (``okr_pipeline.run.checkin.record_checkin`` checks it first).
     """
 
     project_dir: Path = Path(".")
@@ -73,6 +77,7 @@ class RunRequest:
     backfill: bool = False
     replace_existing: bool = False
     allow_future: bool = False
+    checkin: Checkin | None = None
 
 
 def _publish_nothing(summary: RunSummary) -> None:
@@ -145,6 +150,8 @@ def run_update(
     steps: Steps | None = None,
     flow_run_id: str | None = None,
     expected_start: datetime | None = None,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunSummary:
     """Measure the KRs that are due (or the ones named), score them and store the results.
 
@@ -156,11 +163,15 @@ def run_update(
         flow_run_id: The orchestrator's id of this run, stored with it.
         expected_start: When the orchestrator scheduled the run (due-ness is judged then
             when the run starts early).
+        settings: The project's settings, when the caller has them (default: loaded
+            from ``request.project_dir``).
+        clock: The current time (default: the system clock); stamps the measurements.
     """
     run = steps or Steps()
-    settings = run.resolve_settings(load_settings(request.project_dir))
+    settings = run.resolve_settings(settings or load_settings(request.project_dir))
     routing = load_alert_routing(settings)  # a mistake in alerts.yaml stops the run early
-    now = utcnow()
+    clock = clock or utcnow
+    now = clock()
     when = (request.as_of or now).astimezone(UTC)
     check_as_of(when, now, request.allow_future)
     due_at = when if request.as_of else due_time(when, expected_start)
@@ -177,23 +188,33 @@ def run_update(
             cleanup.callback(store.close)
         if not dry_run and replay_spools(store, settings, krs):
             krs = store.active_key_results(when)
-        chosen = select_key_results(
-            krs,
-            as_of=due_at,
-            names=request.kr,
-            due_only=not (request.all_krs or request.kr or backfill),
-        )
+        checkin = request.checkin
+        if checkin is not None:
+            chosen = [k for k in krs if (k.ref, k.cycle) == (checkin.ref, checkin.cycle)]
+            if not chosen:
+                raise ConfigError(f"no KR {checkin.ref} in cycle {checkin.cycle} to check in")
+        else:
+            chosen = select_key_results(
+                krs,
+                as_of=due_at,
+                names=request.kr,
+                due_only=not (request.all_krs or request.kr or backfill),
+            )
         if backfill:
             chosen = backfill_candidates(chosen, store, when, request.replace_existing)
-        run_id = None if dry_run else store.start_run(when, flow_run_id, now + LEASE)
+        trigger = "checkin" if checkin else "backfill" if backfill else "run"
+        run_id = None if dry_run else store.start_run(when, flow_run_id, now + LEASE, trigger)
         try:
             with heartbeat(store, run_id):
                 with SourcePool(source_environment(settings)) as pool:
                     baseline_store = None if dry_run else store
-                    chosen = run.baselines(chosen, settings, baseline_store, pool, now, utcnow)
-                    results = run.fetch(chosen, settings, when, pool, utcnow)
+                    chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
+                    # Manual KRs are never fetched: their check-ins are read (run/manual.py).
+                    fetched = [k for k in chosen if not is_manual(k.source)]
+                    results = run.fetch(fetched, settings, when, pool, clock)
+                results = manual_results(chosen, results, store, when, clock, checkin)
                 # Formula KRs (issue 8) are computed from the values just fetched, after them.
-                results = compute_formulas(chosen, results, krs, store, when, utcnow)
+                results = compute_formulas(chosen, results, krs, store, when, clock)
                 evaluations = run.evaluate_and_store(
                     chosen, results, store, settings, run_id, when, flow_run_id
                 )

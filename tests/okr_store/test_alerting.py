@@ -227,10 +227,10 @@ def test_kr_history_newest_first(store: Store, krs: dict[str, int]) -> None:
         [],
     )
     assert store.kr_history(a) == [
-        MeasurementRow(T0 + 3 * HOUR, T0 - HOUR, "ok", Decimal(7), None),
-        MeasurementRow(T0 + 2 * HOUR, T0 + 2 * HOUR, "error", None, "HTTP 503"),
-        MeasurementRow(T0 + HOUR, T0 + HOUR, "no_data", None, "empty result"),
-        MeasurementRow(T0, T0, "ok", Decimal("1.10"), None),
+        MeasurementRow(T0 + 3 * HOUR, T0 - HOUR, "ok", Decimal(7), None, run_id=run_id),
+        MeasurementRow(T0 + 2 * HOUR, T0 + 2 * HOUR, "error", None, "HTTP 503", run_id=run_id),
+        MeasurementRow(T0 + HOUR, T0 + HOUR, "no_data", None, "empty result", run_id=run_id),
+        MeasurementRow(T0, T0, "ok", Decimal("1.10"), None, run_id=run_id),
     ]
     assert [row.measured_at for row in store.kr_history(a, limit=2)] == [
         T0 + 3 * HOUR, T0 + 2 * HOUR,
