@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,6 +29,25 @@ class ExitCode(IntEnum):
     SOURCES_FAILED = 3  # the run completed, but some KRs' sources failed
     NO_STORE = 4  # a reading command found no store yet (or one that needs 'okr db upgrade')
     INTERNAL = 70  # a bug: please report it with the --debug output
+
+
+def _no_type_beside_flags() -> None:
+    """Show no ``<bool>`` beside a flag in ``--help`` (``--json <bool>``, ``--help <bool>``).
+
+    Typer's help prints every option's type, flags included, as if ``--json`` took a value;
+    a flag takes none, so it shows none. Options that take a value keep theirs.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_beside_flags()
 
 
 console = Console()

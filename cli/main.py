@@ -10,6 +10,7 @@ The commands live in modules by what they do; here they are registered, in the o
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -20,6 +21,7 @@ from typer.exceptions import TyperException
 from okr_pipeline.cli import (
     alert_commands,
     connector_commands,
+    history_commands,
     project_commands,
     run_commands,
     source_commands,
@@ -37,6 +39,8 @@ for command in (
     run_commands.backfill,
     store_commands.runs,
     store_commands.status,
+    history_commands.history,
+    history_commands.export,
     alert_commands.silence,
     alert_commands.silences,
     alert_commands.unsilence,
@@ -64,7 +68,10 @@ def main() -> None:
         start_temporary_api(sys.argv[1:])
         # Without standalone mode click returns the exit code instead of exiting.
         code = app(standalone_mode=False)
+        sys.stdout.flush()  # a reader that went away (okr status | head -2) shows here
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
+    except BrokenPipeError:
+        _reader_gone()
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -74,6 +81,17 @@ def main() -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into messages
         _report(exc)
+
+
+def _reader_gone() -> NoReturn:
+    """The output's reader closed the pipe (``okr status | head -2``): stop quietly, exit 0.
+
+    Standard output is pointed at /dev/null first, so that Python's own flush at exit does
+    not fail on the closed pipe again and print a traceback.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(ExitCode.OK)
 
 
 def _report(exc: Exception) -> NoReturn:

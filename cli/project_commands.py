@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from okr_pipeline.cli.app import (
     print_problems,
     settings_of,
 )
+from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 from okr_pipeline.okr_core.errors import DefinitionError
 from okr_pipeline.okr_core.settings import mask_url
 
@@ -62,19 +64,37 @@ def schema() -> None:
     console.print_json(json.dumps(okr_file_schema()))
 
 
-def connectors() -> None:
-    """List the installed metric source connectors."""
-    from rich.table import Table
+#: ``okr connectors``: the package column goes first when the table is too wide.
+CONNECTOR_COLUMNS = (
+    Column("type"),
+    Column("what it reads", wrap=True, min_width=16),
+    Column("auth", wrap=True, min_width=12),
+    Column("tested against", wrap=True, min_width=10),
+    Column("package", wrap=True, min_width=12),
+)
+CONNECTOR_STEPS: tuple[Step, ...] = (("package", "drop"),)
 
+
+def connectors(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (a list of connectors) instead of a table.")
+    ] = False,
+) -> None:
+    """List the installed metric source connectors."""
+    from okr_pipeline.cli.json_output import connector_json, listing
     from okr_pipeline.connectors.registry import describe_sources
 
-    table = Table(title="Installed connectors", title_justify="left")
-    for name in ("type", "what it reads", "auth", "tested against", "package"):
-        table.add_column(name)
-    for row in describe_sources():
-        reads = row.reads or row.doc
-        table.add_row(row.type, reads, row.authentication, row.tested_against, row.distribution)
-    console.print(table)
+    rows = describe_sources()
+    if as_json:
+        sys.stdout.write(listing(connector_json(row) for row in rows) + "\n")
+        return
+    cells: list[list[Cell]] = [
+        [row.type, row.reads or row.doc, row.authentication, row.tested_against, row.distribution]
+        for row in rows
+    ]
+    print_listing(
+        console, CONNECTOR_COLUMNS, cells, steps=CONNECTOR_STEPS, title="Installed connectors"
+    )
 
 
 def serve(

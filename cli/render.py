@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.padding import Padding
 from rich.text import Text
 
+from okr_pipeline.cli.json_output import dumps
+from okr_pipeline.cli.tables import Cell, Column, Step, build_table, folded, plan
 from okr_pipeline.okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
 from okr_pipeline.okr_core.rollup import KrScore, ObjectiveInput, ObjectiveScore, rollup
 from okr_pipeline.okr_core.scoring import KrSpec, score
@@ -44,6 +44,31 @@ def progress_bar(progress: float | None, expected: float | None = None) -> Text:
     return Text("".join(cells))
 
 
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[Decimal | None]) -> str:
+    """One block per value, from ▁ (the lowest) to █ (the highest).
+
+    A missing value (no data, an error) is a gap, never a low block: it is not 0. All
+    values equal show as a flat middle line.
+    """
+    numbers = [v for v in values if v is not None and v.is_finite()]
+    if not numbers:
+        return " " * len(values)
+    low, high = min(numbers), max(numbers)
+    top = len(SPARK_BLOCKS) - 1
+    blocks = []
+    for value in values:
+        if value is None or not value.is_finite():
+            blocks.append(" ")
+        elif high == low:
+            blocks.append(SPARK_BLOCKS[top // 2])
+        else:
+            blocks.append(SPARK_BLOCKS[round((value - low) / (high - low) * top)])
+    return "".join(blocks)
+
+
 def format_value(value: Decimal | None, unit: str = "") -> str:
     """A value for display; a missing value shows as a dash, never as 0."""
     if value is None:
@@ -55,6 +80,13 @@ def format_value(value: Decimal | None, unit: str = "") -> str:
     else:
         text = f"{value:.4g}"
     return f"{text} {unit}".strip()
+
+
+def clock(when: datetime | None) -> str:
+    """A time for a table: ``2026-11-26 04:06`` in UTC (the table's header says UTC)."""
+    if when is None:
+        return "—"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def age(when: datetime | None, now: datetime | None = None) -> str:
@@ -153,65 +185,100 @@ def describe_objective_score(result: ObjectiveScore | None) -> str:
     return f"{text} ({'; '.join(marks)})" if marks else text
 
 
-def status_tables(rows: Sequence[StatusRow], now: datetime | None = None) -> list[Table]:
-    """One table per objective, titled with its score, owner and the objective it supports."""
-    scores = objective_score_map(rows)
-    tables: list[Table] = []
-    table: Table | None = None
-    current = None
-    for row in rows:
-        if row.objective_key != current:
-            current = row.objective_key
-            parts = [f"[bold]{row.objective_title}[/bold]", row.owner, row.objective_type]
-            parts.append(describe_objective_score(scores.get(row.objective_key)))
-            if row.parent_key:
-                parts.append(f"supports {row.parent_key}")
-            table = Table(
-                title=" · ".join(parts),
-                title_justify="left",
-                box=box.SIMPLE_HEAD,
-                pad_edge=False,
-                expand=False,
-            )
-            table.add_column("KR", min_width=12, overflow="fold", ratio=1)
-            for name, justify in (
-                ("Value", "right"),
-                ("Target", "right"),
-                ("Progress", "left"),
-                ("Score", "right"),
-                ("Status", "left"),
-                ("Measured", "right"),
-            ):
-                table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-            tables.append(table)
-        assert table is not None
-        # Short units ("%", "h", "ms") fit beside the number; longer ones are in the title.
-        unit = row.unit if len(row.unit) <= 2 else ""
-        value = format_value(row.value, unit)
-        if row.status == "error" or (row.status == "stale" and row.value is None):
-            # The last good value stays visible, marked with its age, never replaced by 0.
-            value = (
-                "—"
-                if row.last_good_value is None
-                else (f"{format_value(row.last_good_value)} ({age(row.last_good_at, now)})")
-            )
-        pct = "" if row.progress is None else f" {row.progress:4.0%}"
-        counted = kr_score(row)
-        score_text = "—" if counted.score is None else f"{counted.score:.2f}"
-        if counted.score is not None and counted.score != row.score:
-            # The last good score, counted in the objective's: said so under the table.
-            score_text += "*"
-            table.caption = CARRIED_CAPTION
-        table.add_row(
-            row.kr_key,
-            value,
-            format_value(row.target_value, unit),
-            progress_bar(row.progress, row.expected_progress).append(pct),
-            score_text,
-            Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", "")),
-            age(row.measured_at, now),
+#: The status table's columns. The KR id, its value and its status are always shown.
+STATUS_COLUMNS = (
+    Column("KR"),
+    Column("Value", justify="right"),
+    Column("Target", justify="right"),
+    Column("Progress"),
+    Column("Score", justify="right"),
+    Column("Status"),
+    Column("Measured", justify="right"),
+)
+#: What gives way, in this order, when the status table is wider than the terminal: the
+#: progress bar shrinks to its percentage, then the age of the measurement goes, then the
+#: target, the progress and the score. If the rest is still too wide, each KR's row folds
+#: under its id.
+STATUS_STEPS: tuple[Step, ...] = (
+    ("Progress", "narrow"),
+    ("Measured", "drop"),
+    ("Target", "drop"),
+    ("Progress", "drop"),
+    ("Score", "drop"),
+)
+
+
+def _objective_title(row: StatusRow, result: ObjectiveScore | None) -> Text:
+    title = Text(row.objective_title, style="bold")
+    parts = [row.owner, row.objective_type, describe_objective_score(result)]
+    if row.parent_key:
+        parts.append(f"supports {row.parent_key}")
+    return title.append(" · " + " · ".join(parts), style="")
+
+
+def _status_cells(row: StatusRow, now: datetime | None) -> tuple[list[Cell], bool]:
+    """The cells of one KR's row, and whether its score is a carried one."""
+    # Short units ("%", "h", "ms") fit beside the number; longer ones are in the title.
+    unit = row.unit if len(row.unit) <= 2 else ""
+    value = format_value(row.value, unit)
+    if row.status == "error" or (row.status == "stale" and row.value is None):
+        # The last good value stays visible, marked with its age, never replaced by 0.
+        value = (
+            "—"
+            if row.last_good_value is None
+            else (f"{format_value(row.last_good_value)} ({age(row.last_good_at, now)})")
         )
-    return tables
+    pct = "—" if row.progress is None else f"{row.progress:4.0%}".strip()
+    counted = kr_score(row)
+    score_text = "—" if counted.score is None else f"{counted.score:.2f}"
+    carried = counted.score is not None and counted.score != row.score
+    if carried:
+        score_text += "*"  # the last good score, counted in the objective's: said so below
+    bar = progress_bar(row.progress, row.expected_progress)
+    if row.progress is not None:
+        bar.append(f" {pct:>4}")
+    cells: list[Cell] = [
+        row.kr_key,
+        value,
+        format_value(row.target_value, unit),
+        (bar, pct),
+        score_text,
+        Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", "")),
+        age(row.measured_at, now),
+    ]
+    return cells, carried
+
+
+def print_status_tables(
+    console: Console, rows: Sequence[StatusRow], now: datetime | None = None
+) -> None:
+    """One table per objective, titled with its score, owner and the objective it supports.
+
+    Every objective's table has the same columns and widths (laid out over all the rows),
+    so they line up; the order in which columns give way is :data:`STATUS_STEPS`.
+    """
+    scores = objective_score_map(rows)
+    groups: dict[str, list[StatusRow]] = {}
+    for row in rows:
+        groups.setdefault(row.objective_key, []).append(row)
+    cells = {id(row): _status_cells(row, now) for row in rows}
+    layout = plan(STATUS_COLUMNS, [c for c, _ in cells.values()], console.width, STATUS_STEPS)
+    for key, members in groups.items():
+        title = _objective_title(members[0], scores.get(key))
+        table_rows = [cells[id(row)][0] for row in members]
+        caption = CARRIED_CAPTION if any(cells[id(row)][1] for row in members) else None
+        if layout is None:
+            console.print(title, highlight=False)
+            for line in folded(STATUS_COLUMNS, table_rows):
+                console.print(line, highlight=False)
+            if caption:
+                console.print(caption, style="dim", highlight=False)
+            console.print()
+            continue
+        # The title above the table, not in it: Rich would wrap it to the table's width.
+        console.print(title, highlight=False)
+        console.print(build_table(STATUS_COLUMNS, table_rows, layout, caption=caption))
+        console.print()
 
 
 def reasons(rows: Sequence[StatusRow]) -> list[str]:
@@ -222,14 +289,6 @@ def reasons(rows: Sequence[StatusRow]) -> list[str]:
         for row in rows
         if row.status not in (None, "on_track") and (row.error_message or row.reason)
     ]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def _objective_json(result: ObjectiveScore | None) -> dict[str, Any]:
@@ -282,7 +341,7 @@ def status_json(rows: Sequence[StatusRow]) -> str:
                 "objective_score": _objective_json(objectives.get(row.objective_key)),
             }
         )
-    return json.dumps(items, default=_json_default, indent=2)
+    return dumps(items)
 
 
 def print_rows(console: Console, rows: Sequence[StatusRow]) -> None:
@@ -292,10 +351,10 @@ def print_rows(console: Console, rows: Sequence[StatusRow]) -> None:
         console: Where to print.
         rows: The KRs, as :func:`judged` returns them.
     """
-    for table in status_tables(rows):
-        console.print(table)
+    print_status_tables(console, rows)
     lines = reasons(rows)
     if lines:
-        console.print("\n[bold]Why[/bold]")
+        console.print("[bold]Why[/bold]")
     for line in lines:
-        console.print(f"  {line}", highlight=False, soft_wrap=True)
+        # Wrapped at word boundaries (KR refs stay whole), continuation lines indented.
+        console.print(Padding(Text(line), (0, 0, 0, 2), expand=False), highlight=False)

@@ -16,7 +16,6 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
-
 #: ``okr runs``: when the table is too wide, the start time goes, then the no-data count.
 RUN_COLUMNS = (
     Column("id", justify="right"),

@@ -47,7 +47,7 @@ def test_okr_connectors_prints_the_same_rows() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for name, cells in readme_rows().items():
-        row = next((line for line in lines if line.startswith(f"│ {name} ")), None)
+        row = next((line for line in lines if line.startswith(f"{name} ")), None)
         assert row is not None, f"{name} not in:\n{result.stdout}"
         for cell in cells:
             assert cell in row, (name, cell, row)
