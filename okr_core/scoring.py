@@ -53,6 +53,7 @@ from typing import Literal
 
 from okr_pipeline.okr_core.forecast import Forecast, forecast
 from okr_pipeline.okr_core.rollup import ObjectiveScoreInput, objective_scores
+from okr_pipeline.okr_core.words import plural
 
 __all__ = [
     "Evaluation",
@@ -299,7 +300,9 @@ def evaluate(
     # Raw progress, not the clamped score: below 0 the KR went the wrong way, and the
     # clamp would hide how far (see the module docstring).
     status = _grade(raw, pace * success_level, tolerance)
-    return done(status, f"pace only ({len(points)} points): progress {raw:.2f} vs pace {pace:.2f}")
+    return done(
+        status, f"pace only ({plural(len(points), 'point')}): progress {raw:.2f} vs pace {pace:.2f}"
+    )
 
 
 def _raw_progress(spec: KrSpec, value: Decimal, current: float) -> float:

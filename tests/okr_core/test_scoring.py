@@ -135,7 +135,7 @@ def test_pace_only_statuses() -> None:
     assert _eval(UP, D(105), at).status is Status.AT_RISK  # 0.25 >= 0.25
     assert _eval(UP, D(101), at).status is Status.OFF_TRACK  # 0.05
     assert _eval(UP, D(101), at).reason.startswith(
-        "pace only (1 points): progress 0.05 vs pace 0.50"
+        "pace only (1 point): progress 0.05 vs pace 0.50"
     )
 
 

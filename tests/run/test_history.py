@@ -138,7 +138,7 @@ def test_an_earlier_as_of_is_evaluated_without_later_values(
     alone = make_demo(tmp_path / "b")
     update_key_results(project_dir=str(alone), as_of=WEEKS[0], all_krs=True)
     assert october == [r for r in _rows(alone, EVALUATIONS) if r[1] == WEEKS[0]]
-    assert all("points" not in r[-1] or "(1 points)" in r[-1] for r in october)
+    assert all("points" not in r[-1] or "(1 point)" in r[-1] for r in october)
 
 
 def test_backfill_in_any_order_equals_date_order(
