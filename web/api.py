@@ -49,6 +49,9 @@ Text = Annotated[str | None, Query(max_length=200)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorMessage, "description": "No such KR or cycle."}
 }
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorMessage, "description": "No store yet, or the store is unreachable."}
+}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "Bad value, or as-of outside the cycle."},
     401: {"model": ErrorMessage, "description": "No or wrong token / password."},
@@ -86,9 +89,9 @@ def api_router(ctx: WebContext) -> APIRouter:
     """The ``/api/`` routes over the app's context."""
     from okr_pipeline.web.app import check_status
 
-    router = APIRouter(prefix="/api", tags=["okr"])
+    router = APIRouter(prefix="/api", tags=["okr"], responses=UNAVAILABLE)
 
-    @router.get("/overview", response_model=OverviewPage)
+    @router.get("/overview", response_model=OverviewPage, responses=NOT_FOUND)
     def get_overview(
         cycle: Text = None,
         owner: Text = None,
@@ -110,6 +113,7 @@ def api_router(ctx: WebContext) -> APIRouter:
             page_size=page_size,
             now=ctx.clock(),
             stale_after_periods=ctx.settings.stale_after_periods,
+            cache=ctx.overview_cache,
         )
 
     @router.get("/cycles", response_model=list[CycleInfo])

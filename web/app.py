@@ -30,7 +30,7 @@ from okr_pipeline.web.activity import alerts_page, runs_page
 from okr_pipeline.web.api import api_router
 from okr_pipeline.web.auth import CSRF_COOKIE, Credentials, CsrfSigner, authenticate, writes_enabled
 from okr_pipeline.web.kr_detail import UnknownKrError, kr_detail
-from okr_pipeline.web.overview import UnknownCycleError, overview
+from okr_pipeline.web.overview import OverviewCache, UnknownCycleError, overview
 from okr_pipeline.web.pages import (
     STATIC_DIR,
     Flash,
@@ -79,6 +79,7 @@ class WebContext:
         self.clock: Clock = clock or _now
         self.csrf = CsrfSigner()
         self.prefect_ui_url = prefect_ui_url
+        self.overview_cache = OverviewCache()
 
     @property
     def writable(self) -> bool:
@@ -161,6 +162,7 @@ def create_app(
             page=page,
             now=ctx.clock(),
             stale_after_periods=settings.stale_after_periods,
+            cache=ctx.overview_cache,
         )
         return HTMLResponse(render_overview(data, base=base))
 

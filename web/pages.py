@@ -52,6 +52,8 @@ TEMPLATE_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 CHART_JS = "chart.umd.min.js"
 SHOWN_DIGITS = 24
+#: Up to this many objectives the filter is a list to pick from; beyond, a text field.
+OBJECTIVE_CHOICES = 300
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ def render_overview(
             "title": f"OKRs {page.cycle or ''}".strip(),
             "prev_link": _page_link(page, page.page.number - 1, base),
             "next_link": _page_link(page, page.page.number + 1, base),
+            "objective_choices": OBJECTIVE_CHOICES,
         },
         standalone,
         base,

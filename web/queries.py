@@ -18,8 +18,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from okr_pipeline.okr_core.definitions import SUCCESS_LEVELS
-from okr_pipeline.okr_store.models import Cycle, Evaluation, KeyResult, Measurement, Objective
+from okr_pipeline.okr_store.models import (
+    Cycle,
+    Evaluation,
+    KeyResult,
+    Measurement,
+    Meta,
+    Objective,
+    Run,
+)
 from okr_pipeline.okr_store.store import Store
+from okr_pipeline.okr_store.sync import FINGERPRINT_KEY
 
 __all__ = [
     "KrDefinitionRow",
@@ -30,6 +39,7 @@ __all__ = [
     "kr_notes",
     "kr_refs",
     "run_failures",
+    "store_version",
 ]
 
 #: Extra columns of a measurement that say who entered it (check-ins), when the store has them.
@@ -83,6 +93,23 @@ def cycles(store: Store) -> list[tuple[str, datetime, datetime, int]]:
     )
     with store.engine.connect() as conn:
         return [(name, start, end, int(n)) for name, start, end, n in conn.execute(stmt)]
+
+
+def store_version(store: Store) -> tuple[object, ...]:
+    """A value that changes whenever what the overview shows may have changed.
+
+    Every write that moves a KR's state adds rows with new ids (runs, measurements and
+    evaluations, check-ins included: a replaced row is deleted and inserted again), and a
+    definition sync stores a new fingerprint. Each part is one index seek.
+    """
+    stmt = sa.select(
+        sa.select(sa.func.max(Run.id)).scalar_subquery(),
+        sa.select(sa.func.max(Measurement.id)).scalar_subquery(),
+        sa.select(sa.func.max(Evaluation.id)).scalar_subquery(),
+        sa.select(Meta.value).where(Meta.key == FINGERPRINT_KEY).scalar_subquery(),
+    )
+    with store.engine.connect() as conn:
+        return tuple(conn.execute(stmt).one())
 
 
 def kr_refs(store: Store) -> list[str]:

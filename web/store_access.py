@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy.engine import make_url
-
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.redaction import mask_url
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_store.db import StoreNotReadyError, open_engine_to_read
 from okr_pipeline.okr_store.store import Store
 
 __all__ = ["NoStoreError", "StoreAccess"]
@@ -39,24 +38,23 @@ class StoreAccess:
         """The open store.
 
         Raises:
-            NoStoreError: A SQLite store whose file does not exist yet.
-            okr_store.store_errors.StoreUnavailableError: The store cannot be reached.
+            NoStoreError: No store there yet, or one that needs ``okr db upgrade``.
+            okr_core.errors.StoreUnavailableError: The store cannot be reached.
         """
         if self._store is not None:
             return self._store
         with self._lock:
             if self._store is None:
-                url = make_url(self._url)
-                database = url.database or ""
-                if url.get_backend_name() == "sqlite" and database not in ("", ":memory:"):
-                    from pathlib import Path
-
-                    if not database.startswith("file:") and not Path(database).exists():
+                try:
+                    engine = open_engine_to_read(self._url)
+                except StoreNotReadyError as exc:
+                    if exc.missing:
                         raise NoStoreError(
                             f"No store yet at {mask_url(self._url)}: run 'okr run' (or "
                             "'okr demo') in the project first; this page shows it then."
-                        )
-                self._store = Store.open(self._url)
+                        ) from exc
+                    raise NoStoreError(f"{exc}") from exc
+                self._store = Store(engine)
             return self._store
 
     def close(self) -> None:
