@@ -28,6 +28,8 @@ from tests.browser.served_demo import FilledDemo, filled_demo, serving
 from tests.conftest import REQUIRE_DB
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Read once at import: the demo fixtures clear every OKR_ variable while they run.
+SAVE_SCREENSHOTS = os.environ.get("OKR_SCREENSHOTS") == "1"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
@@ -125,7 +127,7 @@ def page(browser: Browser, offsite: OffsiteRequests) -> Iterator[Page]:
 @pytest.fixture
 def screenshot_dir(tmp_path: Path) -> Path:
     """Where screenshots go: ``docs/screenshots`` with ``OKR_SCREENSHOTS=1``, else tmp."""
-    if os.environ.get("OKR_SCREENSHOTS") == "1":
+    if SAVE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         return SCREENSHOTS
     return tmp_path
