@@ -23,6 +23,7 @@ from okr_pipeline.cli import (
     connector_commands,
     history_commands,
     project_commands,
+    report_commands,
     run_commands,
     source_commands,
     store_commands,
@@ -56,6 +57,7 @@ db_app.command("upgrade")(project_commands.db_upgrade)
 app.add_typer(source_commands.source_app, name="source")
 app.add_typer(connector_commands.connector_app, name="connector")
 app.add_typer(ui_commands.ui_app, name="ui")
+app.command()(report_commands.report)
 
 
 def main() -> None:

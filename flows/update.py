@@ -8,24 +8,26 @@ function of :mod:`okr_pipeline.run` that the tests also call without Prefect.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
+from okr_pipeline.flows.artifacts import FetchProgress, publish_results
 from okr_pipeline.flows.blocks import resolve_blocks
 from okr_pipeline.notify.events import emit_transition_events
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
-from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_core.redaction import redact_text
+from okr_pipeline.okr_core.settings import Settings, load_settings
 from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.alerting import AlertSummary, run_alerts
-from okr_pipeline.run.fetch import FetchResult
+from okr_pipeline.run.fetch import FetchResult, SourcePool
 from okr_pipeline.run.steps import (
     evaluate_and_store,
     fetch_values,
@@ -34,9 +36,6 @@ from okr_pipeline.run.steps import (
 )
 from okr_pipeline.run.summary import RunSummary
 from okr_pipeline.run.update import RunRequest, Steps, run_update
-
-ARTIFACT_KEY = "okr-run-results"
-ARTIFACT_MAX_ROWS = 1000
 
 
 def as_task(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,20 +55,15 @@ def as_task(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def publish_results(summary: RunSummary) -> None:
-    """Publish the run's results as a Prefect table artifact, worst first."""
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
-    shown = summary.rows[:ARTIFACT_MAX_ROWS]
-    more = len(summary.rows) - len(shown)
-    create_table_artifact(
-        shown or [{"objective": "", "id": "", "status": "nothing due"}],
-        key=ARTIFACT_KEY,
-        description=(
-            f"{summary.measured} of {summary.active} KRs measured as of "
-            f"{summary.as_of.isoformat(timespec='seconds')}: {counts or 'none'}; "
-            f"{summary.errors} failed" + (f"; {more} more rows not shown" if more else "")
-        ),
-    )
+def fetch_with_progress(
+    krs: list[StoredKeyResult],
+    settings: Settings,
+    as_of: datetime,
+    pool: SourcePool,
+    clock: Callable[[], datetime],
+) -> list[FetchResult]:
+    """The fetch step, showing how far it got as a Prefect progress artifact."""
+    return fetch_values(krs, settings, as_of, pool, clock, progress=FetchProgress())
 
 
 def send_alerts(
@@ -107,17 +101,47 @@ def _mark_orphaned(flow_run_ids: list[str]) -> None:
         mark_orphaned_flow_runs(flow_run_ids)
 
 
+_publish = as_task("publish-results", publish_results)
+
 #: The run's steps as task runs; each sends its own state to the Prefect API.
 TASK_STEPS = Steps(
     load=as_task("load-definitions", load_key_results),
     baselines=as_task("measure-auto-baselines", measure_baselines),
-    fetch=as_task("fetch-values", fetch_values),
+    fetch=as_task("fetch-values", fetch_with_progress),
     evaluate_and_store=as_task("evaluate-and-store", evaluate_and_store),
     alerts=as_task("send-alerts", send_alerts),
-    publish=as_task("publish-results", publish_results),
+    publish=_publish,
     mark_crashed=_mark_orphaned,
     resolve_settings=resolve_blocks,
 )
+
+
+def flow_steps(report_url: str | None) -> Steps:
+    """:data:`TASK_STEPS`, the run's digest artifact linking to the dashboard at ``report_url``."""
+    if not report_url:
+        return TASK_STEPS
+
+    def publish(summary: RunSummary) -> None:
+        _publish(summary, report_url=report_url)
+
+    return replace(TASK_STEPS, publish=publish)
+
+
+def write_run_report(settings: Settings) -> None:
+    """Write the HTML report into ``settings.report_dir``; a failure is logged, not raised.
+
+    The report is a view of what the run stored: the run has succeeded by now, and a full
+    disk or an unwritable folder must not turn it into a failed one.
+    """
+    logger = get_run_logger()
+    try:
+        from okr_pipeline.web.report import write_report
+
+        written = write_report(settings)
+    except Exception as exc:  # noqa: BLE001 - the run's results are stored already
+        logger.warning("The report could not be written: %s", redact_text(str(exc)))
+        return
+    logger.info("Report written to %s", written.html)
 
 
 @flow(name="update-key-results", log_prints=False)
@@ -158,9 +182,11 @@ def update_key_results(
         replace_existing=replace_existing,
         allow_future=allow_future,
     )
+    settings = load_settings(request.project_dir)
     summary = run_update(
         request,
-        steps=TASK_STEPS,
+        steps=flow_steps(settings.report_url),
+        settings=settings,
         flow_run_id=str(flow_run.id) if flow_run else None,
         expected_start=flow_run.expected_start_time if flow_run else None,
     )
@@ -168,4 +194,6 @@ def update_key_results(
         get_run_logger().warning(
             "%d of %d KRs failed to measure; see 'okr status'", summary.errors, summary.measured
         )
+    if settings.report_dir is not None and not dry_run:
+        as_task("write-report", write_run_report)(settings)
     return summary

@@ -153,8 +153,9 @@ def fetch_all(
         max_concurrency: Sources running at once, over all connections.
         clock: Returns the current time (aware UTC); stamps each measurement.
         pool: Source instances to reuse; a private one is opened and closed otherwise.
-        progress: Told ``(done, total)`` in the calling thread (never in a worker), at
-            most every ``progress_every`` seconds while fetching and once at the end.
+        progress: Told ``(done, total)`` in the calling thread (never in a worker): once
+            before fetching, at most every ``progress_every`` seconds while fetching, and
+            once at the end.
         progress_every: Seconds between two calls of ``progress``.
 
     Returns:
@@ -189,6 +190,8 @@ def fetch_all(
 
     done = [sum(1 for r in results if r is not None)]  # invalid sources are done already
     done_lock = threading.Lock()
+    if progress is not None:
+        progress(done[0], len(requests))
 
     def lane(key: str) -> None:
         queue = queues[key]
@@ -227,9 +230,7 @@ def fetch_all(
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
                 futures = [ex.submit(lane, key) for key in order]
                 if progress is not None:
-                    _report_while_running(
-                        futures, lambda: done[0], len(requests), progress, progress_every
-                    )
+                    _report_while_running(futures, done, len(requests), progress, progress_every)
                 for future in futures:
                     future.result()
     finally:
@@ -245,20 +246,20 @@ def fetch_all(
 
 def _report_while_running(
     futures: Sequence[Future[None]],
-    done: Callable[[], int],
+    done: list[int],
     total: int,
     progress: Progress,
     every: float,
 ) -> None:
     # The caller's thread waits here rather than in a worker: a driver's hook (Prefect's
     # client) may rely on the caller's context, and the calls are throttled by the wait.
-    last = -1
+    last = done[0]  # already told
     pending: set[Future[None]] = set(futures)
     while pending:
         finished, pending = wait(pending, timeout=every, return_when=FIRST_EXCEPTION)
         if any(f.exception() is not None for f in finished):
             return
-        now = done()
+        now = done[0]
         if pending and now != last:
             progress(now, total)
             last = now
