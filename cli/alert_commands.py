@@ -15,6 +15,7 @@ from okr_pipeline.cli.app import (
     fail,
     settings_of,
 )
+from okr_pipeline.cli.suggest import complete_kr
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
 if TYPE_CHECKING:
@@ -132,7 +133,8 @@ def unsilence(
     console.print(f"Removed silence {silence_id}.")
 
 
-#: ``okr alerts``: the channel goes first when the table is too wide, then the route.
+#: ``okr alerts``: the channel goes first when the table is too wide, then the route; if
+#: that is not enough, each alert folds under its KR.
 ALERT_COLUMNS = (
     Column("when (UTC)"),
     Column("KR"),
@@ -145,7 +147,10 @@ ALERT_STEPS: tuple[Step, ...] = (("channel", "drop"), ("route", "drop"))
 
 
 def alerts(
-    kr: Annotated[str | None, typer.Option("--kr", help="Only this KR (objective/kr).")] = None,
+    kr: Annotated[
+        str | None,
+        typer.Option("--kr", help="Only this KR (objective/kr).", autocompletion=complete_kr),
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.", min=1)] = 50,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (a list of alerts) instead of a table.")
@@ -180,7 +185,7 @@ def alerts(
         ]
         for row in rows
     ]
-    print_listing(console, ALERT_COLUMNS, cells, steps=ALERT_STEPS, title="Recent alerts")
+    print_listing(console, ALERT_COLUMNS, cells, steps=ALERT_STEPS, title="Recent alerts", key=1)
 
 
 def _resolve_ref(store: Store, name: str) -> str:

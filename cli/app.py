@@ -6,6 +6,8 @@ they share lives here.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -50,17 +52,41 @@ def _no_type_beside_flags() -> None:
 _no_type_beside_flags()
 
 
-console = Console()
+def reader_gone() -> NoReturn:
+    """The output's reader closed the pipe (``okr status | head -2``): stop quietly, exit 0.
+
+    Standard output is pointed at /dev/null first, so that Python's own flush at exit does
+    not fail on the closed pipe again and print a traceback.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(ExitCode.OK)
 
 
-err_console = Console(stderr=True)
+class OkrConsole(Console):
+    """Rich's console, for which a reader that stops early is no error.
+
+    Rich exits with 1 when the pipe it writes to closes; ``okr status | head -2`` got what
+    it asked for, so ``okr`` exits with 0, like ``cat``.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Stop quietly: see :func:`reader_gone`."""
+        self.quiet = True
+        reader_gone()
+
+
+console = OkrConsole()
+
+
+err_console = OkrConsole(stderr=True)
 
 
 app = typer.Typer(
     name="okr",
     help="Key results that update themselves: validate OKR files, measure, score and report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (README: Commands)
     pretty_exceptions_enable=False,
 )
 

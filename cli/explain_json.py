@@ -81,9 +81,10 @@ def measurement_json(row: MeasurementRow) -> dict[str, Any]:
         "outcome": row.outcome,
         "value": row.value,
         "error": row.error_message,
-        "kind": getattr(row, "kind", "measured"),
-        "author": getattr(row, "author", None),
-        "note": getattr(row, "note", None),
+        "kind": row.kind,
+        "author": row.author,
+        "note": row.note,
+        "run_id": row.run_id,
     }
 
 

@@ -18,6 +18,7 @@ import typer
 from rich.text import Text
 
 from okr_pipeline.cli.app import ProjectOpt, console, fail, settings_of
+from okr_pipeline.cli.suggest import complete_kr
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ HISTORY_STEPS: tuple[Step, ...] = (
 
 def _detail(m: StoredMeasurement) -> str:
     """The note of a check-in, or why there is no value."""
-    note = getattr(m, "note", None)
+    note = m.note
     if m.outcome == "ok":
         return note or ""
     what = "no data" if m.outcome == "no_data" else "error"
@@ -60,9 +61,9 @@ def measurement_item(m: StoredMeasurement) -> dict[str, Any]:
         "outcome": m.outcome,
         "value": m.value,
         "error": m.error_message,
-        "kind": getattr(m, "kind", "measured"),
-        "author": getattr(m, "author", None),
-        "note": getattr(m, "note", None),
+        "kind": m.kind,
+        "author": m.author,
+        "note": m.note,
         "run_id": m.run_id,
     }
 
@@ -90,8 +91,8 @@ def _print_history(kr: StoredKeyResult, items: list[StoredMeasurement], total: i
         [
             clock(m.as_of),
             "—" if m.value is None else format_value(m.value),
-            getattr(m, "kind", "measured"),
-            getattr(m, "author", None) or "",
+            m.kind,
+            m.author or "",
             str(m.run_id),
             clock(m.measured_at),
             _detail(m),
@@ -104,7 +105,12 @@ def _print_history(kr: StoredKeyResult, items: list[StoredMeasurement], total: i
 
 
 def history(
-    kr: Annotated[str, typer.Argument(help="The KR: objective/kr, or its id where unique.")],
+    kr: Annotated[
+        str,
+        typer.Argument(
+            help="The KR: objective/kr, or its id where unique.", autocompletion=complete_kr
+        ),
+    ],
     limit: Annotated[
         int, typer.Option("--limit", help="How many of the latest as-ofs.", min=1)
     ] = 30,

@@ -10,7 +10,6 @@ The commands live in modules by what they do; here they are registered, in the o
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NoReturn
 
@@ -29,7 +28,15 @@ from okr_pipeline.cli import (
     store_commands,
     ui_commands,
 )
-from okr_pipeline.cli.app import ExitCode, app, db_app, err_console, print_problems, state
+from okr_pipeline.cli.app import (
+    ExitCode,
+    app,
+    db_app,
+    err_console,
+    print_problems,
+    reader_gone,
+    state,
+)
 from okr_pipeline.okr_core.alerting.routing import RoutingError
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
 
@@ -73,7 +80,7 @@ def main() -> None:
         sys.stdout.flush()  # a reader that went away (okr status | head -2) shows here
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
     except BrokenPipeError:
-        _reader_gone()
+        reader_gone()
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -83,17 +90,6 @@ def main() -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into messages
         _report(exc)
-
-
-def _reader_gone() -> NoReturn:
-    """The output's reader closed the pipe (``okr status | head -2``): stop quietly, exit 0.
-
-    Standard output is pointed at /dev/null first, so that Python's own flush at exit does
-    not fail on the closed pipe again and print a traceback.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(ExitCode.OK)
 
 
 def _report(exc: Exception) -> NoReturn:

@@ -14,6 +14,7 @@ from okr_pipeline.cli.app import (
     console,
     settings_of,
 )
+from okr_pipeline.cli.suggest import complete_kr
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
 #: ``okr runs``: when the table is too wide, the start time goes, then the no-data count.
@@ -95,7 +96,12 @@ def status(
 
 
 def explain(
-    kr: Annotated[str, typer.Argument(help="The KR: objective/kr, or its id where unique.")],
+    kr: Annotated[
+        str,
+        typer.Argument(
+            help="The KR: objective/kr, or its id where unique.", autocompletion=complete_kr
+        ),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (the KR, status, history, alerts).")
     ] = False,

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from okr_pipeline.okr_core.errors import ConfigError
-from okr_pipeline.okr_store.records import StoredKeyResult
-from okr_pipeline.run.select import resolve_name
 
-#: How alike a name must be to be suggested (difflib's ratio, 0 to 1).
-CUTOFF = 0.6
+if TYPE_CHECKING:  # the store and its SQLAlchemy models load when a command reads them
+    from okr_pipeline.okr_store.records import StoredKeyResult
+
+#: How alike a name must be to be suggested (difflib's ratio, 0 to 1): a typo or two in
+#: an id, not another KR of the same objective (``growth/revenu`` is not ``growth/signups``).
+CUTOFF = 0.75
 #: At most this many suggestions.
 SHOWN = 3
 
@@ -53,6 +56,8 @@ def resolve_kr(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKeyRe
     Raises:
         ConfigError: no KR answers to ``name`` (with the closest names), or several do.
     """
+    from okr_pipeline.run.select import resolve_name
+
     try:
         return resolve_name(name, key_results)
     except ConfigError as exc:
@@ -62,3 +67,27 @@ def resolve_kr(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKeyRe
         if not hint:
             raise
         raise ConfigError(f"No key result named '{name}'.{hint} 'okr status' lists them.") from exc
+
+
+def complete_kr(incomplete: str) -> list[str]:
+    """Shell completion of a KR argument: the refs (and unique ids) of the store in ``.``.
+
+    Completion must never fail loudly: with no store, or an unreadable one, it offers nothing.
+    """
+    from pathlib import Path
+
+    from okr_pipeline.okr_core.settings import load_settings
+    from okr_pipeline.okr_store.db import open_engine_to_read
+    from okr_pipeline.okr_store.store import Store
+
+    try:
+        store = Store(open_engine_to_read(load_settings(Path(".")).resolved_store_url()))
+        try:
+            krs = store.active_key_results()
+        finally:
+            store.close()
+    except Exception:  # noqa: BLE001 - no store, no settings: nothing to offer
+        return []
+    keys = [kr.kr_key for kr in krs]
+    names = [kr.ref for kr in krs] + [key for key in keys if keys.count(key) == 1]
+    return sorted(name for name in set(names) if name.startswith(incomplete))

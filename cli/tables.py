@@ -10,8 +10,8 @@ measures its cells and lays itself out:
    order: a column narrows to its short form (the progress bar to its percentage) or is
    dropped. Each command states its order where it builds its columns (and the README,
    "Commands", repeats it).
-4. If the columns that are never dropped still do not fit, each row folds: its first cell
-   (the id) on a line of its own, the other cells as ``name value`` under it.
+4. If the columns that are never dropped still do not fit, each row folds: its id (the KR,
+   where the row has one) on a line of its own, the other cells as ``name value`` under it.
 """
 
 from __future__ import annotations
@@ -185,19 +185,19 @@ def build_table(
     return table
 
 
-def folded(columns: Sequence[Column], rows: Sequence[Sequence[Cell]]) -> list[Text]:
-    """Each row as its first cell on a line, then ``header value`` pairs indented under it."""
+def folded(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], key: int = 0) -> list[Text]:
+    """Each row as its ``key`` cell on a line, then ``header value`` pairs indented under it."""
     lines: list[Text] = []
     for row in rows:
-        lines.append(_pick(row[0], False))
+        lines.append(_pick(row[key], False))
         parts = Text("  ")
-        for index in range(1, len(columns)):
+        for index, column in enumerate(columns):
             cell = _pick(row[index], True)
-            if not cell.plain.strip():
+            if index == key or not cell.plain.strip():
                 continue
             if len(parts) > 2:
                 parts.append(" · ")
-            parts.append(f"{columns[index].header} ", style="dim")
+            parts.append(f"{column.header} ", style="dim")
             parts.append_text(cell)
         lines.append(parts)
     return lines
@@ -211,6 +211,7 @@ def print_listing(
     steps: Sequence[Step] = (),
     title: str | Text | None = None,
     caption: str | None = None,
+    key: int = 0,
 ) -> None:
     """Print ``rows`` as a table that fits ``console``, or folded when no table fits.
 
@@ -221,12 +222,13 @@ def print_listing(
         steps: The drop order: what to narrow or drop, in turn, while the table is too wide.
         title: Printed above.
         caption: Printed under.
+        key: The column that heads each folded row (the KR, where the row has one).
     """
     layout = plan(columns, rows, console.width, steps)
     if layout is None:
         if title is not None:
             console.print(title, highlight=False)
-        for line in folded(columns, rows):
+        for line in folded(columns, rows, key):
             console.print(line, highlight=False)
         if caption:
             console.print(caption, highlight=False, style="dim")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -71,15 +70,6 @@ class ExportRow:
         return f"{self.objective}/{self.kr}"
 
 
-def _optional(name: str) -> sa.ColumnElement[Any]:
-    # kind, author and note came with check-ins; a measurement without them is measured.
-    column = getattr(Measurement, name, None)
-    default = "measured" if name == "kind" else None
-    if column is None:
-        return sa.literal(default, sa.String()).label(name)
-    return sa.func.coalesce(column, default).label(name) if default else column.label(name)
-
-
 def export_rows(conn: sa.Connection, cycle: str | None = None) -> list[ExportRow]:
     """Every measurement of the KRs that are not archived (of one cycle, or all).
 
@@ -100,9 +90,9 @@ def export_rows(conn: sa.Connection, cycle: str | None = None) -> list[ExportRow
             Measurement.outcome,
             Measurement.value,
             Measurement.error_message.label("error"),
-            _optional("kind"),
-            _optional("author"),
-            _optional("note"),
+            Measurement.kind,
+            Measurement.author,
+            Measurement.note,
             Measurement.run_id,
             Evaluation.status,
             Evaluation.score,
