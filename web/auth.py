@@ -127,7 +127,7 @@ def authenticate(ui: UiSettings, credentials: Credentials) -> str | None:
         users = {name.casefold(): (name, value) for name, value in ui.users.items()}
         found = users.get(credentials.user.casefold())
         if found is not None and verify_secret(credentials.password, found[1].get_secret_value()):
-            return credentials.user
+            return found[0]
     return None
 
 
