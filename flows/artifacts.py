@@ -26,6 +26,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from okr_pipeline.okr_core.alerting.messages import kr_page_url
 from okr_pipeline.okr_core.redaction import redact_text, truncate
 from okr_pipeline.run.summary import RunSummary
 
@@ -50,11 +51,6 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]<>|#])")
 log = logging.getLogger(__name__)
 
 
-def kr_url(report_url: str, ref: str) -> str:
-    """The dashboard's page of KR ``ref`` under ``report_url``."""
-    return f"{report_url.rstrip('/')}/kr/{ref}"
-
-
 def _escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))
 
@@ -76,7 +72,7 @@ def _counts(summary: RunSummary) -> str:
 
 def _kr_line(row: dict[str, Any], report_url: str | None) -> str:
     ref = f"{row['objective']}/{row['id']}"
-    name = f"[`{row['id']}`]({kr_url(report_url, ref)})" if report_url else f"`{row['id']}`"
+    name = f"[`{row['id']}`]({kr_page_url(report_url, ref)})" if report_url else f"`{row['id']}`"
     facts = []
     if row.get("value") is not None:
         facts.append(f"value {row['value']}")

@@ -209,7 +209,7 @@ def run_alerts(
         outcome.notifications, routing, run_id=run_id, now=now
     )
     records += send_messages(
-        group(outcome.notifications, routing),
+        group(outcome.notifications, routing, dashboard_url=settings.report_url),
         settings.secrets,
         run_id=run_id,
         now=now,

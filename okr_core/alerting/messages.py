@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from okr_pipeline.okr_core.alerting.model import AlertKind, Notification, Transition
 from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
@@ -24,6 +25,7 @@ __all__ = [
     "decimal_text",
     "group",
     "headline",
+    "kr_page_url",
     "payload",
     "render",
     "report_link",
@@ -136,7 +138,36 @@ def report_link(report_url: str | None, ref: str) -> str | None:
     return report_url if "#" in report_url else f"{report_url}#{ref}"
 
 
-def _section(notification: Notification, report_url: str | None) -> str:
+def kr_page_url(dashboard_url: str, ref: str) -> str:
+    """The dashboard's page of KR ``ref``: ``<dashboard_url>/kr/<objective>/<kr>``.
+
+    The one rule for it: alert messages and the run's Prefect artifacts link there.
+    """
+    return f"{dashboard_url.rstrip('/')}/kr/{quote(ref, safe='/')}"
+
+
+@dataclass(frozen=True)
+class _Links:
+    """Where a message's links go: the dashboard (settings) wins over the report URL."""
+
+    dashboard_url: str | None
+    report_url: str | None
+
+    def kr(self, ref: str) -> tuple[str, str] | None:
+        if self.dashboard_url:
+            return "open in the dashboard", kr_page_url(self.dashboard_url, ref)
+        link = report_link(self.report_url, ref)
+        return None if link is None else ("open in the report", link)
+
+    def closing(self) -> str | None:
+        if self.dashboard_url:
+            return f"[Open the OKR dashboard]({self.dashboard_url})"
+        if self.report_url:
+            return f"[Open the OKR report]({self.report_url})"
+        return None
+
+
+def _section(notification: Notification, links: _Links) -> str:
     kr = notification.kr
     lines = [f"### {headline(notification)}: `{kr.ref}` {_escape(kr.title)}", ""]
     lines.append(
@@ -157,9 +188,9 @@ def _section(notification: Notification, report_url: str | None) -> str:
         if len(error) > MAX_ERROR_CHARS:
             error = error[: MAX_ERROR_CHARS - 1] + "…"
         lines.append(f"- error: {_escape(error)}")
-    link = report_link(report_url, kr.ref)
+    link = links.kr(kr.ref)
     if link is not None:
-        lines.append(f"- [open in the report]({link})")
+        lines.append(f"- [{link[0]}]({link[1]})")
     return "\n".join(lines)
 
 
@@ -175,13 +206,20 @@ def _title(notifications: Sequence[Notification]) -> str:
     return "OKR alerts: " + ", ".join(f"{count} {word}" for word, count in counts.items())
 
 
-def render(route: Route, notifications: Sequence[Notification], report_url: str | None) -> Message:
+def render(
+    route: Route,
+    notifications: Sequence[Notification],
+    report_url: str | None,
+    dashboard_url: str | None = None,
+) -> Message:
     """One message for ``route`` telling ``notifications`` (ordered: new, repeat, resolved).
 
     Args:
         route: Where the message goes.
         notifications: What to tell; at least one.
-        report_url: The OKR report, linked per KR, or None.
+        report_url: The OKR report (``alerts.yaml``), linked per KR as ``#<ref>``, or None.
+        dashboard_url: The dashboard (``Settings.report_url``), linked per KR as
+            ``/kr/<ref>``; it wins over ``report_url``.
 
     Returns:
         The message.
@@ -189,9 +227,11 @@ def render(route: Route, notifications: Sequence[Notification], report_url: str 
     ordered = sorted(
         notifications, key=lambda n: (_TRANSITION_ORDER[n.transition], n.kr.ref, n.kind)
     )
-    sections = [_section(n, report_url) for n in ordered]
-    if report_url:
-        sections.append(f"[Open the OKR report]({report_url})")
+    links = _Links(dashboard_url=dashboard_url, report_url=report_url)
+    sections = [_section(n, links) for n in ordered]
+    closing = links.closing()
+    if closing is not None:
+        sections.append(closing)
     return Message(
         route=route,
         title=_title(ordered),
@@ -200,12 +240,17 @@ def render(route: Route, notifications: Sequence[Notification], report_url: str 
     )
 
 
-def group(notifications: Sequence[Notification], routing: RoutingConfig) -> list[Message]:
+def group(
+    notifications: Sequence[Notification],
+    routing: RoutingConfig,
+    dashboard_url: str | None = None,
+) -> list[Message]:
     """One message per route with something to send, in the order of the routing file.
 
     Args:
         notifications: This run's notifications; only those with delivery ``sent`` count.
         routing: The routes (and the report URL).
+        dashboard_url: The dashboard (``Settings.report_url``): each KR links to its page.
 
     Returns:
         The messages, the routes in file order and the default route last.
@@ -220,7 +265,7 @@ def group(notifications: Sequence[Notification], routing: RoutingConfig) -> list
         by_route.setdefault(route.name, []).append(notification)
     order = [route.name for route in [*routing.routes, routing.default_route]]
     return [
-        render(routes[name], by_route[name], routing.report_url)
+        render(routes[name], by_route[name], routing.report_url, dashboard_url)
         for name in order
         if name in by_route
     ]
