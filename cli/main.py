@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 
 from okr_pipeline.cli import (
     alert_commands,
+    checkin_commands,
     connector_commands,
     history_commands,
     project_commands,
@@ -45,6 +46,8 @@ for command in (
     project_commands.schema,
     run_commands.run,
     run_commands.backfill,
+    checkin_commands.checkin,
+    checkin_commands.note,
     store_commands.runs,
     store_commands.status,
     history_commands.history,

@@ -6,8 +6,16 @@
       type: manual
 
 No outside call: a survey done by hand or a milestone has no system to ask. The run reads the
-latest check-in at or before its as-of from the store (``okr_pipeline.run``), and the value
-then flows through scoring, status, forecast and alerts like a measured one.
+latest check-in at or before its as-of from the store (``okr_pipeline.run.manual``), and the
+value then flows through scoring, status, forecast and alerts like a measured one.
+
+The config has no field but ``type``: there is nothing to connect to and no secret. A check-in
+is recorded by ``okr_pipeline.run.checkin.record_checkin`` (``okr checkin KR VALUE``, the
+dashboard's form), with its author and note. ``fetch`` is never called by a run; called
+directly (``okr source test``) it refuses with how to record a value. A manual KR declares its
+baseline (``baseline: auto`` would need a value nobody entered at the cycle's start) and keeps
+its ``schedule``: a run scores it on that schedule, and it goes ``stale`` when nobody checks in
+for ``stale_after_periods`` of them.
 """
 
 from __future__ import annotations

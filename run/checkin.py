@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from okr_pipeline.connectors.values import NotANumberError, OutOfRangeError, describe, to_decimal
+from okr_pipeline.connectors.values import (
+    MAX_ABS_VALUE,
+    NotANumberError,
+    OutOfRangeError,
+    describe,
+    to_decimal,
+)
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.loader import fingerprint
 from okr_pipeline.okr_core.settings import Settings
@@ -303,7 +309,10 @@ def _number(value: str, target: _Target) -> Decimal:
     try:
         number = to_decimal(value)
     except OutOfRangeError as exc:
-        raise CheckinError(f"value for {target.ref} {exc}") from exc
+        raise CheckinError(
+            f"value {describe(value)} for {target.ref} is out of the range this product "
+            f"stores (|value| < {MAX_ABS_VALUE:.0e})"
+        ) from exc
     except NotANumberError as exc:
         raise CheckinError(
             f"value {describe(value)} for {target.ref} is not a number; give digits, {hint}"

@@ -27,6 +27,7 @@ from okr_pipeline.connectors.github import GithubSource
 from okr_pipeline.connectors.google_analytics import GoogleAnalyticsSource
 from okr_pipeline.connectors.http import HttpSource, HttpSourceConfig
 from okr_pipeline.connectors.jira import JiraSource
+from okr_pipeline.connectors.manual import ManualSource
 from okr_pipeline.connectors.mixpanel import MixpanelSource
 from okr_pipeline.connectors.plausible import PlausibleSource
 from okr_pipeline.connectors.posthog import PosthogSource
@@ -46,6 +47,7 @@ BUILTINS: dict[str, type[Any]] = {
     "google_analytics": GoogleAnalyticsSource,
     "http": HttpSource,
     "jira": JiraSource,
+    "manual": ManualSource,
     "mixpanel": MixpanelSource,
     "plausible": PlausibleSource,
     "posthog": PosthogSource,
