@@ -205,6 +205,8 @@ def build_report(
     sections = []
     for row in page.krs:
         detail = kr_detail(store, row.ref, cycle=page.cycle, settings=settings, now=now)
+        # ``#<ref>`` too: the anchor alerts.yaml's report_url links to (report_link).
+        sections.append(f'<span id="{escape(row.ref)}"></span>')
         sections.append(_main_of(render_kr(detail, standalone=True)))
         sections.append('<p class="back"><a href="#overview">↑ Overview</a></p>')
     stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
