@@ -6,12 +6,14 @@ their arguments hold.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from okr_pipeline.cli.progress import WorkProgress, work_progress
 from okr_pipeline.cli.render import judged, print_rows
 from okr_pipeline.connectors.errors import short_message
 from okr_pipeline.flows.update import update_key_results
@@ -29,16 +31,25 @@ def run_once(
     all_krs: bool,
     console: Console,
     allow_future: bool = False,
+    progress: WorkProgress | None = None,
 ) -> RunSummary:
-    """Run the flow once and print what it did, then the status table as of the run."""
-    summary = update_key_results(
-        project_dir=str(project.resolve()),
-        kr=kr,
-        as_of=as_of,
-        dry_run=dry_run,
-        all_krs=all_krs,
-        allow_future=allow_future,
-    )
+    """Run the flow once and print what it did, then the status table as of the run.
+
+    A progress line shows the run's phases meanwhile (on a terminal only); a caller with
+    its own (``okr demo``) passes it.
+    """
+    with contextlib.ExitStack() as stack:
+        shown = progress or stack.enter_context(work_progress(console))
+        with shown.flow_run():
+            summary = update_key_results(
+                project_dir=str(project.resolve()),
+                kr=kr,
+                as_of=as_of,
+                dry_run=dry_run,
+                all_krs=all_krs,
+                allow_future=allow_future,
+            )
+        shown.stop()  # the run's output replaces the progress line
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing due"
     prefix = "Dry run: " if dry_run else ""
     console.print(
@@ -98,33 +109,34 @@ def backfill(
     kr: list[str],
     replace_existing: bool,
     console: Console,
+    progress: WorkProgress | None = None,
 ) -> list[RunSummary]:
-    """Measure each as-of in ``dates`` in order, with a progress bar; return the summaries."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """Measure each as-of in ``dates`` in order, with a progress line; return the summaries.
 
+    One line per as-of stays (what it measured, what failed); the progress line (a bar over
+    the as-ofs, the run's phase) shows on a terminal only, like ``okr run``'s.
+    """
     summaries: list[RunSummary] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("Backfilling", total=len(dates))
-        for when in dates:
-            progress.update(task, description=f"as of {when.isoformat(timespec='minutes')}")
-            summary = update_key_results(
-                project_dir=str(project.resolve()),
-                kr=kr,
-                as_of=when,
-                backfill=True,
-                replace_existing=replace_existing,
-            )
+    with contextlib.ExitStack() as stack:
+        progress = progress or stack.enter_context(work_progress(console))
+        out = progress.console
+        for done, when in enumerate(dates):
+            stamp = when.isoformat(timespec="minutes")
+            progress.step(f"as of {stamp}", done, len(dates))
+            with progress.flow_run():
+                summary = update_key_results(
+                    project_dir=str(project.resolve()),
+                    kr=kr,
+                    as_of=when,
+                    backfill=True,
+                    replace_existing=replace_existing,
+                )
             summaries.append(summary)
             failed = f", {summary.errors} failed" if summary.errors else ""
-            progress.console.print(
-                f"  {when.isoformat(timespec='minutes')}: measured {summary.measured}{failed}",
-                highlight=False,
-            )
+            out.print(f"  {stamp}: measured {summary.measured}{failed}", highlight=False)
             for ref, message in summary.failed:
-                progress.console.print(
+                out.print(
                     f"    [red]failed[/red] {escape(ref)}: {escape(short_message(message))}",
                     highlight=False,
                 )
-            progress.advance(task)
     return summaries

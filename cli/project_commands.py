@@ -18,7 +18,6 @@ from okr_pipeline.cli.app import (
     settings_of,
 )
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
-from okr_pipeline.okr_core.errors import DefinitionError
 from okr_pipeline.okr_core.settings import mask_url
 
 
@@ -28,27 +27,42 @@ def validate(
     ] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Check OKR files and list every problem, with file, place and line."""
-    from okr_pipeline.run.definitions import load_definitions
+    """Check OKR files and list every problem, with file, place and line.
+
+    One file of the project is checked against the project (a parent or a formula may name
+    another file's objective or KR); only its own problems are listed.
+    """
+    from okr_pipeline.cli.validation import validate_okr_files
 
     settings = settings_of(project)
-    if path is not None:
-        settings = settings.model_copy(update={"okr_path": path.resolve()})
-    try:
-        okr_set = load_definitions(settings)
-    except DefinitionError as exc:
-        print_problems(exc.problems)
-        fail(f"{len(exc.problems)} problem(s) in {settings.resolved_okr_path()}")
+    found = validate_okr_files(settings, path)
+    if found.problems:
+        print_problems(found.problems)
+        also = (
+            f" ({found.elsewhere} problem(s) in the project's other files may cause some: "
+            "'okr validate' lists them)"
+            if found.elsewhere
+            else ""
+        )
+        fail(f"{len(found.problems)} problem(s) in {found.where}{also}")
     from okr_pipeline.run.preflight import load_alert_routing
 
     routing = load_alert_routing(settings)
-    objectives = list(okr_set.objectives())
-    krs = list(okr_set.key_results())
-    for warning in okr_set.warnings:
+    for warning in found.warnings:
         console.print(f"[yellow]![/yellow] {escape(str(warning))}", highlight=False, soft_wrap=True)
+    if found.elsewhere:
+        # Its references could not all be resolved while other files are broken.
+        console.print(
+            f"[green]✓[/green] {path}: no problem of its own; {found.elsewhere} problem(s) in "
+            "the project's other files ('okr validate' lists them).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     console.print(
-        f"[green]✓[/green] {len(okr_set.files)} file(s), {len(objectives)} objective(s), "
-        f"{len(krs)} key result(s): valid."
+        f"[green]✓[/green] {found.files} file(s), {found.objectives} objective(s), "
+        f"{found.key_results} key result(s): valid.",
+        highlight=False,
     )
     if settings.resolved_alerts_path().exists():
         console.print(
@@ -126,25 +140,55 @@ def demo(
     directory: Annotated[Path, typer.Argument(help="Folder to create the demo project in.")] = Path(
         "okr-demo"
     ),
-    port: Annotated[int, typer.Option(help="Port of the demo analytics API.")] = 8765,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port of the demo analytics API (default: 8765, or a free one)."),
+    ] = None,
 ) -> None:
-    """Create a demo project (warehouse, analytics API, OKR files), run it and show the status."""
-    from okr_pipeline.cli.measure import run_once
-    from okr_pipeline.demo.project import demo_running, next_steps
+    """Create a demo project (warehouse, analytics API, OKR files), run it and show the status.
 
-    with demo_running(directory, port=port, console=console) as project:
-        run_once(project, kr=[], as_of=None, dry_run=False, all_krs=True, console=console)
-    console.print(next_steps(directory), highlight=False)
+    The API's port is taken before anything is written: a busy --port leaves nothing behind,
+    and a new demo that fails half-way is removed again.
+    """
+    from okr_pipeline.cli.progress import work_progress
+
+    with work_progress(console) as progress:
+        progress.step("starting")
+        from okr_pipeline.cli.measure import run_once  # imports Prefect: seconds
+        from okr_pipeline.demo.project import demo_running, next_steps
+
+        with (
+            progress.runs_inside(),
+            demo_running(
+                directory, port=port, console=progress.console, progress=progress.demo
+            ) as project,
+        ):
+            progress.step("measuring now")
+            run_once(
+                project,
+                kr=[],
+                as_of=None,
+                dry_run=False,
+                all_krs=True,
+                console=console,
+                progress=progress,
+            )
+    ui_port = settings_of(project).ui.port
+    console.print(next_steps(directory, ui_port=ui_port or 8400), highlight=False)
 
 
 def demo_api(
     directory: Annotated[Path, typer.Argument(help="The demo project folder.")] = Path("okr-demo"),
-    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8765,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on (127.0.0.1; default: the one the demo's .env names)."),
+    ] = None,
 ) -> None:
     """Keep the demo's analytics API running, for later 'okr run's in the demo project."""
     from okr_pipeline.demo.analytics_api import serve_forever
 
-    console.print(f"Demo analytics API on http://127.0.0.1:{port} (Ctrl-C stops).")
+    shown = f"port {port}" if port is not None else "the port its .env names"
+    console.print(f"Demo analytics API on 127.0.0.1, {shown} (Ctrl-C stops).", highlight=False)
     serve_forever(directory, port)
 
 

@@ -83,17 +83,22 @@ def run(
     settings = settings_of(project)  # fail early, before Prefect starts, on bad settings
     when = parse_time(as_of)
     _check_run_arguments(settings, kr or [], when, allow_future)
-    from okr_pipeline.cli.measure import run_once  # imports Prefect: only once the arguments hold
+    from okr_pipeline.cli.progress import work_progress
 
-    summary = run_once(
-        project,
-        kr=kr or [],
-        as_of=when,
-        dry_run=dry_run,
-        all_krs=all_krs,
-        console=console,
-        allow_future=allow_future,
-    )
+    with work_progress(console) as progress:
+        progress.step("dry run" if dry_run else "measuring")
+        from okr_pipeline.cli.measure import run_once  # imports Prefect: once the arguments hold
+
+        summary = run_once(
+            project,
+            kr=kr or [],
+            as_of=when,
+            dry_run=dry_run,
+            all_krs=all_krs,
+            console=console,
+            allow_future=allow_future,
+            progress=progress,
+        )
     if summary.errors:
         raise typer.Exit(ExitCode.SOURCES_FAILED)
 
@@ -161,11 +166,20 @@ def backfill(
             f"{MAX_BACKFILL_DATES} at once: use a longer --every or a shorter range"
         )
     _check_run_arguments(settings, kr or [], end, allow_future=False)
-    from okr_pipeline.cli.measure import backfill as run_backfill  # imports Prefect
+    from okr_pipeline.cli.progress import work_progress
 
-    summaries = run_backfill(
-        project, dates=dates, kr=kr or [], replace_existing=replace_existing, console=console
-    )
+    with work_progress(console) as progress:
+        progress.step("backfilling", 0, len(dates))
+        from okr_pipeline.cli.measure import backfill as run_backfill  # imports Prefect
+
+        summaries = run_backfill(
+            project,
+            dates=dates,
+            kr=kr or [],
+            replace_existing=replace_existing,
+            console=console,
+            progress=progress,
+        )
     measured = sum(s.measured for s in summaries)
     errors = sum(s.errors for s in summaries)
     console.print(

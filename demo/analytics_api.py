@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
 
 from okr_pipeline.okr_core.settings import load_settings
 
@@ -125,8 +125,13 @@ def start_in_background(warehouse: Path, token: str, port: int) -> ThreadingHTTP
     return server
 
 
-def serve_forever(project: Path, port: int) -> None:
-    """Serve the demo project's API in the foreground until interrupted."""
+def serve_forever(project: Path, port: int | None = None) -> None:
+    """Serve the demo project's API in the foreground until interrupted.
+
+    Args:
+        project: The demo project's folder.
+        port: The port; None: the one the project's ``.env`` names (``okr demo`` chose it).
+    """
     settings = load_settings(project)
     token = settings.secrets.get(TOKEN_SECRET)
     if token is None:
@@ -136,6 +141,10 @@ def serve_forever(project: Path, port: int) -> None:
             f"'{project}' is not a demo project (no secret '{TOKEN_SECRET}' in its .env); "
             "create one with 'okr demo'"
         )
+    if port is None:
+        connection = settings.connections.get("analytics")
+        url = connection.url.get_secret_value() if connection else ""
+        port = urlsplit(url).port or 8765
     server = make_server(project.resolve() / "warehouse.db", token.get_secret_value(), port)
     try:
         server.serve_forever()

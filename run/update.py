@@ -26,6 +26,7 @@ from okr_pipeline.run.fetch import SourcePool
 from okr_pipeline.run.formulas import compute_formulas
 from okr_pipeline.run.manual import Checkin, is_manual, manual_results
 from okr_pipeline.run.preflight import check_as_of, due_time, load_alert_routing
+from okr_pipeline.run.progress import report
 from okr_pipeline.run.record import (
     LEASE,
     close_crashed_runs,
@@ -183,6 +184,7 @@ def run_update(
         if not dry_run:
             run.mark_crashed(close_crashed_runs(real_store, now))
         scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory())) if dry_run else None
+        report("loading the OKR files")
         krs, store, synced = run.load(settings, real_store, scratch, when)
         if store is not real_store:
             cleanup.callback(store.close)
@@ -211,10 +213,12 @@ def run_update(
                     chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
                     # Manual KRs are never fetched: their check-ins are read (run/manual.py).
                     fetched = [k for k in chosen if not is_manual(k.source)]
+                    report(f"fetching {len(fetched)} KR{'' if len(fetched) == 1 else 's'}")
                     results = run.fetch(fetched, settings, when, pool, clock)
                 results = manual_results(chosen, results, store, when, clock, checkin)
                 # Formula KRs (issue 8) are computed from the values just fetched, after them.
                 results = compute_formulas(chosen, results, krs, store, when, clock)
+                report("storing the results")
                 evaluations = run.evaluate_and_store(
                     chosen, results, store, settings, run_id, when, flow_run_id
                 )
@@ -225,6 +229,7 @@ def run_update(
                     for k in chosen
                     if not backfill and (k.latest_as_of is None or k.latest_as_of < when)
                 }
+                report("alerting")
                 alerts = run.alerts(
                     [k for k in chosen if k.kr_id in newer],
                     [e for e in evaluations if e.kr_id in newer],

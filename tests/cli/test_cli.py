@@ -167,6 +167,10 @@ def test_run_unknown_kr_is_a_clear_error(project: Path, cli_env: dict[str, str])
 
 
 def test_status_json_of_a_new_project_is_empty(project: Path, cli_env: dict[str, str]) -> None:
+    # No store yet: said on stderr, exit 4, nothing created (tests/cli/test_no_store.py).
+    result = okr("status", "--json", cwd=project, env=cli_env)
+    assert result.returncode == 4 and result.stdout == "" and "No store yet" in result.stderr
+    assert okr("db", "upgrade", cwd=project, env=cli_env).returncode == 0
     result = okr("status", "--json", cwd=project, env=cli_env)
     assert result.returncode == 0 and json.loads(result.stdout) == []
 
