@@ -57,6 +57,8 @@ def deciding_rule(kind: str, reason: str, success_level: float, level: str = "it
         return "the final score (the cycle is over)"
     if kind == "milestone":
         return "the milestone: done or not, and how much of the cycle is left"
+    if reason.startswith("no good value"):
+        return "staleness: no good value for too long, so the KR cannot be judged (stale)"
     return "no value to judge (see the status)"
 
 
