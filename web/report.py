@@ -53,7 +53,6 @@ PDF_TIMEOUT_SECONDS = 300.0
 ALL_ROWS = 1_000_000_000
 
 _BODY = '<body data-draw="%s">'
-_MAIN = re.compile(r"<main[^>]*>(?P<body>.*)</main>", re.DOTALL)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 # Runs the dashboard's chart script (okr.js) once per KR section: the script looks its
@@ -159,10 +158,14 @@ class ReportFiles:
 
 
 def _main_of(document: str) -> str:
-    found = _MAIN.search(document)
-    if found is None:  # the pages module changed its layout: fail loudly, not emptily
+    # Plain string search: a standalone page holds the 200 kB chart library after </main>,
+    # which a regular expression would scan backwards for each of thousands of KRs.
+    start = document.find("<main")
+    start = document.find(">", start) + 1 if start >= 0 else -1
+    end = document.rfind("</main>")
+    if start <= 0 or end < start:  # the pages module changed its layout: fail loudly
         raise RuntimeError("a rendered page has no <main> element")
-    return found["body"].strip()
+    return document[start:end].strip()
 
 
 def _inline_script(text: str) -> str:
