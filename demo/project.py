@@ -112,13 +112,19 @@ def demo_port(project: Path) -> int:
     return int(analytics.rsplit(":", 1)[1].split("/", 1)[0])
 
 
-def bind_api(warehouse: Path, token: str, port: int | None) -> ThreadingHTTPServer:
+def bind_api(
+    warehouse: Path,
+    token: str,
+    port: int | None,
+    fix: str = "stop what uses that port, or leave out --port to take a free one",
+) -> ThreadingHTTPServer:
     """The demo API's server, bound (not serving yet) before anything is written.
 
     Args:
         warehouse: The warehouse file it reads (it need not exist yet).
         token: The bearer token it accepts.
         port: The port; None takes :data:`DEFAULT_PORT`, or any free one when that is taken.
+        fix: What the user can do when ``port`` is busy.
 
     Raises:
         ConfigError: ``port`` was asked for and cannot be listened on.
@@ -130,8 +136,7 @@ def bind_api(warehouse: Path, token: str, port: int | None) -> ThreadingHTTPServ
             return make_server(warehouse, token, 0)  # the OS picks a free port
         raise ConfigError(
             f"cannot start the demo analytics API on 127.0.0.1:{port}: "
-            f"{exc.strerror or exc}; stop what uses that port, or leave out --port to take a "
-            "free one (nothing was written)"
+            f"{exc.strerror or exc}; {fix} (nothing was written)"
         ) from exc
 
 
@@ -177,7 +182,12 @@ def demo_running(
     if earlier:
         settings = load_settings(project)
         token = settings.secrets[TOKEN_SECRET].get_secret_value()
-        server = bind_api(project / "warehouse.db", token, demo_port(project))
+        server = bind_api(
+            project / "warehouse.db",
+            token,
+            demo_port(project),
+            fix="stop what uses it (an 'okr demo-api' of this demo?) and run 'okr demo' again",
+        )
     else:
         token = secrets.token_urlsafe(24)
         server = bind_api(project / "warehouse.db", token, port)
