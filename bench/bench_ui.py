@@ -9,8 +9,12 @@ What it does:
     ``--store-url`` for PostgreSQL, an empty database);
   * serves the dashboard with uvicorn on a free port, in this process's thread (not timed)
     and asks for the overview ``--requests`` times over HTTP (``GET /``: the HTML page of the
-    first 200 rows, with every objective's rolled-up score; and ``GET /api/overview``);
-  * times the overview uncached (in this process: read, roll up, render), as after a run;
+    first 200 rows, with every objective's rolled-up score; and ``GET /api/overview``); the
+    app keeps the cycle's rows while the store is unchanged;
+  * stores new runs of every KR while it serves, and times the first ``GET /`` right after
+    each (the request reads the cycle, or waits for the app's background read) and 8 s
+    after (the background read has kept the page warm);
+  * times the overview uncached (in this process: read, roll up, render);
   * times the baseline: the plainest fast read of the same rows, one SQL SELECT of every
     KR of the cycle with its latest evaluation and measurement, fetched into Python.
 It prints the median and p95 of each, and overview/baseline. Target: the overview of
@@ -39,7 +43,7 @@ from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.okr_store.models import Cycle, KeyResult, Objective
 from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord
 from okr_pipeline.okr_store.store import Store
-from okr_pipeline.web.app import create_app
+from okr_pipeline.web.app import WARM_EVERY_SECONDS, create_app
 
 KRS_PER_OBJECTIVE = 5
 TREE_WIDTH = 10
@@ -108,29 +112,57 @@ def build_store(url: str, krs: int, as_ofs: int, now: datetime) -> None:
             )
         kr_ids = [kr.kr_id for kr in store.active_key_results()]
         for week in range(as_ofs, 0, -1):
-            as_of = now - timedelta(days=7 * (week - 1), minutes=5)
-            run_id = store.start_run(as_of)
-            measurements, evaluations = [], []
-            for kr_id in kr_ids:
-                value = Decimal(100 + rng.randint(0, 100) + 10 * (as_ofs - week))
-                progress = float(value - 100) / 100
-                measurements.append(MeasurementRecord(kr_id, as_of, as_of, "ok", value))
-                evaluations.append(
-                    EvaluationRecord(
-                        kr_id,
-                        as_of,
-                        rng.choice(STATUSES),
-                        value=value,
-                        progress=progress,
-                        score=max(0.0, min(1.0, progress)),
-                        expected_progress=0.6,
-                        reason=f"progress {progress:.2f} vs pace 0.60",
-                    )
-                )
-            store.record_results(run_id, measurements, evaluations, replacing=())
-            store.finish_run(run_id, {"total": krs, "ok": krs, "no_data": 0, "error": 0})
+            write_run(store, kr_ids, now - timedelta(days=7 * (week - 1), minutes=5), rng)
     finally:
         store.close()
+
+
+def write_run(store: Store, kr_ids: list[int], as_of: datetime, rng: random.Random) -> None:
+    """One run measuring and evaluating every KR as of ``as_of``."""
+    run_id = store.start_run(as_of)
+    measurements, evaluations = [], []
+    for kr_id in kr_ids:
+        value = Decimal(100 + rng.randint(0, 150))
+        progress = float(value - 100) / 100
+        measurements.append(MeasurementRecord(kr_id, as_of, as_of, "ok", value))
+        evaluations.append(
+            EvaluationRecord(
+                kr_id,
+                as_of,
+                rng.choice(STATUSES),
+                value=value,
+                progress=progress,
+                score=max(0.0, min(1.0, progress)),
+                expected_progress=0.6,
+                reason=f"progress {progress:.2f} vs pace 0.60",
+            )
+        )
+    store.record_results(run_id, measurements, evaluations, replacing=None)
+    store.finish_run(run_id, {"total": len(kr_ids), "ok": len(kr_ids), "no_data": 0, "error": 0})
+
+
+def time_after_runs(url: str, base: str, waits: list[float]) -> list[float]:
+    """The first GET / after a new run is stored, after waiting each of ``waits`` seconds.
+
+    Waiting 0 s times a request that reads the cycle itself (or waits for the app's
+    background read to finish); waiting longer than the app's check interval times the
+    page as people see it after a scheduled run.
+    """
+    store = Store.open(url)
+    rng = random.Random(11)
+    times = []
+    try:
+        kr_ids = [kr.kr_id for kr in store.active_key_results()]
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for wait in waits:
+                write_run(store, kr_ids, datetime.now(UTC).replace(microsecond=0), rng)
+                time.sleep(wait)
+                began = time.perf_counter()
+                client.get("/").raise_for_status()
+                times.append(time.perf_counter() - began)
+    finally:
+        store.close()
+    return times
 
 
 BASELINE_SQL = """
@@ -233,6 +265,8 @@ def main() -> None:
         try:
             page = time_requests(base, "/", args.requests)
             api = time_requests(base, "/api/overview", args.requests)
+            after_run = time_after_runs(url, base, [0.0] * 3)
+            after_warm = time_after_runs(url, base, [WARM_EVERY_SECONDS + 3] * 3)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -246,6 +280,8 @@ def main() -> None:
         "overview_html": summary(page),
         "overview_api": summary(api),
         "overview_cold": summary(cold),
+        "first_get_right_after_a_run": summary(after_run),
+        "first_get_after_a_run_once_warmed": summary(after_warm),
         "baseline_select": summary(baseline),
     }
     for name in ("overview_html", "overview_cold"):
@@ -260,6 +296,8 @@ def main() -> None:
         ("overview_html", "GET / (HTML, 200 rows)"),
         ("overview_api", "GET /api/overview"),
         ("overview_cold", "uncached (store changed)"),
+        ("first_get_right_after_a_run", "GET / right after a run"),
+        ("first_get_after_a_run_once_warmed", "GET / 8 s after a run"),
         ("baseline_select", "baseline: one SELECT"),
     ):
         figures = result[name]

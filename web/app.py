@@ -8,6 +8,8 @@ OpenAPI document is at ``/openapi.json``; its docs pages are off (they load from
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -55,6 +57,8 @@ from okr_pipeline.web.writes import (
 __all__ = ["Clock", "WebContext", "create_app"]
 
 Clock = Callable[[], datetime]
+#: How often the running cycle's overview is checked (and read again if the store changed).
+WARM_EVERY_SECONDS = 5.0
 #: Statuses the overview filters on; ``none``: never evaluated.
 FILTER_STATUSES = (*STATUSES, "none")
 DONE_MESSAGES = {
@@ -80,6 +84,25 @@ class WebContext:
         self.csrf = CsrfSigner()
         self.prefect_ui_url = prefect_ui_url
         self.overview_cache = OverviewCache()
+        self.stopping = threading.Event()
+
+    def keep_warm(self) -> None:
+        """Until the app stops: keep the running cycle's overview read, every few seconds.
+
+        A run (or a check-in) elsewhere changes the store; the next overview would read
+        10,000 KRs again. Reading them here first keeps pages fast. Failures (no store yet)
+        are the pages' to report, so they are only retried here.
+        """
+        while not self.stopping.is_set():
+            # Any problem (no store yet, unreachable) is the pages' to report; retry later.
+            with contextlib.suppress(Exception):
+                self.overview_cache.warm(
+                    self.store.get(),
+                    self.clock(),
+                    self.settings.stale_after_periods,
+                    ahead=2 * WARM_EVERY_SECONDS,
+                )
+            self.stopping.wait(WARM_EVERY_SECONDS)
 
     @property
     def writable(self) -> bool:
@@ -120,8 +143,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        ctx.store.close()
+        warmer = threading.Thread(target=ctx.keep_warm, name="okr-overview-warmer", daemon=True)
+        warmer.start()
+        try:
+            yield
+        finally:
+            ctx.stopping.set()
+            warmer.join(timeout=10)
+            ctx.store.close()
 
     app = FastAPI(
         title="okr-pipeline dashboard",

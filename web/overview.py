@@ -15,7 +15,7 @@ import threading
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from okr_pipeline.okr_core.rollup import ObjectiveScore
@@ -205,7 +205,9 @@ class OverviewCache:
     The key is the cycle, the store's version (:func:`queries.store_version`: it changes
     with every run, check-in and definition sync) and ``now`` to the minute (staleness and
     future as-ofs move with time), so a page never shows what the store no longer says.
-    Filtering, paging and rendering a cached cycle of 10,000 KRs takes milliseconds.
+    Filtering, paging and rendering a cached cycle of 10,000 KRs takes milliseconds; the
+    app also keeps the running cycle warm in the background (:meth:`warm`), so the first
+    request after a run rarely pays for reading it.
 
     Args:
         size: How many states to keep.
@@ -215,6 +217,16 @@ class OverviewCache:
         self._size = size
         self._states: OrderedDict[tuple[object, ...], CycleState] = OrderedDict()
         self._lock = threading.Lock()
+        # One read of a cycle at a time: a request arriving while the warmer reads the
+        # same state waits for it instead of reading it a second time.
+        self._reading = threading.Lock()
+
+    def _cached(self, key: tuple[object, ...]) -> CycleState | None:
+        with self._lock:
+            if key in self._states:
+                self._states.move_to_end(key)
+                return self._states[key]
+        return None
 
     def get(
         self, store: Store, cycle: str, now: datetime, stale_after_periods: float
@@ -222,16 +234,42 @@ class OverviewCache:
         """The cycle's state, from the cache or read now."""
         minute = now.replace(second=0, microsecond=0)
         key = (cycle, queries.store_version(store), minute, stale_after_periods)
-        with self._lock:
-            if key in self._states:
-                self._states.move_to_end(key)
-                return self._states[key]
-        state = cycle_state(store, cycle, minute, stale_after_periods)
-        with self._lock:
-            self._states[key] = state
-            while len(self._states) > self._size:
-                self._states.popitem(last=False)
+        state = self._cached(key)
+        if state is not None:
+            return state
+        with self._reading:
+            state = self._cached(key)
+            if state is None:
+                state = cycle_state(store, cycle, minute, stale_after_periods)
+                with self._lock:
+                    self._states[key] = state
+                    while len(self._states) > self._size:
+                        self._states.popitem(last=False)
         return state
+
+    def warm(
+        self, store: Store, now: datetime, stale_after_periods: float, ahead: float = 0.0
+    ) -> None:
+        """Read the running cycle's state now if the store changed (or the minute did).
+
+        Args:
+            store: The store.
+            now: The time now.
+            stale_after_periods: ``Settings.stale_after_periods``.
+            ahead: Also read the next minute's state when it starts within this many
+                seconds, so that the first request of a minute finds it ready.
+        """
+        cycles = [
+            CycleInfo(name=name, start=start, end=end, krs=count)
+            for name, start, end, count in queries.cycles(store)
+        ]
+        cycle = current_cycle(cycles, now)
+        if cycle is None:
+            return
+        self.get(store, cycle, now, stale_after_periods)
+        next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        if (next_minute - now).total_seconds() <= ahead:
+            self.get(store, cycle, next_minute, stale_after_periods)
 
 
 def overview(
