@@ -117,7 +117,8 @@ def digest_markdown(summary: RunSummary, report_url: str | None) -> str:
         lines += ["", f"[Open the dashboard]({report_url})"]
     flagged = [row for row in summary.rows if row["status"] in NEEDS_A_LOOK]
     if not flagged:
-        lines += ["", "Every KR measured in this run is on track."]
+        done = "Every KR measured in this run is on track." if summary.rows else "Nothing was due."
+        lines += ["", done]
         return "\n".join(lines) + "\n"
     shown = flagged[:MAX_DIGEST_KRS]
     for objective, rows in _grouped(shown).items():

@@ -154,3 +154,12 @@ def test_the_progress_bar_never_fails_a_run(
     monkeypatch.setattr(artifacts, "create_progress_artifact", refuse)
     found = _artifacts(_run(demo_project))
     assert PROGRESS_KEY not in found and DIGEST_KEY in found
+
+
+def test_a_run_with_nothing_due_says_so(demo_project: Path) -> None:
+    update_key_results(project_dir=str(demo_project), all_krs=True)
+    state = update_key_results(project_dir=str(demo_project), return_state=True)
+    assert state.is_completed() and state.state_details.flow_run_id is not None
+    digest = _artifacts(state.state_details.flow_run_id)[DIGEST_KEY]
+    text = str(digest.data)
+    assert "0 of 8 KRs measured" in text and "Nothing was due." in text
