@@ -2,8 +2,8 @@
 
 A spinner (a bar when the steps are counted), what is being done, and the time so far:
 ``starting Prefect``, ``fetching 8 KRs``, ``storing the results``; ``okr backfill`` and the
-demo's history count their runs (``as of 2026-10-01 (3/12) · fetching 8 KRs``). The line goes away when the
-work is done, so only the command's output remains.
+demo's history count their runs (``as of 2026-10-01 (3/12) · fetching 8 KRs``). The line
+goes away when the work is done, so only the command's output remains.
 
 Shown only when both stdout and stderr are terminals: piped, redirected or captured (tests,
 ``okr run | tee``), nothing but the output is written.
