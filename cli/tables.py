@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -81,21 +82,27 @@ def _pick(cell: Cell, narrow: bool) -> Text:
     return _text(cell)
 
 
-def _natural(text: Text) -> int:
-    return max((Text(line).cell_len for line in text.plain.splitlines()), default=0)
+def _plain(cell: Cell, narrow: bool) -> str:
+    if isinstance(cell, tuple):
+        cell = cell[1] if narrow else cell[0]
+    return cell.plain if isinstance(cell, Text) else cell
 
 
-def _longest_word(text: Text) -> int:
-    return max((Text(word).cell_len for word in text.plain.split()), default=0)
+def _natural(text: str) -> int:
+    return max((cell_len(line) for line in text.splitlines()), default=0)
 
 
-def _widths(
-    column: Column, header: Text, cells: Sequence[Text]
-) -> tuple[int, int]:  # (minimum, natural)
-    natural = max([_natural(header), *(_natural(cell) for cell in cells)])
+def _longest_word(text: str) -> int:
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def _widths(column: Column, cells: Sequence[str]) -> tuple[int, int]:
+    """The narrowest and the full width of ``column`` with these cells (header included)."""
+    texts = [column.header, *cells]
+    natural = max(_natural(text) for text in texts)
     if not column.wrap:
         return natural, natural
-    words = max([_longest_word(header), *(_longest_word(cell) for cell in cells)])
+    words = max(_longest_word(text) for text in texts)
     return min(natural, max(column.min_width, words)), natural
 
 
@@ -112,24 +119,25 @@ def plan(
         are then printed folded).
     """
     by_header = {column.header: index for index, column in enumerate(columns)}
+    plain = [[_plain(row[i], False) for row in rows] for i in range(len(columns))]
+    # (narrowest, full) width of each column, in its wide and in its narrow form.
+    ranges = {(i, False): _widths(columns[i], plain[i]) for i in range(len(columns))}
+    for header, action in steps:
+        i = by_header[header]
+        if action == "narrow":
+            ranges[i, True] = _widths(columns[i], [_plain(row[i], True) for row in rows])
     kept = [
-        index
-        for index, column in enumerate(columns)
-        if not column.hide_empty or any(_pick(row[index], False).plain.strip() for row in rows)
+        i
+        for i, column in enumerate(columns)
+        if not column.hide_empty or any(map(str.strip, plain[i]))
     ]
     narrow: set[int] = set()
     pending = list(steps)
-    while True:
-        ranges = [
-            _widths(
-                columns[i],
-                Text(columns[i].header),
-                [_pick(row[i], i in narrow) for row in rows],
-            )
-            for i in kept
-        ]
-        if sum(low for low, _ in ranges) + GAP * (len(kept) - 1) <= width:
-            break
+
+    def needed() -> int:
+        return sum(ranges[i, i in narrow][0] for i in kept) + GAP * (len(kept) - 1)
+
+    while needed() > width:
         if not pending:
             return None
         header, action = pending.pop(0)
@@ -140,11 +148,12 @@ def plan(
             kept.remove(index)
         else:
             narrow.add(index)
-    widths = [low for low, _ in ranges]
-    spare = width - (sum(widths) + GAP * (len(kept) - 1))
+    widths = [ranges[i, i in narrow][0] for i in kept]
+    highs = [ranges[i, i in narrow][1] for i in kept]
+    spare = width - needed()
     # Spare room goes to the wrapping columns, the most cramped first, up to their full width.
     while spare > 0:
-        wanting = [(high - widths[n], n) for n, (_, high) in enumerate(ranges) if widths[n] < high]
+        wanting = [(high - widths[n], n) for n, high in enumerate(highs) if widths[n] < high]
         if not wanting:
             break
         widths[max(wanting)[1]] += 1
