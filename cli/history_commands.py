@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.padding import Padding
 from rich.text import Text
 
 from okr_pipeline.cli.app import ProjectOpt, console, fail, settings_of
@@ -23,7 +24,7 @@ from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
 if TYPE_CHECKING:
     from okr_pipeline.okr_store.export import ExportRow
-    from okr_pipeline.okr_store.records import StoredKeyResult, StoredMeasurement
+    from okr_pipeline.okr_store.records import NoteRow, StoredKeyResult, StoredMeasurement
 
 #: ``okr history``: when the table is too wide, the run id goes first, then when each
 #: value was measured, its kind and its author; the as-of and the value always stay.
@@ -66,6 +67,27 @@ def measurement_item(m: StoredMeasurement) -> dict[str, Any]:
         "note": m.note,
         "run_id": m.run_id,
     }
+
+
+def note_item(note: NoteRow) -> dict[str, Any]:
+    """One note in ``okr history --json``."""
+    return {
+        "as_of": note.as_of,
+        "created_at": note.created_at,
+        "author": note.author,
+        "text": note.text,
+    }
+
+
+def _print_notes(notes: list[NoteRow]) -> None:
+    from okr_pipeline.cli.render import clock
+
+    if not notes:
+        return
+    console.print("Notes", style="bold")
+    for note in notes:
+        line = Text(f"{clock(note.as_of)}  ").append(f"{note.author}: ", style="dim")
+        console.print(Padding(line.append(note.text), (0, 0, 0, 2), expand=False))
 
 
 def _print_history(kr: StoredKeyResult, items: list[StoredMeasurement], total: int) -> None:
@@ -128,9 +150,12 @@ def history(
     try:
         found = resolve_kr(kr, store.active_key_results())
         measured = store.measurements([found.kr_id])
+        notes = store.notes([found.kr_id])
     finally:
         store.close()
     items = measured[-limit:]
+    if items:  # the notes of the as-ofs shown (and any later)
+        notes = [note for note in notes if note.as_of >= items[0].as_of]
     if as_json:
         data = {
             "kr": found.ref,
@@ -138,10 +163,12 @@ def history(
             "unit": found.unit,
             "total": len(measured),
             "measurements": [measurement_item(m) for m in items],
+            "notes": [note_item(note) for note in notes],
         }
         sys.stdout.write(dumps(data) + "\n")
         return
     _print_history(found, items, len(measured))
+    _print_notes(notes)
 
 
 class ExportFormat(StrEnum):

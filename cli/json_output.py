@@ -42,6 +42,7 @@ def run_json(row: RunRow) -> dict[str, Any]:
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "status": row.status,
+        "trigger": row.trigger,
         "total": row.total,
         "ok": row.ok,
         "no_data": row.no_data,

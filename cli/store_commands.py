@@ -17,18 +17,24 @@ from okr_pipeline.cli.app import (
 from okr_pipeline.cli.suggest import complete_kr
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 
-#: ``okr runs``: when the table is too wide, the start time goes, then the no-data count.
+#: ``okr runs``: when the table is too wide, the start time goes, then what started the
+#: run, then the no-data count.
 RUN_COLUMNS = (
     Column("id", justify="right"),
     Column("as of (UTC)"),
     Column("started (UTC)"),
+    Column("trigger"),
     Column("status"),
     Column("KRs", justify="right"),
     Column("ok", justify="right"),
     Column("no data", justify="right"),
     Column("failed", justify="right"),
 )
-RUN_STEPS: tuple[Step, ...] = (("started (UTC)", "drop"), ("no data", "drop"))
+RUN_STEPS: tuple[Step, ...] = (
+    ("started (UTC)", "drop"),
+    ("trigger", "drop"),
+    ("no data", "drop"),
+)
 
 
 def runs(
@@ -59,6 +65,7 @@ def runs(
             str(row.id),
             clock(row.as_of),
             clock(row.started_at),
+            row.trigger,
             row.status,
             str(row.total),
             str(row.ok),

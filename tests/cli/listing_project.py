@@ -3,7 +3,7 @@
 Two objectives in cycle 2026-Q4: ``growth/signups`` measured from a SQLite warehouse once a
 week in October (the third week has no row: an error, a gap in its history), a KR with a
 long id stuck at 1 of 100 (off track: it alerts), and ``community/meetups``, a manual KR
-with two check-ins by hand. Runs go through the
+with two check-ins by hand; a note on signups at the week that failed. Runs go through the
 Prefect-free ``run_update``; the commands are then run for real in a subprocess.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from okr_pipeline.okr_core.settings import load_settings
-from okr_pipeline.run.checkin import record_checkin
+from okr_pipeline.run.checkin import add_note, record_checkin
 from okr_pipeline.run.update import RunRequest, run_update
 from tests.cli.demo_store import clean_env
 
@@ -63,6 +63,8 @@ WEEKS = [datetime(2026, 10, 1, 9, tzinfo=UTC) + timedelta(days=7 * n) for n in r
 VALUES: list[Decimal | None] = [Decimal("12.5"), Decimal("20"), None, Decimal("31.25")]
 CHECKINS = [(WEEKS[1], "1", "first meetup, in Lyon"), (WEEKS[3], "2", None)]
 AUTHOR = "lee@example.com"
+#: A note on the measured KR, at the week it failed.
+NOTE = (WEEKS[2], "warehouse load failed that week")
 
 
 @dataclass(frozen=True)
@@ -113,4 +115,5 @@ def build(directory: Path, monkeypatch: pytest.MonkeyPatch) -> ListingProject:
     settings = load_settings(project)
     for as_of, value, note in CHECKINS:
         record_checkin(settings, "community/meetups", value, author=AUTHOR, note=note, as_of=as_of)
+    add_note(settings, "growth/signups", NOTE[1], author=AUTHOR, as_of=NOTE[0])
     return ListingProject(project=project, env=clean_env(directory / "prefect-home"))

@@ -16,7 +16,15 @@ import pytest
 
 from okr_pipeline.cli.history_commands import EXPORT_FIELDS
 from okr_pipeline.cli.render import sparkline
-from tests.cli.listing_project import AUTHOR, CHECKINS, VALUES, WEEKS, ListingProject, build
+from tests.cli.listing_project import (
+    AUTHOR,
+    CHECKINS,
+    NOTE,
+    VALUES,
+    WEEKS,
+    ListingProject,
+    build,
+)
 
 D = Decimal
 MEASUREMENTS = 2 * len(WEEKS) + len(CHECKINS)  # signups, the stuck KR, the check-ins
@@ -55,6 +63,7 @@ def test_history_lists_measurements_with_a_sparkline_and_gaps(listing: ListingPr
     assert [row.split()[2] for row in rows] == ["12.5", "20", "—", "31.25"]
     assert "error:" in rows[2] and "0" not in rows[2].split()[2]  # never shown as 0
     assert "by" not in lines[lines.index(rows[0]) - 2].split()  # nobody checked in: no column
+    assert lines[-2:] == ["Notes", f"  2026-10-15 09:00  {AUTHOR}: {NOTE[1]}"]
 
 
 def test_history_shows_check_ins_with_author_and_note(listing: ListingProject) -> None:

@@ -14,10 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.cli.listing_project import AUTHOR, CHECKINS, VALUES, WEEKS, ListingProject, build
+from tests.cli.listing_project import (
+    AUTHOR,
+    CHECKINS,
+    NOTE,
+    VALUES,
+    WEEKS,
+    ListingProject,
+    build,
+)
 
-RUN_KEYS = {"id", "as_of", "started_at", "finished_at", "status", "total", "ok", "no_data",
-            "error", "flow_run_id"}  # fmt: skip
+RUN_KEYS = {"id", "as_of", "started_at", "finished_at", "status", "trigger", "total", "ok",
+            "no_data", "error", "flow_run_id"}  # fmt: skip
 ALERT_KEYS = {"id", "created_at", "run_id", "kr", "kind", "transition", "route", "channel",
               "delivery", "error", "payload"}  # fmt: skip
 SILENCE_KEYS = {"id", "target", "until", "reason", "created_at", "active"}
@@ -53,6 +61,7 @@ def test_runs(listing: ListingProject) -> None:
     # signups and the stuck KR measured; the manual KR, with no check-in yet, no data.
     assert (oldest["total"], oldest["ok"], oldest["no_data"], oldest["error"]) == (3, 2, 1, 0)
     assert all(is_time(run["started_at"]) for run in runs)
+    assert [run["trigger"] for run in runs] == ["checkin"] * len(CHECKINS) + ["run"] * len(WEEKS)
 
 
 def test_alerts(listing: ListingProject) -> None:
@@ -124,7 +133,11 @@ def test_explain(listing: ListingProject) -> None:
 
 def test_history(listing: ListingProject) -> None:
     data = as_json(listing, "history", "growth/signups")
-    assert set(data) == {"kr", "title", "unit", "total", "measurements"}
+    assert set(data) == {"kr", "title", "unit", "total", "measurements", "notes"}
+    assert data["notes"] == [
+        {"as_of": NOTE[0].isoformat(), "created_at": data["notes"][0]["created_at"],
+         "author": AUTHOR, "text": NOTE[1]}
+    ]  # fmt: skip
     assert (data["kr"], data["total"]) == ("growth/signups", len(WEEKS))
     items = data["measurements"]
     assert all(set(item) == MEASUREMENT_KEYS for item in items)
