@@ -10,7 +10,12 @@ from typing import Any, Literal
 
 from sqlalchemy import exc as sa_exc
 
-from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
+from okr_pipeline.connectors.errors import (
+    FatalSourceError,
+    RetriableSourceError,
+    SourceError,
+    short_message,
+)
 from okr_pipeline.okr_core.redaction import Redactor, truncate
 
 __all__ = ["db_error"]
@@ -55,25 +60,34 @@ def db_error(
         connection problems; the message carries the truncated, redacted database message.
     """
     detail = truncate(redact(_db_message(exc.orig)))
+    # The run's one line: the database's first words, not its whole message.
+    brief = short_message(detail, 100)
     kind = _classify(exc, timed_out)
     if kind == "read_only":
         return FatalSourceError(
             f"{where}: the query tried to write, but sources are read-only; nothing was "
-            f"changed. Use a SELECT. ({detail})"
+            f"changed. Use a SELECT. ({detail})",
+            short="the query tried to write (sources are read-only)",
         )
     if kind == "timeout":
         return RetriableSourceError(
             f"{where}: the query timed out after {timeout:g}s; make it faster or raise "
-            f"timeout_seconds. ({detail})"
+            f"timeout_seconds. ({detail})",
+            short=f"the query timed out after {timeout:g}s",
         )
     if kind == "retriable":
-        return RetriableSourceError(f"{where}: database unavailable: {detail}")
+        return RetriableSourceError(
+            f"{where}: database unavailable: {detail}", short=f"database unavailable: {brief}"
+        )
     if kind == "refused":
         return FatalSourceError(
             f"{where}: the database refused the login; check the connection's user, "
-            f"password and database. ({detail})"
+            f"password and database. ({detail})",
+            short="the database refused the login",
         )
-    return FatalSourceError(f"{where}: the query failed: {detail}")
+    return FatalSourceError(
+        f"{where}: the query failed: {detail}", short=f"the query failed: {brief}"
+    )
 
 
 def _db_message(orig: BaseException | None) -> str:

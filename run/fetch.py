@@ -116,7 +116,12 @@ def _key_limit(key: str, env: SourceEnvironment) -> int:
     return connection.max_concurrency if connection else DEFAULT_KEY_CONCURRENCY
 
 
-def _result(kr_id: int, outcome: Decimal | Exception | None, when: datetime) -> FetchResult:
+def _result(
+    kr_id: int,
+    outcome: Decimal | Exception | None,
+    when: datetime,
+    source: Mapping[str, Any] | None = None,
+) -> FetchResult:
     if not isinstance(outcome, Exception):
         try:
             # Built-in connectors return checked values already; any connector's value must
@@ -127,12 +132,21 @@ def _result(kr_id: int, outcome: Decimal | Exception | None, when: datetime) -> 
     if isinstance(outcome, SourceError):
         kind = "retriable" if isinstance(outcome, RetriableSourceError) else "fatal"
         return FetchResult(
-            kr_id, when, error=str(outcome), error_kind=kind, error_brief=outcome.short
+            kr_id, when, error=str(outcome), error_kind=kind, error_brief=_brief(outcome, source)
         )
     # A connector bug must not stop the run; it is reported with the KR.
     return FetchResult(
         kr_id, when, error=f"{type(outcome).__name__}: {outcome}", error_kind="internal"
     )
+
+
+def _brief(error: SourceError, source: Mapping[str, Any] | None) -> str:
+    """The error's short line, naming the source's connection when it does not already."""
+    short = error.short
+    connection = source.get("connection") if source else None
+    if isinstance(connection, str) and connection not in short:
+        return f"{connection}: {short}"
+    return short
 
 
 def fetch_all(
@@ -218,7 +232,7 @@ def fetch_all(
                 outcomes = [exc] * len(batch)
             when = clock()
             for (i, _), outcome in zip(batch, outcomes, strict=True):
-                results[i] = _result(requests[i].kr_id, outcome, when)
+                results[i] = _result(requests[i].kr_id, outcome, when, requests[i].source)
             with done_lock:
                 done[0] += len(batch)
 

@@ -70,9 +70,17 @@ objectives:
         target: 20
         source: {{type: http, url: "http://127.0.0.1:{down_port}/signups",
                   value_path: $.total, retries: 0}}
+      - id: orders
+        title: Orders from 10 to 20
+        baseline: 10
+        target: 20
+        source: {{type: sql, connection: warehouse, query: "SELECT count(*) FROM nope"}}
 """
     )
-    (root / ".env").write_text(f"OKR_CONNECTIONS__ANALYTICS__URL={not_found_url}\n")
+    (root / ".env").write_text(
+        f"OKR_CONNECTIONS__ANALYTICS__URL={not_found_url}\n"
+        f"OKR_CONNECTIONS__WAREHOUSE__URL=sqlite:///{root / 'wh.db'}\n"
+    )
     return root
 
 
@@ -91,8 +99,10 @@ def test_each_failure_is_one_short_line_and_the_detail_is_stored(
     assert failed == {
         "web/signups": f"cannot connect to 127.0.0.1:{port} (connection refused)",
         "web/visits": (
-            f"HTTP 404 Not Found from {not_found_url.removeprefix('http://')}/api/v1/metrics/visits"
+            f"analytics: HTTP 404 Not Found from {not_found_url.removeprefix('http://')}"
+            "/api/v1/metrics/visits"
         ),
+        "web/orders": "warehouse: the query failed: no such table: nope",
     }
     store = Store.open(f"sqlite:///{tmp_path / '.okr' / 'okr.db'}")
     try:
@@ -116,7 +126,7 @@ def test_without_alerts_yaml_alerts_are_recorded_not_failed(
 ) -> None:
     summary = run_twice(write_project(tmp_path, not_found_url, free_port()))
     alerts = summary.alerts
-    assert alerts.deliveries == {"recorded": 2}  # source_failing of both KRs
+    assert alerts.deliveries == {"recorded": 3}  # source_failing of each KR
     assert alerts.failed == []
     assert alerts.hint is not None
     assert "no alerts.yaml" in alerts.hint and "README" in alerts.hint
@@ -131,7 +141,7 @@ def test_a_route_with_a_channel_that_fails_is_still_failed(
         f"default_route:\n  channels: ['json://127.0.0.1:{dead}/x']\n"
     )
     summary = run_twice(project)
-    assert summary.alerts.deliveries == {"failed": 2}
+    assert summary.alerts.deliveries == {"failed": 3}
     assert summary.alerts.hint is None
     assert summary.alerts.failed and all(
         f.startswith(f"json://127.0.0.1:{dead}") and f.count(f"json://127.0.0.1:{dead}") == 1
