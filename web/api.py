@@ -30,6 +30,7 @@ from okr_pipeline.web.model import (
     OverviewPage,
     RunRow,
     SilenceRow,
+    StatusFilter,
 )
 from okr_pipeline.web.overview import overview
 from okr_pipeline.web.writes import (
@@ -87,15 +88,13 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def api_router(ctx: WebContext) -> APIRouter:
     """The ``/api/`` routes over the app's context."""
-    from okr_pipeline.web.app import check_status
-
     router = APIRouter(prefix="/api", tags=["okr"], responses=UNAVAILABLE)
 
     @router.get("/overview", response_model=OverviewPage, responses=NOT_FOUND)
     def get_overview(
         cycle: Text = None,
         owner: Text = None,
-        status: Text = None,
+        status: Annotated[StatusFilter | None, Query()] = None,
         objective: Text = None,
         q: Text = None,
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
@@ -106,7 +105,7 @@ def api_router(ctx: WebContext) -> APIRouter:
             ctx.store.get(),
             cycle=cycle or None,
             owner=owner or None,
-            status=check_status(status),
+            status=status,
             objective=objective or None,
             q=q or None,
             page=page,

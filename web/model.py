@@ -46,11 +46,15 @@ __all__ = [
     "RunRow",
     "RunsPage",
     "SilenceRow",
+    "StatusFilter",
     "band_of",
 ]
 
 Band = Literal["red", "yellow", "green"]
 HistoryKind = Literal["measured", "checkin"]
+#: What the overview filters statuses by: a KR's status, or ``none`` (never evaluated). The
+#: statuses are ``okr_store.models.STATUSES`` (a test keeps the two the same).
+StatusFilter = Literal["on_track", "at_risk", "off_track", "no_data", "error", "stale", "none"]
 
 
 def band_of(score: float | None) -> Band | None:

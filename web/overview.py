@@ -204,7 +204,9 @@ class OverviewCache:
 
     The key is the cycle, the store's version (:func:`queries.store_version`: it changes
     with every run, check-in and definition sync) and ``now`` to the minute (staleness and
-    future as-ofs move with time), so a page never shows what the store no longer says.
+    future as-ofs move with time), so a page never shows what the store no longer says; a
+    state is read as of the time of the request that read it, so a value whose as-of has
+    just come (one stored ahead with ``--allow-future``) shows within a minute.
     Filtering, paging and rendering a cached cycle of 10,000 KRs takes milliseconds; the
     app also keeps the running cycle warm in the background (:meth:`warm`), so the first
     request after a run rarely pays for reading it.
@@ -240,7 +242,7 @@ class OverviewCache:
         with self._reading:
             state = self._cached(key)
             if state is None:
-                state = cycle_state(store, cycle, minute, stale_after_periods)
+                state = cycle_state(store, cycle, now, stale_after_periods)
                 with self._lock:
                     self._states[key] = state
                     while len(self._states) > self._size:

@@ -63,3 +63,17 @@ def test_html_never_echoes_markup(client: TestClient):
     assert "<script>alert(1)</script>" not in page
     page = client.get("/kr/<img src=x onerror=alert(1)>").text
     assert "<img src=x" not in page
+
+
+def test_the_status_filter_knows_every_status():
+    from typing import get_args
+
+    from okr_pipeline.okr_store.models import STATUSES
+    from okr_pipeline.web.model import StatusFilter
+
+    assert set(get_args(StatusFilter)) == {*STATUSES, "none"}
+
+
+def test_an_empty_status_from_the_form_means_any(client: TestClient):
+    assert client.get("/?status=&owner=&q=&objective=").status_code == 200
+    assert client.get("/api/overview?status=").status_code == 422
