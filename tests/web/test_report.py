@@ -315,3 +315,11 @@ def test_the_command_with_an_unknown_cycle_says_which_exist(built: Built) -> Non
         + ", ".join(sorted({r.cycle for r in built.stored.values()}))
         + "."
     ]
+
+
+def test_out_naming_a_file_is_one_line(built: Built, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    done = _okr("report", "--project", str(built.demo.project), "--out", str(taken))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: --out {taken} is a file, not a folder"]
