@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -90,29 +91,37 @@ def _print_notes(notes: list[NoteRow]) -> None:
         console.print(Padding(line.append(note.text), (0, 0, 0, 2), expand=False))
 
 
+def value_text(value: Decimal) -> str:
+    """A stored value exactly as stored (``Infinity`` and ``NaN`` as such, never a dash)."""
+    from okr_pipeline.okr_core.alerting.messages import decimal_text
+
+    return decimal_text(value) if value.is_finite() else str(value)
+
+
 def _print_history(kr: StoredKeyResult, items: list[StoredMeasurement], total: int) -> None:
     from okr_pipeline.cli.render import clock, format_value, sparkline
     from okr_pipeline.okr_core.words import plural
 
     console.print(Text(kr.ref, style="bold").append(f": {kr.title}", style=""))
     if not items:
-        console.print("  No measurements yet: 'okr run' measures it.")
+        how = "'okr checkin' records one" if kr.source_type == "manual" else "'okr run' measures it"
+        console.print(f"  No measurements yet: {how}.", highlight=False)
         return
-    # As many of the newest points as fit the line; a gap is an as-of without a value.
-    room = max(8, console.width - 4)
-    line = sparkline([m.value for m in items][-room:])
     good = [m for m in items if m.value is not None]
-    span = f"{clock(items[0].as_of)} to {clock(items[-1].as_of)} UTC"
+    trend = (
+        f"  {format_value(good[0].value)} → {format_value(good[-1].value, kr.unit)}" if good else ""
+    )
+    # As many of the newest points as fit beside it; a gap is an as-of without a value.
+    room = max(8, console.width - 2 - len(trend))
+    console.print(f"  {sparkline([m.value for m in items][-room:])}{trend}", highlight=False)
     shown = plural(len(items), "measurement") + (f" of {total}" if total > len(items) else "")
-    console.print(f"  {line}", highlight=False)
-    summary = f"  {shown}, as of {span}"
-    if good:
-        summary += f"; {format_value(good[0].value)} → {format_value(good[-1].value, kr.unit)}"
-    console.print(summary, highlight=False)
+    span = f"{clock(items[0].as_of)} to {clock(items[-1].as_of)} UTC"
+    console.print(f"  {shown}, as of {span}", highlight=False)
     cells: list[list[Cell]] = [
         [
             clock(m.as_of),
-            "—" if m.value is None else format_value(m.value),
+            # Exact, as stored: a history is where people compare numbers digit by digit.
+            "—" if m.value is None else value_text(m.value),
             m.kind,
             m.author or "",
             str(m.run_id),
@@ -265,6 +274,8 @@ def export(
     try:
         if cycle is not None:
             cycles = sorted({kr.cycle for kr in store.active_key_results()})
+            if not cycles:
+                fail(f"no cycle '{cycle}' in the store: it holds no KRs yet ('okr run' adds them)")
             if cycle not in cycles:
                 close = close_names(cycle, cycles)
                 hint = f" Did you mean '{close[0]}'?" if close else ""

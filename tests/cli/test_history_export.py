@@ -56,9 +56,8 @@ def test_history_lists_measurements_with_a_sparkline_and_gaps(listing: ListingPr
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "growth/signups: Signups from 10 to 50"
-    assert lines[1].strip() == sparkline(VALUES).strip() and " " in sparkline(VALUES)
+    assert lines[1] == f"  {sparkline(VALUES)}  12.5 → 31.25 signups" and " " in sparkline(VALUES)
     assert "4 measurements, as of 2026-10-01 09:00 to 2026-10-22 09:00 UTC" in result.stdout
-    assert "12.5 → 31.25 signups" in result.stdout
     rows = [line for line in lines if line.startswith("2026-10-")]
     assert [row.split()[2] for row in rows] == ["12.5", "20", "—", "31.25"]
     assert "error:" in rows[2] and "0" not in rows[2].split()[2]  # never shown as 0
