@@ -12,32 +12,33 @@ later as-ofs are evaluated again and the alert step runs, exactly as for a fetch
 Everything is checked before anything is written: a value that is not a number, a KR that
 does not exist (with "did you mean"), an as-of outside the KR's cycle or in the future, a
 value for a KR that is not manual, an empty author or note. Each is a :class:`CheckinError`
-with a one-line message, and the store is left exactly as it was.
+with a one-line message (``run/checkin_checks.py``), and the store is left exactly as it was.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from okr_pipeline.connectors.values import (
-    MAX_ABS_VALUE,
-    NotANumberError,
-    OutOfRangeError,
-    describe,
-    to_decimal,
-)
-from okr_pipeline.okr_core.errors import ConfigError
-from okr_pipeline.okr_core.loader import fingerprint
 from okr_pipeline.okr_core.settings import Settings
-from okr_pipeline.okr_store.models import AUTHOR_LENGTH
 from okr_pipeline.okr_store.store import Store
+from okr_pipeline.run.checkin_checks import (
+    NOTE_LENGTH,
+    CheckinError,
+    CheckinTarget,
+    check_as_of,
+    check_author,
+    check_note,
+    check_within_cycle,
+    find_kr,
+    is_synced,
+    kr_targets,
+    parse_value,
+)
 from okr_pipeline.run.definitions import load_definitions
 from okr_pipeline.run.manual import MANUAL, Checkin
-from okr_pipeline.run.preflight import FUTURE_TOLERANCE
 from okr_pipeline.run.record import open_store
 from okr_pipeline.run.update import RunRequest, Steps, run_update, utcnow
 
@@ -49,13 +50,6 @@ __all__ = [
     "add_note",
     "record_checkin",
 ]
-
-#: Longest note kept with a check-in or on its own, in characters.
-NOTE_LENGTH = 2000
-
-
-class CheckinError(ConfigError):
-    """A check-in or a note that cannot be taken: a one-line message; the store is unchanged."""
 
 
 @dataclass(frozen=True)
@@ -117,20 +111,6 @@ class NoteResult:
     text: str
 
 
-@dataclass(frozen=True)
-class _Target:
-    """A KR as the OKR files (or the store synced from them) define it."""
-
-    ref: str
-    kr_key: str
-    cycle: str
-    start: datetime
-    end: datetime  # exclusive
-    source_type: str
-    unit: str
-    kind: str
-
-
 def record_checkin(
     settings: Settings,
     ref: str,
@@ -163,20 +143,20 @@ def record_checkin(
     """
     clock = _clock(now)
     moment = clock()
-    who, text = _author(author), _note(note, required=False)
-    when = _as_of(as_of, moment)
+    who, text = check_author(author), check_note(note, required=False)
+    when = check_as_of(as_of, moment)
     store = open_store(settings)
     try:
-        synced = _synced(settings, store)
-        target = _resolve(ref, _targets(settings, store, synced), when)
+        synced = is_synced(settings, store)
+        target = find_kr(ref, kr_targets(settings, store, synced), when)
         if target.source_type != MANUAL:
             raise CheckinError(
                 f"{target.ref} is measured by its '{target.source_type}' source, so it takes "
                 f"no value by hand: add context with 'okr note {target.ref} TEXT', or declare "
                 "'source: {type: manual}' to check its values in"
             )
-        number = _number(value, target)
-        _within_cycle(when, target)
+        number = parse_value(value, target)
+        check_within_cycle(when, target)
         previous = _status_at(store, target, when) if synced else None
     finally:
         store.close()
@@ -238,14 +218,14 @@ def add_note(
         ConfigError: The OKR files or settings have a problem.
     """
     moment = _clock(now)()
-    who, body = _author(author), _note(text, required=True)
+    who, body = check_author(author), check_note(text, required=True)
     assert body is not None
-    when = _as_of(as_of, moment)
+    when = check_as_of(as_of, moment)
     store = open_store(settings)
     try:
-        synced = _synced(settings, store)
-        target = _resolve(ref, _targets(settings, store, synced), when)
-        _within_cycle(when, target)
+        synced = is_synced(settings, store)
+        target = find_kr(ref, kr_targets(settings, store, synced), when)
+        check_within_cycle(when, target)
         if not synced:  # as a run would: the KR may be new in the files
             store.sync_definitions(load_definitions(settings))
         row = store.add_note(_kr_id(store, target), when, body, who, moment)
@@ -263,7 +243,7 @@ def add_note(
     )
 
 
-# -- checks ----------------------------------------------------------------------------
+# -- the clock -------------------------------------------------------------------------
 
 
 def _clock(now: datetime | None) -> Callable[[], datetime]:
@@ -273,138 +253,17 @@ def _clock(now: datetime | None) -> Callable[[], datetime]:
     return lambda: fixed
 
 
-def _author(author: str) -> str:
-    name = " ".join(author.split())  # one line, whatever was typed
-    if not name:
-        raise CheckinError("a check-in needs an author: pass --author NAME or set OKR_AUTHOR")
-    if len(name) > AUTHOR_LENGTH:
-        raise CheckinError(f"the author is {len(name)} characters long; at most {AUTHOR_LENGTH}")
-    return name
+# -- the KR in the store -------------------------------------------------------------
 
 
-def _note(note: str | None, *, required: bool) -> str | None:
-    text = (note or "").strip()
-    if not text:
-        if required:
-            raise CheckinError("the note is empty: say what happened, e.g. 'campaign paused'")
-        return None
-    if len(text) > NOTE_LENGTH:
-        raise CheckinError(f"the note is {len(text)} characters long; at most {NOTE_LENGTH}")
-    return text
-
-
-def _as_of(as_of: datetime | None, now: datetime) -> datetime:
-    when = now if as_of is None else as_of
-    when = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-    if when > now + FUTURE_TOLERANCE:
-        raise CheckinError(
-            f"as-of {_time(when)} is in the future (now {_time(now)}): a check-in records "
-            "a value already known"
-        )
-    return when
-
-
-def _number(value: str, target: _Target) -> Decimal:
-    hint = "1 when done, 0 when not" if target.kind == "milestone" else "e.g. 42 or -3.5"
-    try:
-        number = to_decimal(value)
-    except OutOfRangeError as exc:
-        raise CheckinError(
-            f"value {describe(value)} for {target.ref} is out of the range this product "
-            f"stores (|value| < {MAX_ABS_VALUE:.0e})"
-        ) from exc
-    except NotANumberError as exc:
-        raise CheckinError(
-            f"value {describe(value)} for {target.ref} is not a number; give digits, {hint}"
-        ) from exc
-    if number is None:  # "nan"
-        raise CheckinError(
-            f"value {describe(value)} for {target.ref} is not a number; give digits, {hint}"
-        )
-    return number
-
-
-def _within_cycle(when: datetime, target: _Target) -> None:
-    if not target.start <= when < target.end:
-        raise CheckinError(
-            f"as-of {_time(when)} is outside {target.ref}'s cycle {target.cycle} "
-            f"({_span(target.start, target.end)}); give an as-of within it"
-        )
-
-
-def _time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _span(start: datetime, end: datetime) -> str:
-    if start.time() == end.time() == datetime.min.time():
-        return f"{start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}"
-    return f"{_time(start)} to {_time(end)}, end excluded"
-
-
-# -- the KR ----------------------------------------------------------------------------
-
-
-def _synced(settings: Settings, store: Store) -> bool:
-    return store.definitions_fingerprint() == fingerprint(settings.resolved_okr_path())
-
-
-def _targets(settings: Settings, store: Store, synced: bool) -> list[_Target]:
-    """Every active KR: from the store when it holds the files as they are, else the files."""
-    if synced:
-        return [
-            _Target(k.ref, k.kr_key, k.cycle, k.cycle_start, k.cycle_end, k.source_type,
-                    k.unit, k.kind)
-            for k in store.active_key_results()
-        ]  # fmt: skip
-    return [
-        _Target(
-            f"{objective.id}/{kr.id}",
-            kr.id,
-            cycle.name,
-            cycle.start_at(),
-            cycle.end_at(),
-            str(kr.source.get("type", "")),
-            kr.unit,
-            kr.effective_kind,
-        )
-        for cycle, objective, kr in load_definitions(settings).key_results()
-    ]
-
-
-def _resolve(ref: str, targets: Sequence[_Target], when: datetime) -> _Target:
-    """The KR ``ref`` names; of several cycles, the one whose cycle holds ``when``."""
-    name = ref.strip()
-    matches = [t for t in targets if t.ref == name]
-    if not matches:
-        matches = [t for t in targets if t.kr_key == name]
-        refs = sorted({t.ref for t in matches})
-        if len(refs) > 1:
-            raise CheckinError(
-                f"KR id {name!r} is in several objectives ({', '.join(refs)}); "
-                "name one as objective/kr"
-            )
-    if not matches:
-        known = sorted({t.ref for t in targets})
-        close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(
-            name, sorted({t.kr_key for t in targets}), n=1
-        )
-        hint = f"did you mean {close[0]!r}?" if close else "'okr status' lists the KRs"
-        raise CheckinError(f"no KR named {name!r}; {hint}")
-    holding = [t for t in matches if t.start <= when < t.end]
-    if holding:
-        return holding[0]
-    return max(matches, key=lambda t: t.start)  # its cycle is named in the error
-
-
-def _kr_id(store: Store, target: _Target) -> int:
+def _kr_id(store: Store, target: CheckinTarget) -> int:
     for kr in store.active_key_results():
         if (kr.ref, kr.cycle) == (target.ref, target.cycle):
             return kr.kr_id
     raise CheckinError(f"{target.ref} is not in the store; run 'okr run' once")  # pragma: no cover
 
 
-def _status_at(store: Store, target: _Target, when: datetime) -> str | None:
+def _status_at(store: Store, target: CheckinTarget, when: datetime) -> str | None:
     for row in store.latest_status(target.cycle, at=when):
         if row.ref == target.ref:
             return row.status
