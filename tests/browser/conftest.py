@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.browser.served_demo import FilledDemo, filled_demo, serving
 from tests.conftest import REQUIRE_DB
@@ -31,6 +31,8 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Read once at import: the demo fixtures clear every OKR_ variable while they run.
 SAVE_SCREENSHOTS = os.environ.get("OKR_SCREENSHOTS") == "1"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# The whole suite runs on up to 4 processes on small machines: give assertions time.
+expect.set_options(timeout=15_000)
 
 
 def chromium_path() -> str | None:
