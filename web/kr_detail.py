@@ -1,8 +1,8 @@
 """One KR's page: where it stands, its chart, history, status over time, alerts, definition.
 
-A handful of queries for one KR (its definition, measurements, evaluations, alert states,
-alerts, silences, notes), none over the other KRs. Its current row is built from its own
-history with the same rules as the overview's, so the two always agree.
+A handful of queries for one KR (its definition, measurements and check-ins, evaluations,
+alert states, alerts, silences, notes), none over the other KRs. Its current row is built
+from its own history with the same rules as the overview's, so the two always agree.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from okr_pipeline.okr_core.redaction import mask_url, redact_text, redact_value
 from okr_pipeline.okr_core.settings import Settings
-from okr_pipeline.okr_store.records import StatusRow
+from okr_pipeline.okr_store.records import StatusRow, StoredMeasurement
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.web import queries
 from okr_pipeline.web.activity import alert_row, silence_row
@@ -86,8 +86,8 @@ def definition(kr: queries.KrDefinitionRow, settings: Settings | None) -> Defini
 def _status_row(
     kr: queries.KrDefinitionRow,
     evaluation: Any | None,
-    latest: Mapping[str, Any] | None,
-    good: Mapping[str, Any] | None,
+    latest: StoredMeasurement | None,
+    good: StoredMeasurement | None,
 ) -> StatusRow:
     return StatusRow(
         kr_id=kr.kr_id,
@@ -118,29 +118,27 @@ def _status_row(
         status=None if evaluation is None else evaluation.status,
         reason="" if evaluation is None else (evaluation.reason or ""),
         evaluated_at=None if evaluation is None else evaluation.evaluated_at,
-        measured_at=None if latest is None else latest["measured_at"],
-        outcome=None if latest is None else latest["outcome"],
-        error_message=None if latest is None else latest["error_message"],
-        measured_as_of=None if latest is None else latest["as_of"],
-        last_good_value=None if good is None else good["value"],
-        last_good_at=None if good is None else good["measured_at"],
-        last_good_as_of=None if good is None else good["as_of"],
+        measured_at=None if latest is None else latest.measured_at,
+        outcome=None if latest is None else latest.outcome,
+        error_message=None if latest is None else latest.error_message,
+        measured_as_of=None if latest is None else latest.as_of,
+        last_good_value=None if good is None else good.value,
+        last_good_at=None if good is None else good.measured_at,
+        last_good_as_of=None if good is None else good.as_of,
     )
 
 
-def _history_row(row: Mapping[str, Any]) -> HistoryRow:
-    kind = "checkin" if row["kind"] == "checkin" else "measured"
-    error = row["error_message"]
+def _history_row(row: StoredMeasurement) -> HistoryRow:
     return HistoryRow(
-        as_of=row["as_of"],
-        measured_at=row["measured_at"],
-        run_id=row["run_id"],
-        kind=kind,
-        author=row["author"],
-        note=row["note"],
-        outcome=row["outcome"],
-        value=exact(row["value"]),
-        error=None if error is None else redact_text(error),
+        as_of=row.as_of,
+        measured_at=row.measured_at,
+        run_id=row.run_id,
+        kind="checkin" if row.kind == "checkin" else "measured",
+        author=row.author,
+        note=row.note,
+        outcome=row.outcome,
+        value=exact(row.value),
+        error=None if row.error_message is None else redact_text(row.error_message),
     )
 
 
@@ -166,15 +164,15 @@ def kr_detail(
     """
     now = now or datetime.now(UTC)
     kr = resolve(store, ref, cycle)
-    measurements = queries.kr_measurements(store, kr.kr_id, HISTORY_SHOWN)
+    measurements = sorted(store.measurements([kr.kr_id]), key=lambda m: m.as_of, reverse=True)
     evaluations = queries.kr_evaluations(store, kr.kr_id, HISTORY_SHOWN)
-    past = [m for m in measurements if m["as_of"] <= now]
-    good = next((m for m in past if m["outcome"] == "ok"), None)
+    past = [m for m in measurements if m.as_of <= now]
+    good = next((m for m in past if m.outcome == "ok"), None)
     evaluation = next((e for e in evaluations if e.evaluated_at <= now), None)
     periods = DEFAULT_STALE_AFTER_PERIODS if settings is None else settings.stale_after_periods
     (row,) = judged([_status_row(kr, evaluation, past[0] if past else None, good)], now, periods)
     points: list[tuple[datetime, Decimal]] = [
-        (m["as_of"], m["value"]) for m in past if m["outcome"] == "ok" and m["value"] is not None
+        (m.as_of, m.value) for m in past if m.outcome == "ok" and m.value is not None
     ]
     chart = chart_data(
         start=kr.cycle_start,
@@ -206,7 +204,7 @@ def kr_detail(
         manual=kr.source_type == "manual",
         definition=definition(kr, settings),
         chart=chart,
-        history=[_history_row(m) for m in measurements],
+        history=[_history_row(m) for m in measurements[:HISTORY_SHOWN]],
         evaluations=[
             EvaluationRow(
                 as_of=e.evaluated_at,
@@ -234,13 +232,7 @@ def kr_detail(
         alerts=[alert_row(a) for a in alerts],
         silences=[silence_row(s, now) for s in silences],
         notes=[
-            NoteRow(
-                as_of=n["as_of"],
-                created_at=n["created_at"],
-                author=n["author"],
-                text=n["text"],
-            )
-            for n in queries.kr_notes(store, kr.kr_id)
-            if n["created_at"] is not None
+            NoteRow(as_of=n.as_of, created_at=n.created_at, author=n.author, text=n.text)
+            for n in reversed(store.notes([kr.kr_id]))
         ],
     )

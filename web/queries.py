@@ -1,10 +1,8 @@
 """Read-only queries the dashboard needs beyond :class:`okr_store.Store`'s.
 
-One SQL statement each, none per KR: the cycles with their KR counts, one KR's definition
-by ``objective/kr``, its measurements and evaluations over time, the failures of a page of
-runs, and notes. Columns added by later migrations (a measurement's ``kind``, ``author``
-and ``note``; a ``notes`` table) are read when the schema has them, so the dashboard works
-on stores from before them.
+One SQL statement each, none per KR: the store's version, the cycles with their KR counts,
+one KR's definition by ``objective/kr``, its evaluations over time, and the failures of a
+page of runs.
 """
 
 from __future__ import annotations
@@ -35,17 +33,10 @@ __all__ = [
     "cycles",
     "find_key_result",
     "kr_evaluations",
-    "kr_measurements",
-    "kr_notes",
     "kr_refs",
     "run_failures",
     "store_version",
 ]
-
-#: Extra columns of a measurement that say who entered it (check-ins), when the store has them.
-PROVENANCE_COLUMNS = ("kind", "author", "note")
-#: The table of notes on KRs (``okr_store.models.KrNote``).
-NOTES_TABLE = "kr_notes"
 
 
 @dataclass(frozen=True)
@@ -208,37 +199,6 @@ def find_key_result(store: Store, ref: str, cycle: str | None = None) -> list[Kr
     ]
 
 
-def kr_measurements(store: Store, kr_id: int, limit: int = 1000) -> list[dict[str, Any]]:
-    """The KR's current measurements, newest as-of first, as plain mappings.
-
-    Each has ``as_of``, ``measured_at``, ``run_id``, ``outcome``, ``value``,
-    ``error_message``, and ``kind``/``author``/``note`` (None where the store has no
-    such column).
-    """
-    table = Measurement.__table__
-    extra = [table.c[name] for name in PROVENANCE_COLUMNS if name in table.c]
-    stmt = (
-        sa.select(
-            table.c.as_of,
-            table.c.measured_at,
-            table.c.run_id,
-            table.c.outcome,
-            table.c.value,
-            table.c.error_message,
-            *extra,
-        )
-        .where(table.c.kr_id == kr_id)
-        .order_by(table.c.as_of.desc(), table.c.id.desc())
-        .limit(limit)
-    )
-    with store.engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(stmt)]
-    for row in rows:
-        for name in PROVENANCE_COLUMNS:
-            row.setdefault(name, None)
-    return rows
-
-
 def kr_evaluations(store: Store, kr_id: int, limit: int = 1000) -> list[Any]:
     """The KR's evaluations, newest as-of first (rows with the ``Evaluation`` columns)."""
     table = Evaluation.__table__
@@ -250,24 +210,6 @@ def kr_evaluations(store: Store, kr_id: int, limit: int = 1000) -> list[Any]:
     )
     with store.engine.connect() as conn:
         return list(conn.execute(stmt))
-
-
-def kr_notes(store: Store, kr_id: int, limit: int = 200) -> list[dict[str, Any]]:
-    """The KR's notes, newest first (none on a store from before notes existed).
-
-    Each mapping has ``as_of``, ``created_at``, ``author`` and ``text``.
-    """
-    table = Measurement.metadata.tables.get(NOTES_TABLE)
-    if table is None:
-        return []
-    stmt = (
-        sa.select(table.c.as_of, table.c.created_at, table.c.author, table.c.text)
-        .where(table.c.kr_id == kr_id)
-        .order_by(table.c.as_of.desc(), table.c.id.desc())
-        .limit(limit)
-    )
-    with store.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
 def run_failures(store: Store, run_ids: Iterable[int]) -> dict[int, list[tuple[str, str, str]]]:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import ModuleType
-from typing import Any
 from urllib.parse import parse_qs
 
-from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.run import checkin
 from okr_pipeline.web.auth import Credentials
 
 __all__ = [
@@ -104,14 +101,6 @@ def parse_as_of(text: str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _checkin_module() -> ModuleType:
-    # Imported on use: the dashboard reads without it, and it loads the run machinery.
-    try:
-        return importlib.import_module("okr_pipeline.run.checkin")
-    except ImportError as exc:
-        raise WriteError(503, "Check-ins are not available in this version.") from exc
-
-
 @dataclass(frozen=True)
 class WriteResult:
     """What a write stored."""
@@ -119,16 +108,6 @@ class WriteResult:
     value: str | None
     as_of: datetime | None
     status: str | None
-
-
-def _result(result: Any, value: str | None, as_of: datetime | None) -> WriteResult:
-    stored_value = getattr(result, "value", value)
-    status = getattr(result, "status", None)
-    return WriteResult(
-        value=None if stored_value is None else str(stored_value),
-        as_of=getattr(result, "as_of", as_of),
-        status=None if status is None else str(status),
-    )
 
 
 def record_checkin(
@@ -146,15 +125,15 @@ def record_checkin(
     Raises:
         WriteError: 400 with the ``CheckinError`` message (not a number, unknown KR,
             as-of outside the cycle, a KR that is not manual); nothing is stored then.
+            Other errors (the store unreachable) pass through.
     """
-    module = _checkin_module()
     try:
-        result = module.record_checkin(
+        result = checkin.record_checkin(
             settings, ref, value.strip(), author=author, note=note or None, as_of=as_of, now=now
         )
-    except ConfigError as exc:
+    except checkin.CheckinError as exc:
         raise WriteError(400, str(exc)) from exc
-    return _result(result, value.strip(), as_of)
+    return WriteResult(value=str(result.value), as_of=result.as_of, status=result.status)
 
 
 def add_note(
@@ -173,9 +152,8 @@ def add_note(
     """
     if not text.strip():
         raise WriteError(400, "The note is empty; write what happened.")
-    module = _checkin_module()
     try:
-        result = module.add_note(settings, ref, text.strip(), author=author, as_of=as_of, now=now)
-    except ConfigError as exc:
+        result = checkin.add_note(settings, ref, text.strip(), author=author, as_of=as_of, now=now)
+    except checkin.CheckinError as exc:
         raise WriteError(400, str(exc)) from exc
-    return _result(result, None, as_of)
+    return WriteResult(value=None, as_of=result.as_of, status=None)
