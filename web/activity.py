@@ -85,6 +85,7 @@ def runs_page(
         rows.append(
             RunRow(
                 id=run.id,
+                trigger=run.trigger,
                 as_of=run.as_of,
                 started_at=run.started_at,
                 finished_at=run.finished_at,

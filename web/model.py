@@ -319,6 +319,7 @@ class RunRow(_Model):
     """One run of the pipeline."""
 
     id: int
+    trigger: str = Field(description="What started it: run, backfill, checkin or replay.")
     as_of: datetime
     started_at: datetime
     finished_at: datetime | None

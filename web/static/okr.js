@@ -17,8 +17,8 @@
     { label: "baseline", data: level(d.baseline), borderColor: "#8a94a3", borderDash: [2, 3], pointRadius: 0, borderWidth: 1 },
     { label: "target", data: level(d.target), borderColor: "#1b7f3b", borderDash: [6, 4], pointRadius: 0, borderWidth: 1.5 },
     { label: "expected pace", data: xy(d.pace), borderColor: "#c9a227", borderDash: [4, 4], pointRadius: 0, borderWidth: 1.5 },
-    { label: "forecast band (high)", data: d.band.map(function (b) { return { x: ms(b.x), y: b.high }; }), borderColor: "rgba(36,87,197,0)", backgroundColor: "rgba(36,87,197,0.12)", pointRadius: 0, fill: "+1" },
-    { label: "forecast band (low)", data: d.band.map(function (b) { return { x: ms(b.x), y: b.low }; }), borderColor: "rgba(36,87,197,0)", pointRadius: 0, fill: false },
+    { label: "forecast band", data: d.band.map(function (b) { return { x: ms(b.x), y: b.high }; }), borderColor: "rgba(36,87,197,0)", backgroundColor: "rgba(36,87,197,0.12)", pointRadius: 0, fill: "+1" },
+    { label: "forecast band low", data: d.band.map(function (b) { return { x: ms(b.x), y: b.low }; }), borderColor: "rgba(36,87,197,0)", pointRadius: 0, fill: false },
     { label: "forecast", data: xy(d.forecast), borderColor: "#2457c5", borderDash: [3, 3], pointRadius: 0, borderWidth: 1.5 }
   ];
   window.okrChart = new Chart(canvas, {
@@ -32,7 +32,7 @@
         y: { title: { display: !!d.unit, text: d.unit } }
       },
       plugins: {
-        legend: { labels: { filter: function (item) { return item.text.indexOf("(low)") < 0; } } },
+        legend: { labels: { filter: function (item) { return item.text !== "forecast band low"; } } },
         tooltip: { callbacks: { title: function (items) { return items.length ? new Date(items[0].parsed.x).toISOString().slice(0, 16).replace("T", " ") + " UTC" : ""; } } }
       }
     }
