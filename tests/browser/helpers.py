@@ -36,6 +36,8 @@ def set_filter(page: Page, name: str, value: str) -> None:
     """Choose ``value`` for the overview's filter ``name``, submit, wait for the answer."""
     field = page.locator(f"form#filters [name={name}]")
     if field.evaluate("element => element.tagName") == "SELECT":
+        offered = field.evaluate("select => [...select.options].map(option => option.value)")
+        assert value in offered, f"the {name} filter offers only {offered}, not {value!r}"
         field.select_option(value)
     else:
         field.fill(value)

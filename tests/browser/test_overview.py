@@ -90,3 +90,31 @@ def test_the_search_box_finds_a_kr_by_its_words(page: Page, dashboard: Dashboard
 
     expect(page.locator("tr.kr")).to_have_count(1)
     expect(page.locator("tr.kr")).to_have_attribute("data-kr", "support-excellence/uptime")
+
+
+def test_a_filter_by_objective_keeps_that_objective_and_those_under_it(
+    page: Page, dashboard: Dashboard
+) -> None:
+    page.goto(dashboard.url + "/")
+    with dashboard.demo.store() as store:
+        stored = latest_by_ref(store)
+    expected = {ref for ref, kr in stored.items() if kr.objective_key == "podcast-discovery"}
+    assert expected
+
+    set_filter(page, "objective", "podcast-discovery")
+
+    expect(page.locator("tr.kr")).to_have_count(len(expected))
+    assert {row.get_attribute("data-kr") for row in page.locator("tr.kr").all()} == expected
+
+
+def test_after_one_objective_another_can_be_chosen(page: Page, dashboard: Dashboard) -> None:
+    """A person looking at one objective switches to another (or its parent) directly."""
+    with dashboard.demo.store() as store:
+        stored = latest_by_ref(store)
+    page.goto(dashboard.url + "/?objective=podcast-discovery")
+    expect(page.locator("tr.kr")).to_have_count(4)
+
+    # The top objective holds every other one.
+    set_filter(page, "objective", "grow-listening")
+
+    expect(page.locator("tr.kr")).to_have_count(len(stored))
