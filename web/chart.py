@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from okr_pipeline.web.model import BandPoint, ChartData, Point
+from okr_pipeline.web.model import BandPoint, ChartData, NotePoint, Point
 
 __all__ = ["chart_data"]
 
@@ -41,6 +41,7 @@ def chart_data(
     forecast_value: Decimal | None,
     forecast_low: Decimal | None,
     forecast_high: Decimal | None,
+    notes: Sequence[tuple[datetime, str]] = (),
 ) -> ChartData:
     """The chart of a KR over its cycle.
 
@@ -55,6 +56,8 @@ def chart_data(
         forecast_value: The latest evaluation's forecast at the cycle's end, if any.
         forecast_low: Low end of the forecast's band.
         forecast_high: High end of the forecast's band.
+        notes: ``(as_of, text)`` of the KR's notes; each is drawn at the value in force
+            at its as-of (the baseline before the first value; left off without either).
 
     Returns:
         The series; the forecast and its band start at the last value and end at ``end``.
@@ -80,6 +83,14 @@ def chart_data(
                 BandPoint(x=last.x, low=last.y, high=last.y),
                 BandPoint(x=end, low=min(low, high), high=max(low, high)),
             ]
+    placed = []
+    for as_of, text in sorted(notes):
+        if not start <= as_of <= end:
+            continue
+        before = [point.y for point in measured if point.x <= as_of]
+        level = before[-1] if before else base
+        if level is not None:
+            placed.append(NotePoint(x=as_of, y=level, text=text))
     return ChartData(
         start=start,
         end=end,
@@ -90,4 +101,5 @@ def chart_data(
         pace=pace,
         forecast=forecast,
         band=band,
+        notes=placed,
     )

@@ -174,6 +174,7 @@ def kr_detail(
     points: list[tuple[datetime, Decimal]] = [
         (m.as_of, m.value) for m in past if m.outcome == "ok" and m.value is not None
     ]
+    stored_notes = store.notes([kr.kr_id])
     chart = chart_data(
         start=kr.cycle_start,
         end=kr.cycle_end,
@@ -185,6 +186,7 @@ def kr_detail(
         forecast_value=row.forecast_value,
         forecast_low=row.forecast_low,
         forecast_high=row.forecast_high,
+        notes=[(n.as_of, n.text) for n in stored_notes if n.as_of <= now],
     )
     states = store.alert_states([kr.kr_id])
     alerts = store.recent_alerts(limit=ALERTS_SHOWN, ref=kr.ref)
@@ -233,6 +235,6 @@ def kr_detail(
         silences=[silence_row(s, now) for s in silences],
         notes=[
             NoteRow(as_of=n.as_of, created_at=n.created_at, author=n.author, text=n.text)
-            for n in reversed(store.notes([kr.kr_id]))
+            for n in reversed(stored_notes)
         ],
     )

@@ -37,6 +37,7 @@ __all__ = [
     "KrDetail",
     "KrRow",
     "NoteAnswer",
+    "NotePoint",
     "NoteRow",
     "ObjectiveNode",
     "OverviewPage",
@@ -187,6 +188,14 @@ class BandPoint(_Model):
     high: float
 
 
+class NotePoint(_Model):
+    """A note placed on the chart: at its as-of, at the value in force then."""
+
+    x: datetime
+    y: float
+    text: str
+
+
 class ChartData(_Model):
     """The series of a KR's chart over its cycle (values as numbers, for drawing only)."""
 
@@ -199,6 +208,9 @@ class ChartData(_Model):
     pace: list[Point] = Field(description="Expected pace: baseline at start to target at end.")
     forecast: list[Point] = Field(description="From the latest value to the cycle's end.")
     band: list[BandPoint] = Field(description="The forecast's band, same x as forecast.")
+    notes: list[NotePoint] = Field(
+        default_factory=list, description="Notes at their as-of, on the line they comment."
+    )
 
 
 class Definition(_Model):

@@ -163,7 +163,18 @@ def chart_json(detail: KrDetail) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-_CHART_KEYS = ("start", "end", "unit", "measured", "baseline", "target", "pace", "forecast", "band")
+_CHART_KEYS = (
+    "start",
+    "end",
+    "unit",
+    "measured",
+    "baseline",
+    "target",
+    "pace",
+    "forecast",
+    "band",
+    "notes",
+)
 
 
 @cache

@@ -17,7 +17,7 @@ from okr_pipeline.okr_core.settings import UiSettings
 from okr_pipeline.web.app import create_app
 from okr_pipeline.web.auth import CSRF_COOKIE, hash_secret
 from tests.browser.served_demo import CHART_KR, TOKEN, FilledDemo, store_snapshot
-from tests.web.html_parts import flashes, one, select
+from tests.web.html_parts import chart_data, flashes, one, select
 
 PASSWORD = "correct horse battery staple"
 
@@ -186,7 +186,12 @@ def test_a_note_on_a_measured_kr(client: TestClient, web_demo: FilledDemo):
     assert [(n["author"], n["text"]) for n in detail["notes"]] == [
         ("token", "campaign paused this week")
     ]
-    assert "campaign paused this week" in client.get(f"/kr/{CHART_KR}").text
+    page = client.get(f"/kr/{CHART_KR}").text
+    assert "campaign paused this week" in page
+    # On the chart too, at its as-of, on the line of the value in force then.
+    (note,) = chart_data(page)["notes"]
+    assert note["text"] == "campaign paused this week"
+    assert note["y"] == chart_data(page)["measured"][-1]["y"]
 
 
 def test_the_api_takes_a_bearer_token_or_basic_auth(client: TestClient, web_demo: FilledDemo):

@@ -19,7 +19,8 @@
     { label: "expected pace", data: xy(d.pace), borderColor: "#c9a227", borderDash: [4, 4], pointRadius: 0, borderWidth: 1.5 },
     { label: "forecast band", data: d.band.map(function (b) { return { x: ms(b.x), y: b.high }; }), borderColor: "rgba(36,87,197,0)", backgroundColor: "rgba(36,87,197,0.12)", pointRadius: 0, fill: "+1" },
     { label: "forecast band low", data: d.band.map(function (b) { return { x: ms(b.x), y: b.low }; }), borderColor: "rgba(36,87,197,0)", pointRadius: 0, fill: false },
-    { label: "forecast", data: xy(d.forecast), borderColor: "#2457c5", borderDash: [3, 3], pointRadius: 0, borderWidth: 1.5 }
+    { label: "forecast", data: xy(d.forecast), borderColor: "#2457c5", borderDash: [3, 3], pointRadius: 0, borderWidth: 1.5 },
+    { label: "notes", data: (d.notes || []).map(function (n) { return { x: ms(n.x), y: n.y, text: n.text }; }), showLine: false, pointStyle: "rectRot", pointRadius: 7, pointHoverRadius: 9, borderColor: "#8e24aa", backgroundColor: "rgba(142,36,170,0.35)" }
   ];
   window.okrChart = new Chart(canvas, {
     type: "line",
@@ -32,8 +33,8 @@
         y: { title: { display: !!d.unit, text: d.unit } }
       },
       plugins: {
-        legend: { labels: { filter: function (item) { return item.text !== "forecast band low"; } } },
-        tooltip: { callbacks: { title: function (items) { return items.length ? new Date(items[0].parsed.x).toISOString().slice(0, 16).replace("T", " ") + " UTC" : ""; } } }
+        legend: { labels: { filter: function (item) { return item.text !== "forecast band low" && (item.text !== "notes" || (d.notes || []).length > 0); } } },
+        tooltip: { callbacks: { label: function (item) { return item.raw && item.raw.text !== undefined ? "note: " + item.raw.text : item.dataset.label + ": " + item.formattedValue; }, title: function (items) { return items.length ? new Date(items[0].parsed.x).toISOString().slice(0, 16).replace("T", " ") + " UTC" : ""; } } }
       }
     }
   });
