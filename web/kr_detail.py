@@ -57,9 +57,9 @@ def resolve(store: Store, ref: str, cycle: str | None = None) -> queries.KrDefin
     if matches:
         return matches[0]
     where = f" in cycle '{cycle}'" if cycle else ""
-    close = difflib.get_close_matches(ref, queries.kr_refs(store), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(close)}?" if close else " The overview lists them."
-    raise UnknownKrError(f"No key result '{ref}'{where}.{hint}")
+    close = difflib.get_close_matches(ref, queries.kr_refs(store), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(name) for name in close)}?" if close else ""
+    raise UnknownKrError(f"No key result named '{ref}'{where}.{hint} The overview lists them.")
 
 
 def definition(kr: queries.KrDefinitionRow, settings: Settings | None) -> Definition:

@@ -87,8 +87,10 @@ def test_an_unknown_kr_is_a_404_with_the_closest_names(client: TestClient):
     answer = client.get("/api/krs/grow-listening/weekly-active-listener")
     assert answer.status_code == 404
     detail = answer.json()["detail"]
-    assert detail.startswith("No key result 'grow-listening/weekly-active-listener'. Did you mean ")
-    assert CHART_KR in detail
+    assert detail.startswith(
+        "No key result named 'grow-listening/weekly-active-listener'. Did you mean "
+    )
+    assert f"'{CHART_KR}'" in detail and detail.endswith("The overview lists them.")
 
 
 def test_the_manual_kr_page_has_no_chart_points_and_says_how_to_check_in(
