@@ -102,7 +102,7 @@ def test_backfill_measures_each_as_of_in_order_then_skips_or_replaces(
     runs = okr("runs", cwd=warehouse_project, env=cli_env)
     assert runs.returncode == 0
     for day in ("2026-10-08", "2026-10-15", "2026-10-22"):
-        assert runs.stdout.count(f"{day}T00:00") == 3  # first, again, replaced
+        assert runs.stdout.count(f"{day} 00:00") == 3  # first, again, replaced
     assert "completed" in runs.stdout
 
 
@@ -114,10 +114,10 @@ def test_run_prints_the_state_as_of_the_run(
     assert late.returncode == early.returncode == 3, early.stderr  # new-users' error
     # Signups as of Oct 8 (13 or 14, as the driver binds the time), not the November value
     # (99 or 100) of the latest state.
-    signups = [line.split() for line in early.stdout.splitlines() if " signups " in line]
+    signups = [line.split() for line in early.stdout.splitlines() if line.startswith("signups ")]
     assert signups and signups[-1][1] in ("13", "14"), early.stdout
     # new-users' automatic baseline equals its target: an error, never "at target" 1.0.
-    new_users = [line for line in early.stdout.splitlines() if " new-users " in line]
+    new_users = [line for line in early.stdout.splitlines() if line.startswith("new-users ")]
     assert new_users and "error" in new_users[-1] and "1.00" not in new_users[-1]
 
 
