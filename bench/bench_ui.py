@@ -302,7 +302,7 @@ def main() -> None:
     ):
         figures = result[name]
         print(
-            f"  {label:<26} median {figures['median_ms']:7.1f} ms   p95 {figures['p95_ms']:7.1f} ms"
+            f"  {label:<28} median {figures['median_ms']:7.1f} ms   p95 {figures['p95_ms']:7.1f} ms"
         )
     print(
         f"  overview / baseline: {result['ratio_overview_html_to_baseline']:.2f}x served, "
