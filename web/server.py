@@ -36,7 +36,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         raise ConfigError(
             f"Cannot listen on {host}:{port} for the dashboard: {exc.strerror or exc}; "
-            "choose another with --port (0: any free port) or OKR_UI__PORT."
+            "choose another port with OKR_UI__PORT (or okr ui --port; 0: any free one), "
+            "or serve without it (okr serve --no-ui)."
         ) from exc
     sock.listen(128)
     sock.set_inheritable(True)
