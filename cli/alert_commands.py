@@ -157,7 +157,7 @@ def alerts(
     ] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """List recent alerts: sent, silenced, held back or failed to send."""
+    """List recent alerts: sent, silenced, held back, failed to send or only recorded."""
     from okr_pipeline.cli.json_output import alert_json, listing
     from okr_pipeline.cli.reading import open_store_to_read
     from okr_pipeline.cli.render import clock

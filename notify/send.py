@@ -39,13 +39,14 @@ logger = logging.getLogger(__name__)
 
 HELD: frozenset[Delivery] = frozenset({"silenced", "inhibited"})
 
-#: The record of an alert whose route has no channel (no ``alerts.yaml`` at all, or a route
-#: written without channels): kept for ``okr alerts``, sent nowhere, not retried. The store
-#: has no value of its own for it yet, so it is stored ``failed`` with :data:`NOT_ROUTED` as
-#: its error, and the run reports it as recorded (see ``run.alerting.AlertSummary``).
-UNROUTED_DELIVERY: Delivery = "failed"
+#: The delivery of an alert whose route has no channel (no ``alerts.yaml`` at all, or a
+#: route written without channels): kept for ``okr alerts``, sent nowhere, not retried, and
+#: counted as delivered (there is nowhere to try again). It is not a failure, so it has no
+#: error.
+UNROUTED_DELIVERY: Delivery = "recorded"
 
-#: The start of the error kept with an alert that no channel routes.
+#: The start of the error a dry run shows for an alert that no channel routes (stores
+#: before migration 0005 kept it with such alerts, as ``failed``).
 NOT_ROUTED = "recorded, not sent"
 
 
@@ -80,20 +81,24 @@ def send_messages(
 
     Returns:
         One record per (notification, channel); per notification a single record when the
-        route has no channel (:data:`UNROUTED_DELIVERY`, its error starting :data:`NOT_ROUTED`).
+        route has no channel (:data:`UNROUTED_DELIVERY`, without error; in a dry run
+        ``dry_run``, with an error starting :data:`NOT_ROUTED`).
     """
     policy = RetryPolicy(attempts=max(1, attempts), first_delay=backoff_seconds)
     records: list[AlertRecord] = []
     for message in messages:
         route = message.route
         if not route.channels:
-            missing = f"{NOT_ROUTED}: route '{route.name}' has no channel"
-            delivery: Delivery = "dry_run" if dry_run else UNROUTED_DELIVERY
-            records += _records(message, "", delivery, missing, run_id=run_id, now=now)
+            if dry_run:
+                # What the dry run reports: why this one would not go out.
+                missing = f"{NOT_ROUTED}: route '{route.name}' has no channel"
+                records += _records(message, "", "dry_run", missing, run_id=run_id, now=now)
+            else:
+                records += _records(message, "", UNROUTED_DELIVERY, None, run_id=run_id, now=now)
             continue
         for template in route.channels:
             name, error = _send_one(message, template, secrets, dry_run, policy, sleep, random)
-            delivery = "dry_run" if dry_run else "failed" if error else "sent"
+            delivery: Delivery = "dry_run" if dry_run else "failed" if error else "sent"
             if error and not dry_run:
                 logger.warning("Alert for route %r not sent: %s", route.name, error)
             records += _records(message, name, delivery, error, run_id=run_id, now=now)

@@ -50,7 +50,9 @@ RUN_STATUSES = ("running", "completed", "partial", "failed", "crashed")
 ALERT_KINDS = ("off_track", "source_failing", "stale")
 ALERT_PHASES = ("pending", "firing")
 TRANSITIONS = ("firing", "repeat", "resolved")
-DELIVERIES = ("sent", "silenced", "inhibited", "failed", "dry_run")
+#: ``recorded``: the route has no channel (no ``alerts.yaml``): kept for ``okr alerts``, sent
+#: nowhere, and counted as delivered (there is nowhere to try again).
+DELIVERIES = ("sent", "silenced", "inhibited", "failed", "recorded", "dry_run")
 #: ``measured``: a metric source answered; ``checkin``: a person entered the value.
 MEASUREMENT_KINDS = ("measured", "checkin")
 #: What started a run: ``run`` (``okr run``, the schedule), ``backfill``, ``checkin`` (a value
@@ -312,7 +314,7 @@ class AlertState(Base):
 
 
 class Alert(Base):
-    """One notification of one alert in one run: sent, silenced, inhibited or failed."""
+    """One notification of one alert in one run: sent, silenced, inhibited, failed or recorded."""
 
     __tablename__ = "alerts"
     __table_args__ = (

@@ -373,7 +373,8 @@ class AlertRow:
         transition: ``firing``, ``repeat`` or ``resolved``.
         route: the route it went to.
         channel: the channel, redacted; "" when nothing was sent.
-        delivery: ``sent``, ``silenced``, ``inhibited``, ``failed`` or ``dry_run``.
+        delivery: ``sent``, ``silenced``, ``inhibited``, ``failed``, ``recorded`` (the route
+            has no channel) or ``dry_run``.
         error: why sending failed, or None.
         payload: what the message said about the KR (JSON).
     """

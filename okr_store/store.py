@@ -391,7 +391,8 @@ class Store:
         Args:
             states: new non-normal states by ``(kr_id, kind)``; inserted or replaced.
             cleared: keys that became normal; their states are deleted (absent ones ignored).
-            records: one per notification (sent, silenced, inhibited, failed or dry run).
+            records: one per notification (sent, silenced, inhibited, failed, recorded or
+                dry run).
                 Decimal and datetime values in a payload are stored as text.
 
         Raises:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from okr_pipeline.notify import records_for_held, send_messages
-from okr_pipeline.notify.send import NOT_ROUTED, UNROUTED_DELIVERY
+from okr_pipeline.notify.send import UNROUTED_DELIVERY
 from okr_pipeline.okr_core.alerting.engine import settle, step
 from okr_pipeline.okr_core.alerting.messages import group
 from okr_pipeline.okr_core.alerting.model import (
@@ -41,7 +41,7 @@ class AlertSummary:
 
     Attributes:
         deliveries: How many alert records got each delivery; alerts that no channel
-            routes count as ``recorded`` (kept for ``okr alerts``, sent nowhere).
+            routes are ``recorded`` (kept for ``okr alerts``, sent nowhere).
         transitions: How many of each ``kind transition`` the run had.
         failed: ``channel: error`` of each channel that failed to take an alert.
         hint: Said once per run when alerts were only recorded: how to route them.
@@ -61,11 +61,7 @@ class AlertSummary:
 
 def is_unrouted(record: AlertRecord) -> bool:
     """True for the record of an alert whose route has no channel: recorded, not failed."""
-    return (
-        record.delivery == UNROUTED_DELIVERY
-        and not record.channel
-        and (record.error or "").startswith(NOT_ROUTED)
-    )
+    return record.delivery == UNROUTED_DELIVERY
 
 
 def routing_hint(records: Sequence[AlertRecord], settings: Settings) -> str | None:
@@ -154,7 +150,7 @@ def undelivered(
     A notification counts as delivered once one channel of its route took it (a channel
     that failed beside it is recorded ``failed``, not retried). Held ones (silenced,
     inhibited) are not sent, so never undelivered; nor is one whose route has no channel
-    at all: there is nowhere to try again, and it is recorded ``failed`` with the reason.
+    at all: there is nowhere to try again, and its record says ``recorded``.
     """
     sent = {(r.kr_id, r.kind, r.transition) for r in records if r.delivery == "sent"}
     return [
@@ -223,9 +219,9 @@ def run_alerts(
         if emit_events is not None:
             emit_events([n for n in outcome.notifications if n not in lost])
     return AlertSummary(
-        deliveries=dict(Counter("recorded" if is_unrouted(r) else r.delivery for r in records)),
+        deliveries=dict(Counter(r.delivery for r in records)),
         transitions=dict(Counter(f"{n.kind} {n.transition}" for n in outcome.notifications)),
-        failed=sorted({_failure(r) for r in records if r.error and not is_unrouted(r)}),
+        failed=sorted({_failure(r) for r in records if r.error}),
         hint=routing_hint(records, settings),
     )
 

@@ -4,7 +4,8 @@ An *alert* is one condition on one KR (``kind``): ``off_track``, ``stale``, or
 ``source_failing``. Each has a state that moves normal → pending → firing and back; a
 *notification* is one transition of one alert in one run (``firing``, ``repeat``,
 ``resolved``), and an *alert record* is what the store keeps of every notification: sent,
-silenced, inhibited, failed to send, or only computed in a dry run.
+silenced, inhibited, failed to send, recorded (its route has no channel: kept, sent
+nowhere), or only computed in a dry run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 AlertKind = Literal["off_track", "source_failing", "stale"]
 AlertPhase = Literal["pending", "firing"]  # "normal" is the absence of a stored state
 Transition = Literal["firing", "repeat", "resolved"]
-Delivery = Literal["sent", "silenced", "inhibited", "failed", "dry_run"]
+Delivery = Literal["sent", "silenced", "inhibited", "failed", "recorded", "dry_run"]
 MissingPolicy = Literal["keep", "alert", "normal"]
 
 ALERT_KINDS: tuple[AlertKind, ...] = ("off_track", "source_failing", "stale")
@@ -178,7 +179,7 @@ class Notification:
 
 @dataclass(frozen=True)
 class AlertRecord:
-    """What the store keeps of every notification: sent, silenced, inhibited or failed."""
+    """What the store keeps of every notification: sent, silenced, inhibited, failed or recorded."""
 
     kr_id: int
     kind: AlertKind

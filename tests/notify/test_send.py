@@ -217,12 +217,12 @@ def test_url_apprise_does_not_know_fails_without_retry() -> None:
     assert sleeps == []
 
 
-def test_route_without_channels_records_failed() -> None:
+def test_route_without_channels_records_recorded_without_error() -> None:
     n1, n2 = notification(kr_id=1), notification("podcasts/b", kr_id=2)
     records = send([message("default", [], n1, n2)])
     assert sorted((r.kr_id, r.route, r.channel, r.delivery, r.error) for r in records) == [
-        (1, "default", "", "failed", "recorded, not sent: route 'default' has no channel"),
-        (2, "default", "", "failed", "recorded, not sent: route 'default' has no channel"),
+        (1, "default", "", "recorded", None),
+        (2, "default", "", "recorded", None),
     ]
 
 

@@ -7,6 +7,10 @@ alerts are recorded, not "failed", and the run says once how to route them.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,9 +20,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.update import RunRequest, run_update
+from okr_pipeline.web.app import create_app
 from tests.ports import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -130,6 +137,40 @@ def test_without_alerts_yaml_alerts_are_recorded_not_failed(
     assert alerts.failed == []
     assert alerts.hint is not None
     assert "no alerts.yaml" in alerts.hint and "README" in alerts.hint
+    # Stored as `recorded`, without an error: no reader mistakes them for failures.
+    store = Store.open(f"sqlite:///{tmp_path / '.okr' / 'okr.db'}")
+    try:
+        stored = [(a.route, a.channel, a.delivery, a.error) for a in store.recent_alerts()]
+        states = store.alert_states()
+    finally:
+        store.close()
+    assert stored == [("default", "", "recorded", None)] * 3
+    # `recorded` counts as delivered: the alerts fired (they are not left pending, to be
+    # tried again next run, as a failed send would leave them).
+    assert len(states) == 3
+    assert all(s.phase == "firing" and s.fired_at is not None for s in states.values())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OKR_", "PREFECT_"))}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), "COLUMNS": "160"}
+    listed = _okr(tmp_path, env, "alerts")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if "source_failing" in line]
+    assert len(rows) == 3 and all("recorded" in row for row in rows), listed.stdout
+    assert "failed" not in listed.stdout and "not sent" not in listed.stdout
+    as_json = json.loads(_okr(tmp_path, env, "alerts", "--json").stdout)
+    assert [(a["delivery"], a["error"]) for a in as_json] == [("recorded", None)] * 3
+    # And so do the dashboard's alerts page and its JSON API.
+    with TestClient(create_app(load_settings(tmp_path), clock=lambda: NOW)) as client:
+        api = client.get("/api/alerts").json()
+        page = client.get("/alerts").text
+    assert [(a["delivery"], a["error"]) for a in api] == [("recorded", None)] * 3
+    assert page.count('data-delivery="recorded"') == 3 and 'data-delivery="failed"' not in page
+
+
+def _okr(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "okr_pipeline", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 def test_a_route_with_a_channel_that_fails_is_still_failed(

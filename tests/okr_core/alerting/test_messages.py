@@ -73,7 +73,7 @@ def test_different_routes_get_a_message_each_in_file_order() -> None:
     ]
 
 
-@pytest.mark.parametrize("delivery", ["silenced", "inhibited", "failed", "dry_run"])
+@pytest.mark.parametrize("delivery", ["silenced", "inhibited", "failed", "recorded", "dry_run"])
 def test_only_sent_notifications_are_put_in_messages(delivery: Delivery) -> None:
     notes = [note(kr_id=1, ref="a/x"), note(kr_id=2, ref="a/y", delivery=delivery)]
     (message,) = group(notes, ROUTING)
