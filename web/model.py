@@ -39,6 +39,7 @@ __all__ = [
     "NoteAnswer",
     "NotePoint",
     "NoteRow",
+    "ObjectiveChoice",
     "ObjectiveNode",
     "OverviewPage",
     "PageInfo",
@@ -112,6 +113,13 @@ class PageInfo(_Model):
     total: int = Field(description="KR rows matching the filters, on all pages.")
 
 
+class ObjectiveChoice(_Model):
+    """An objective of the cycle, for the filter: its id and depth in the tree."""
+
+    key: str
+    depth: int
+
+
 class ObjectiveNode(_Model):
     """An objective of the alignment tree, with its rolled-up score."""
 
@@ -165,6 +173,9 @@ class OverviewPage(_Model):
     filters: Filters
     owners: list[str] = Field(description="Owners in the cycle, for the filter.")
     statuses: list[str] = Field(description="Statuses a KR can have, for the filter.")
+    objective_choices: list[ObjectiveChoice] = Field(
+        default_factory=list, description="Every objective of the cycle, for the filter."
+    )
     objectives: list[ObjectiveNode] = Field(description="The tree, parents before children.")
     krs: list[KrRow] = Field(description="This page's KR rows, grouped by objective.")
     total: int = Field(description="KR rows matching the filters.")

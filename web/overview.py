@@ -27,6 +27,7 @@ from okr_pipeline.web.model import (
     CycleInfo,
     Filters,
     KrRow,
+    ObjectiveChoice,
     ObjectiveNode,
     OverviewPage,
     PageInfo,
@@ -380,6 +381,9 @@ def overview(
         filters=Filters(cycle=chosen, owner=owner, status=status, objective=objective, q=q),
         owners=state.owners,
         statuses=[*STATUSES, "none"],
+        objective_choices=[
+            ObjectiveChoice.model_construct(key=key, depth=depth) for key, depth in state.order
+        ],
         objectives=nodes,
         krs=[kr_row(row) for row in shown[start : start + page_size]],
         total=total,
