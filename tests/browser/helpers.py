@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from playwright.sync_api import Locator, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 #: A number as pages print it: thousands separated by commas or (narrow) no-break spaces.
 NUMBER = re.compile("[-\u2212]?\\d(?:[\\d,\u00a0\u202f]*\\d)?(?:\\.\\d+)?")
@@ -33,18 +34,29 @@ CHART_DATASETS = """() => window.okrChart.data.datasets.map(set => ({
 
 
 def set_filter(page: Page, name: str, value: str) -> None:
-    """Choose ``value`` for the overview's filter ``name``, submit, wait for the answer."""
+    """Choose ``value`` for the overview's filter ``name`` as a person does, wait for the page.
+
+    A choice in a list may apply at once (the page submits on change); otherwise, and for
+    a text field, the form's button sends it.
+    """
     field = page.locator(f"form#filters [name={name}]")
+    before = page.url
+
+    def filtered(url: str) -> bool:
+        return url != before and f"{name}=" in url
+
     if field.evaluate("element => element.tagName") == "SELECT":
         offered = field.evaluate("select => [...select.options].map(option => option.value)")
         assert value in offered, f"the {name} filter offers only {offered}, not {value!r}"
         field.select_option(value)
+        try:
+            page.wait_for_url(filtered, timeout=3_000)
+        except PlaywrightTimeoutError:
+            page.locator("form#filters [type=submit]").click()
     else:
         field.fill(value)
-    # A select may submit on change by itself: wait for the URL that carries the filter.
-    if f"{name}=" not in page.url:
-        page.locator("form#filters").evaluate("form => form.requestSubmit()")
-    page.wait_for_url(re.compile(rf"[?&]{name}="))
+        page.locator("form#filters [type=submit]").click()
+    page.wait_for_url(filtered)
     page.wait_for_load_state("load")
 
 
