@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Dashboard
 from tests.browser.helpers import submit
-from tests.browser.served_demo import TOKEN, latest_by_ref, store_snapshot
+from tests.browser.served_demo import CHART_KR, TOKEN, latest_by_ref, store_snapshot
 
 
 def open_form(page: Page, dashboard: Dashboard) -> str:
@@ -117,3 +117,25 @@ def test_a_checkin_without_the_forms_csrf_token_is_refused(
 
     assert 400 <= answer.status < 500, answer.status
     assert store_snapshot(dashboard.demo.store_url) == before
+
+
+def test_a_note_on_a_measured_kr_is_shown_and_changes_no_value(
+    page: Page, dashboard: Dashboard
+) -> None:
+    page.goto(f"{dashboard.url}/kr/{CHART_KR}")
+    with dashboard.demo.store() as store:
+        before = latest_by_ref(store)[CHART_KR]
+    form = page.locator("form#note")
+    form.locator("[name=text]").fill("campaign paused this week")
+    form.locator("[name=token]").fill(TOKEN)
+    submit(form)
+
+    expect(page.locator(".flash.ok")).to_be_visible()
+    expect(page.locator("#notes")).to_contain_text("campaign paused this week")
+    with dashboard.demo.store() as store:
+        after = latest_by_ref(store)[CHART_KR]
+    assert (after.value, after.status, after.evaluated_at) == (
+        before.value,
+        before.status,
+        before.evaluated_at,
+    )
