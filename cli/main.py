@@ -40,6 +40,7 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.okr_core.alerting.routing import RoutingError
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
+from okr_pipeline.okr_core.words import plural
 
 for command in (
     project_commands.validate,
@@ -112,7 +113,7 @@ def _report(exc: Exception) -> NoReturn:
     if isinstance(exc, DefinitionError):
         print_problems(exc.problems)
         err_console.print(
-            f"[red]Error:[/red] {len(exc.problems)} problem(s) in the OKR files; "
+            f"[red]Error:[/red] {plural(len(exc.problems), 'problem')} in the OKR files; "
             "run 'okr validate' after fixing them.",
             highlight=False,
         )
@@ -120,7 +121,7 @@ def _report(exc: Exception) -> NoReturn:
     if isinstance(exc, RoutingError) and len(exc.problems) > 1:
         print_problems(exc.problems)
         err_console.print(
-            f"[red]Error:[/red] {len(exc.problems)} problem(s) in the alert routing file.",
+            f"[red]Error:[/red] {plural(len(exc.problems), 'problem')} in the alert routing file.",
             highlight=False,
         )
         sys.exit(ExitCode.USER_ERROR)

@@ -19,6 +19,7 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.cli.tables import Cell, Column, Step, print_listing
 from okr_pipeline.okr_core.settings import mask_url
+from okr_pipeline.okr_core.words import plural
 
 
 def validate(
@@ -39,12 +40,12 @@ def validate(
     if found.problems:
         print_problems(found.problems)
         also = (
-            f" ({found.elsewhere} problem(s) in the project's other files may cause some: "
+            f" ({plural(found.elsewhere, 'problem')} in the project's other files may cause some: "
             "'okr validate' lists them)"
             if found.elsewhere
             else ""
         )
-        fail(f"{len(found.problems)} problem(s) in {found.where}{also}")
+        fail(f"{plural(len(found.problems), 'problem')} in {found.where}{also}")
     from okr_pipeline.run.preflight import load_alert_routing
 
     routing = load_alert_routing(settings)
@@ -53,21 +54,23 @@ def validate(
     if found.elsewhere:
         # Its references could not all be resolved while other files are broken.
         console.print(
-            f"[green]✓[/green] {path}: no problem of its own; {found.elsewhere} problem(s) in "
-            "the project's other files ('okr validate' lists them).",
+            f"[green]✓[/green] {path}: no problem of its own; "
+            f"{plural(found.elsewhere, 'problem')} in the project's other files "
+            "('okr validate' lists them).",
             highlight=False,
             soft_wrap=True,
         )
         return
     console.print(
-        f"[green]✓[/green] {found.files} file(s), {found.objectives} objective(s), "
-        f"{found.key_results} key result(s): valid.",
+        f"[green]✓[/green] {plural(found.files, 'file')}, "
+        f"{plural(found.objectives, 'objective')}, "
+        f"{plural(found.key_results, 'key result')}: valid.",
         highlight=False,
     )
     if settings.resolved_alerts_path().exists():
         console.print(
             f"[green]✓[/green] {settings.resolved_alerts_path().name}: "
-            f"{len(routing.routes)} route(s) and the default route: valid."
+            f"{plural(len(routing.routes), 'route')} and the default route: valid."
         )
 
 

@@ -21,6 +21,7 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_core.words import plural
 
 
 def _check_run_arguments(
@@ -183,7 +184,8 @@ def backfill(
     measured = sum(s.measured for s in summaries)
     errors = sum(s.errors for s in summaries)
     console.print(
-        f"Backfilled {len(dates)} as-of(s): {measured} measurement(s), {errors} failed.",
+        f"Backfilled {plural(len(dates), 'as-of date')}: {plural(measured, 'measurement')}, "
+        f"{errors} failed.",
         highlight=False,
     )
     if errors:

@@ -29,6 +29,7 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import settings_in_blocks
+from okr_pipeline.okr_core.words import plural
 
 if TYPE_CHECKING:
     from okr_pipeline.connectors.base import SourceEnvironment
@@ -86,7 +87,7 @@ def test(
         for index, item in enumerate(chosen):
             failed += not _check(index, item, when, env, pool)
     if failed:
-        console.print(f"{failed} of {len(chosen)} source(s) failed.", highlight=False)
+        console.print(f"{failed} of {plural(len(chosen), 'source')} failed.", highlight=False)
         raise typer.Exit(ExitCode.SOURCES_FAILED)
 
 

@@ -34,6 +34,7 @@ from okr_pipeline.connectors.errors import FatalSourceError
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.names import unknown_name_message
 from okr_pipeline.okr_core.redaction import Redactor, is_sensitive_header, truncate
+from okr_pipeline.okr_core.words import plural
 
 __all__ = [
     "ApiCall",
@@ -333,7 +334,7 @@ def dig(answer: Any, *path: str | int) -> Any:
             if not isinstance(here, list):
                 raise ShapeError(f"{place} is {_kind(here)}, not a list")
             if not -len(here) <= step < len(here):
-                raise ShapeError(f"{place} has {len(here)} item(s), no [{step}]")
+                raise ShapeError(f"{place} has {plural(len(here), 'item')}, no [{step}]")
             walked.append(f"[{step}]")
         else:
             if not isinstance(here, dict):

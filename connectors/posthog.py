@@ -66,7 +66,8 @@ class PosthogSourceConfig(ApiSourceConfig):
         unknown = sorted(set(_PLACEHOLDER.findall(query)) - set(WINDOW_PLACEHOLDERS))
         if unknown:
             raise ValueError(
-                f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} in the "
+                f"unknown {'placeholder' if len(unknown) == 1 else 'placeholders'} "
+                f"{', '.join('{' + n + '}' for n in unknown)} in the "
                 f"HogQL query; valid: {', '.join('{' + n + '}' for n in WINDOW_PLACEHOLDERS)}"
             )
         return query

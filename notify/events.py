@@ -26,6 +26,7 @@ from typing import Any
 
 from okr_pipeline.okr_core.alerting.messages import payload
 from okr_pipeline.okr_core.alerting.model import Notification
+from okr_pipeline.okr_core.words import plural
 
 __all__ = ["emit_transition_events", "event_name", "event_payload", "event_resource"]
 
@@ -115,7 +116,7 @@ def emit_transition_events(notifications: Sequence[Notification]) -> None:
             dropped += 1
     if dropped:
         logger.warning(
-            "%d alert event(s) not emitted: no Prefect API or events client is available "
+            "%s not emitted: no Prefect API or events client is available "
             "(set PREFECT_API_URL to emit them)",
-            dropped,
+            plural(dropped, "alert event"),
         )

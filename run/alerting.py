@@ -77,7 +77,9 @@ def routing_hint(records: Sequence[AlertRecord], settings: Settings) -> str | No
         )
     names = ", ".join(f"'{name}'" for name in routes)
     return (
-        f"route(s) {names} have no channel in {path.name}: their alerts are kept, not sent "
+        f"{'route' if len(routes) == 1 else 'routes'} {names} "
+        f"{'has' if len(routes) == 1 else 'have'} no channel in {path.name}: "
+        "their alerts are kept, not sent "
         f"({ROUTING_DOCS})"
     )
 

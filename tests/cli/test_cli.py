@@ -73,7 +73,7 @@ def project(tmp_path: Path) -> Path:
 def test_validate_ok(project: Path, cli_env: dict[str, str]) -> None:
     result = okr("validate", cwd=project, env=cli_env)
     assert result.returncode == 0, result.stderr
-    assert "1 objective(s), 2 key result(s): valid" in result.stdout
+    assert "1 objective, 2 key results: valid" in result.stdout
 
 
 def test_validate_lists_every_problem_with_place_and_line(
@@ -92,7 +92,7 @@ def test_validate_lists_every_problem_with_place_and_line(
     assert any(
         "q4.yaml:" in line and "source.type: Unknown source type 'sqll'" in line for line in lines
     ), lines
-    assert lines[-1].startswith("Error: 2 problem(s)")
+    assert lines[-1].startswith("Error: 2 problems")
 
 
 def test_unknown_connection_names_the_setting_to_define(
@@ -238,7 +238,7 @@ def test_validate_checks_the_alert_routing_file(project: Path, cli_env: dict[str
     assert "OKR_SECRETS__HOOK_TOKEN" in result.stderr
     result = okr("validate", cwd=project, env={**cli_env, "OKR_SECRETS__HOOK_TOKEN": "t0ken"})
     assert result.returncode == 0, result.stderr
-    assert "alerts.yaml: 0 route(s) and the default route: valid" in result.stdout
+    assert "alerts.yaml: 0 routes and the default route: valid" in result.stdout
 
 
 def test_silence_list_remove_and_explain(project: Path, cli_env: dict[str, str]) -> None:

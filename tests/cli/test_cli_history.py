@@ -92,13 +92,13 @@ def test_backfill_measures_each_as_of_in_order_then_skips_or_replaces(
     # Two KRs take an as-of; today-only does not and is left out.
     assert "2026-10-08T00:00+00:00: measured 2, 1 failed" in lines
     assert "2026-10-22T00:00+00:00: measured 2, 1 failed" in lines
-    assert "Backfilled 3 as-of(s): 6 measurement(s), 3 failed." in lines
+    assert "Backfilled 3 as-of dates: 6 measurements, 3 failed." in lines
     assert "baseline 0 (measured at the cycle's start) equals the target 0" in first.stdout
     again = okr(*args, cwd=warehouse_project, env=cli_env)
-    assert "Backfilled 3 as-of(s): 0 measurement(s), 0 failed." in again.stdout
+    assert "Backfilled 3 as-of dates: 0 measurements, 0 failed." in again.stdout
     replaced = okr(*args, "--replace", "--kr", "signups", cwd=warehouse_project, env=cli_env)
     assert replaced.returncode == 0, replaced.stdout + replaced.stderr
-    assert "Backfilled 3 as-of(s): 3 measurement(s), 0 failed." in replaced.stdout
+    assert "Backfilled 3 as-of dates: 3 measurements, 0 failed." in replaced.stdout
     runs = okr("runs", cwd=warehouse_project, env=cli_env)
     assert runs.returncode == 0
     for day in ("2026-10-08", "2026-10-15", "2026-10-22"):

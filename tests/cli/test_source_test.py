@@ -140,7 +140,7 @@ def test_all_krs_with_a_failure_exits_3_and_shows_no_secret(
     assert "    headers: Authorization (values not shown)" in out
     assert "    value_path: $.total" in out
     assert re.search(r"^✗ growth/broken: KR growth/broken: sql source .*missing", out, re.M)
-    assert "1 of 3 source(s) failed." in out
+    assert "1 of 3 sources failed." in out
     assert TOKEN not in out + result.stderr
     assert not (project / ".okr").exists()
 

@@ -80,7 +80,7 @@ def test_validating_one_file_resolves_its_parent_and_formula_in_the_project(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no objective 'grow-listening'" not in result.stderr
     # Counts are the file's own.
-    assert "1 file(s), 1 objective(s), 2 key result(s): valid" in result.stdout
+    assert "1 file, 1 objective, 2 key results: valid" in result.stdout
 
 
 def test_validating_one_file_lists_its_own_problems_only(
@@ -94,7 +94,7 @@ def test_validating_one_file_lists_its_own_problems_only(
     assert_no_traceback(result)
     assert "support.yaml" in result.stderr
     assert "company.yaml" not in result.stderr
-    assert "1 problem(s) in" in result.stderr
+    assert "1 problem in" in result.stderr
 
 
 def test_a_valid_file_beside_a_broken_one_is_valid(
@@ -112,7 +112,7 @@ def test_a_valid_file_beside_a_broken_one_is_valid(
     (two_files / "okrs" / "support.yaml").write_text(SUPPORT)
     result = okr("validate", "okrs/support.yaml", cwd=two_files, env=cli_env)
     assert result.returncode == 1
-    assert "problem(s) in the project's other files" in " ".join(result.stderr.split())
+    assert "1 problem in the project's other files" in " ".join(result.stderr.split())
 
 
 def test_a_file_outside_the_project_is_validated_on_its_own(
@@ -122,7 +122,7 @@ def test_a_file_outside_the_project_is_validated_on_its_own(
     elsewhere.write_text(COMPANY)
     result = okr("validate", str(elsewhere), cwd=two_files, env=cli_env)
     assert result.returncode == 0, result.stderr
-    assert "1 file(s), 1 objective(s), 1 key result(s): valid" in result.stdout
+    assert "1 file, 1 objective, 1 key result: valid" in result.stdout
 
 
 # -- okr demo: its port, no half-built folder, its closing lines ---------------------------

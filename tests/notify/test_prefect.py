@@ -160,4 +160,4 @@ def test_events_never_raise(
     monkeypatch.setattr(prefect.events, "emit_event", lambda **kwargs: None)
     with caplog.at_level(logging.WARNING, logger="okr_pipeline.notify.events"):
         emit_transition_events([notification(), notification(transition="resolved")])
-    assert "2 alert event(s) not emitted" in caplog.text
+    assert "2 alert events not emitted" in caplog.text

@@ -159,7 +159,7 @@ def test_several_columns_are_an_error() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"query": "SELECT count() WHERE timestamp < {now}"}, "unknown placeholder(s) {now}"),
+        ({"query": "SELECT count() WHERE timestamp < {now}"}, "unknown placeholder {now}"),
         ({"project_id": 0}, "greater than 0"),
         ({"query": ""}, "at least 1 character"),
         ({"period": "week"}, "'cycle', '1d'"),
