@@ -3,51 +3,26 @@
 Every command that takes a KR (``explain``, ``history``, ``alerts --kr``, ``silence``)
 resolves it here, so a typo gets the same answer everywhere:
 ``No key result named 'weekly-listners'. Did you mean 'grow-listening/weekly-listens'?``.
+The hint is :func:`okr_core.words.suggest`'s, shared with check-ins, formulas and the
+dashboard.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.words import close_names, suggest
 
 if TYPE_CHECKING:  # the store and its SQLAlchemy models load when a command reads them
     from okr_pipeline.okr_store.records import StoredKeyResult
 
-#: How alike a name must be to be suggested (difflib's ratio, 0 to 1): a typo or two in
-#: an id, not another KR of the same objective (``growth/revenu`` is not ``growth/signups``).
-CUTOFF = 0.75
-#: At most this many suggestions.
-SHOWN = 3
-
-
-def close_names(name: str, known: Iterable[str], *, shown: int = SHOWN) -> list[str]:
-    """The known names most like ``name``, best first (none when nothing is close)."""
-    return difflib.get_close_matches(name, list(dict.fromkeys(known)), n=shown, cutoff=CUTOFF)
+__all__ = ["close_names", "complete_kr", "did_you_mean", "resolve_kr"]
 
 
 def did_you_mean(name: str, key_results: Sequence[StoredKeyResult]) -> str:
-    """`` Did you mean 'a/b'?`` for the KRs whose ref or id is close to ``name``, or ``""``.
-
-    A bare id that is close suggests the KR's full ref, which always answers.
-    """
-    by_key: dict[str, list[str]] = {}
-    for kr in key_results:
-        by_key.setdefault(kr.kr_key, []).append(kr.ref)
-    names = close_names(name, [*by_key, *(kr.ref for kr in key_results)])
-    refs: list[str] = []
-    for found in names:
-        for ref in by_key.get(found, [found]):
-            if ref not in refs:
-                refs.append(ref)
-    refs = refs[:SHOWN]
-    if not refs:
-        return ""
-    if len(refs) == 1:
-        return f" Did you mean '{refs[0]}'?"
-    return " Did you mean " + ", ".join(f"'{ref}'" for ref in refs[:-1]) + f" or '{refs[-1]}'?"
+    """The hint for a KR name that matches none (:func:`okr_core.words.suggest` over the refs)."""
+    return suggest(name, [kr.ref for kr in key_results])
 
 
 def resolve_kr(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKeyResult:
@@ -58,15 +33,7 @@ def resolve_kr(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKeyRe
     """
     from okr_pipeline.run.select import resolve_name
 
-    try:
-        return resolve_name(name, key_results)
-    except ConfigError as exc:
-        if any(kr.kr_key == name for kr in key_results):
-            raise  # an id in several objectives: the message lists them
-        hint = did_you_mean(name, key_results)
-        if not hint:
-            raise
-        raise ConfigError(f"No key result named '{name}'.{hint} 'okr status' lists them.") from exc
+    return resolve_name(name, key_results)
 
 
 def complete_kr(incomplete: str) -> list[str]:

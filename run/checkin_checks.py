@@ -7,7 +7,6 @@ check-in or note leaves the store exactly as it was.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from okr_pipeline.connectors.values import (
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.loader import fingerprint
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_core.words import suggest
 from okr_pipeline.okr_store.models import AUTHOR_LENGTH
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.definitions import load_definitions
@@ -198,7 +198,7 @@ def find_kr(ref: str, targets: Sequence[CheckinTarget], when: datetime) -> Check
         when: The as-of of the check-in or note.
 
     Raises:
-        CheckinError: No KR by that name (with the closest one, by difflib), or a bare id
+        CheckinError: No KR by that name (with :func:`okr_core.words.suggest`'s hint), or a bare id
             in several objectives.
     """
     name = ref.strip()
@@ -212,12 +212,8 @@ def find_kr(ref: str, targets: Sequence[CheckinTarget], when: datetime) -> Check
                 "name one as objective/kr"
             )
     if not matches:
-        known = sorted({t.ref for t in targets})
-        close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(
-            name, sorted({t.kr_key for t in targets}), n=1
-        )
-        hint = f"did you mean {close[0]!r}?" if close else "'okr status' lists the KRs"
-        raise CheckinError(f"no KR named {name!r}; {hint}")
+        hint = suggest(name, sorted({t.ref for t in targets})) or " 'okr status' lists the KRs."
+        raise CheckinError(f"no KR named {name!r}.{hint}")
     holding = [t for t in matches if t.start <= when < t.end]
     if holding:
         return holding[0]

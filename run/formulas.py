@@ -28,7 +28,6 @@ measure: declare the baseline).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +38,7 @@ from okr_pipeline.connectors.formula import Formula, FormulaError, FormulaSource
 from okr_pipeline.okr_core._problems import format_loc, line_of
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, Problem
 from okr_pipeline.okr_core.loader import OkrSet
+from okr_pipeline.okr_core.words import suggest
 from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_tree
 from okr_pipeline.run.fetch import FetchResult
 
@@ -82,10 +82,10 @@ def resolve_reference(name: str, known: Iterable[tuple[str, str]]) -> str:
             f"KR id {name!r} is in several objectives ({', '.join(by_id)}); "
             f"write [{by_id[0]}] to name one"
         )
-    candidates = sorted({ref for ref, _ in pairs} | {key for _, key in pairs})
-    close = difflib.get_close_matches(name, candidates, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else "'okr status' lists the KRs"
-    raise ConfigError(f"no KR named {name!r}; {hint}")
+    # A formula names a KR by its id, or by its ref in brackets: suggest the same form.
+    candidates = {ref for ref, _ in pairs} if "/" in name else {key for _, key in pairs}
+    hint = suggest(name, sorted(candidates)) or " 'okr status' lists the KRs."
+    raise ConfigError(f"no KR named {name!r}.{hint}")
 
 
 # -- at load -------------------------------------------------------------------------------

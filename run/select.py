@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from cronsim import CronSim
 
 from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_core.words import suggest
 from okr_pipeline.okr_store.records import StoredKeyResult
 
 
@@ -51,7 +52,8 @@ def resolve_name(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKey
     """Find one KR by ``objective/kr`` or by its id alone.
 
     Raises:
-        ConfigError: no KR or several KRs answer to ``name``.
+        ConfigError: no KR answers to ``name`` (with :func:`okr_core.words.suggest`'s hint),
+            or several do.
     """
     exact = [kr for kr in key_results if kr.ref == name]
     if exact:
@@ -62,6 +64,5 @@ def resolve_name(name: str, key_results: Sequence[StoredKeyResult]) -> StoredKey
     if by_id:
         options = ", ".join(sorted(kr.ref for kr in by_id))
         raise ConfigError(f"KR id '{name}' is in several objectives; name one of: {options}")
-    raise ConfigError(
-        f"No key result named '{name}'. Use 'objective/kr' or a KR id; 'okr status' lists them."
-    )
+    hint = suggest(name, [kr.ref for kr in key_results]) or " Use 'objective/kr' or a KR id;"
+    raise ConfigError(f"No key result named '{name}'.{hint} 'okr status' lists them.")

@@ -7,14 +7,18 @@ from its own history with the same rules as the overview's, so the two always ag
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from okr_pipeline.okr_core.alerting.model import AlertState, Silence
 from okr_pipeline.okr_core.redaction import mask_url, redact_text, redact_value
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_core.words import suggest
+from okr_pipeline.okr_store.records import AlertRow as StoredAlert
+from okr_pipeline.okr_store.records import NoteRow as StoredNote
 from okr_pipeline.okr_store.records import StatusRow, StoredMeasurement
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.web import queries
@@ -31,7 +35,15 @@ from okr_pipeline.web.model import (
 from okr_pipeline.web.overview import DEFAULT_STALE_AFTER_PERIODS, exact, kr_row
 from okr_pipeline.web.standing import judged
 
-__all__ = ["ALERTS_SHOWN", "HISTORY_SHOWN", "UnknownKrError", "definition", "kr_detail"]
+__all__ = [
+    "ALERTS_SHOWN",
+    "HISTORY_SHOWN",
+    "KrRecords",
+    "UnknownKrError",
+    "assemble",
+    "definition",
+    "kr_detail",
+]
 
 HISTORY_SHOWN = 1000
 ALERTS_SHOWN = 50
@@ -57,8 +69,7 @@ def resolve(store: Store, ref: str, cycle: str | None = None) -> queries.KrDefin
     if matches:
         return matches[0]
     where = f" in cycle '{cycle}'" if cycle else ""
-    close = difflib.get_close_matches(ref, queries.kr_refs(store), n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(repr(name) for name in close)}?" if close else ""
+    hint = suggest(ref, queries.kr_refs(store))
     raise UnknownKrError(f"No key result named '{ref}'{where}.{hint} The overview lists them.")
 
 
@@ -164,8 +175,53 @@ def kr_detail(
     """
     now = now or datetime.now(UTC)
     kr = resolve(store, ref, cycle)
-    measurements = sorted(store.measurements([kr.kr_id]), key=lambda m: m.as_of, reverse=True)
-    evaluations = queries.kr_evaluations(store, kr.kr_id, HISTORY_SHOWN)
+    return assemble(
+        kr,
+        KrRecords(
+            measurements=store.measurements([kr.kr_id]),
+            evaluations=queries.kr_evaluations(store, kr.kr_id, HISTORY_SHOWN),
+            notes=store.notes([kr.kr_id]),
+            alert_states=list(store.alert_states([kr.kr_id]).values()),
+            alerts=store.recent_alerts(limit=ALERTS_SHOWN, ref=kr.ref),
+            silences=store.silences(now, include_expired=True),
+        ),
+        settings=settings,
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class KrRecords:
+    """What the store holds about one KR, as read for its page.
+
+    Attributes:
+        measurements: Its measurements and check-ins, any order.
+        evaluations: Its latest :data:`HISTORY_SHOWN` evaluations, newest as-of first.
+        notes: Its notes, oldest as-of first.
+        alert_states: Its pending or firing alert states.
+        alerts: Its latest :data:`ALERTS_SHOWN` alerts (by ``objective/kr``, any cycle),
+            newest first.
+        silences: Silences, any target (those of the KR and its objective are kept).
+    """
+
+    measurements: Sequence[StoredMeasurement]
+    evaluations: Sequence[Any]
+    notes: Sequence[StoredNote]
+    alert_states: Sequence[AlertState]
+    alerts: Sequence[StoredAlert]
+    silences: Sequence[Silence]
+
+
+def assemble(
+    kr: queries.KrDefinitionRow,
+    records: KrRecords,
+    *,
+    settings: Settings | None,
+    now: datetime,
+) -> KrDetail:
+    """One KR's page from what was read about it (:func:`kr_detail`, ``kr_details``)."""
+    measurements = sorted(records.measurements, key=lambda m: m.as_of, reverse=True)
+    evaluations = records.evaluations
     past = [m for m in measurements if m.as_of <= now]
     good = next((m for m in past if m.outcome == "ok"), None)
     evaluation = next((e for e in evaluations if e.evaluated_at <= now), None)
@@ -174,7 +230,7 @@ def kr_detail(
     points: list[tuple[datetime, Decimal]] = [
         (m.as_of, m.value) for m in past if m.outcome == "ok" and m.value is not None
     ]
-    stored_notes = store.notes([kr.kr_id])
+    stored_notes = records.notes
     chart = chart_data(
         start=kr.cycle_start,
         end=kr.cycle_end,
@@ -188,13 +244,7 @@ def kr_detail(
         forecast_high=row.forecast_high,
         notes=[(n.as_of, n.text) for n in stored_notes if n.as_of <= now],
     )
-    states = store.alert_states([kr.kr_id])
-    alerts = store.recent_alerts(limit=ALERTS_SHOWN, ref=kr.ref)
-    silences = [
-        s
-        for s in store.silences(now, include_expired=True)
-        if s.target in (kr.ref, kr.objective_key)
-    ]
+    silences = [s for s in records.silences if s.target in (kr.ref, kr.objective_key)]
     return KrDetail(
         row=kr_row(row),
         objective_title=kr.objective_title,
@@ -229,9 +279,9 @@ def kr_detail(
                 fired_at=state.fired_at,
                 last_sent_at=state.last_sent_at,
             )
-            for state in sorted(states.values(), key=lambda s: s.kind)
+            for state in sorted(records.alert_states, key=lambda s: s.kind)
         ],
-        alerts=[alert_row(a) for a in alerts],
+        alerts=[alert_row(a) for a in records.alerts],
         silences=[silence_row(s, now) for s in silences],
         notes=[
             NoteRow(as_of=n.as_of, created_at=n.created_at, author=n.author, text=n.text)

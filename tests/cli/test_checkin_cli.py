@@ -84,7 +84,7 @@ def test_note(project: Path, cli_env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["checkin", "team/npz", "3"], "Error: no KR named 'team/npz'; did you mean 'team/nps'?"),
+        (["checkin", "team/npz", "3"], "Error: no KR named 'team/npz'. Did you mean 'team/nps'?"),
         (
             ["checkin", "team/nps", "three"],
             "Error: value 'three' for team/nps is not a number; give digits, e.g. 42 or -3.5",

@@ -121,7 +121,7 @@ def test_validate_reports_unknown_references_and_loops_with_file_and_line(
     rate_line = line_of(BROKEN, '"activatd / signed_up')
     assert (
         f"q4.yaml:{rate_line}: objectives[0].key_results[2].source.expression: "
-        "formula 'activatd': no KR named 'activatd'; did you mean 'activated'?"
+        "formula 'activatd': no KR named 'activatd'. Did you mean 'activated'?"
     ) in output, output
     loop_line = line_of(BROKEN, '"[retention/kept_share] * no_churn_data"')
     assert f"q4.yaml:{loop_line}: objectives[1].key_results[2].source.expression" in output

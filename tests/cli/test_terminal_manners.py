@@ -86,16 +86,23 @@ def test_help_shows_no_bool_placeholder(path: tuple[str, ...]) -> None:
         ("alerts", "--kr", "signup"),
         ("silence", "signup", "--until", "3d", "--reason", "typo"),
         ("history", "growth/sign-ups"),
+        ("run", "--kr", "signup"),
     ],
 )
 def test_a_mistyped_kr_gets_did_you_mean(listing: ListingProject, args: tuple[str, ...]) -> None:
     result = listing.okr(*args)
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        f"Error: No key result named '{args[1] if args[0] != 'alerts' else args[2]}'. "
+        f"Error: No key result named '{args[1] if args[0] not in ('alerts', 'run') else args[2]}'. "
         "Did you mean 'growth/signups'? 'okr status' lists them."
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_mistyped_checkin_gets_the_same_hint(listing: ListingProject) -> None:
+    result = listing.okr("checkin", "signup", "3")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: no KR named 'signup'. Did you mean 'growth/signups'?"
 
 
 def test_a_name_like_nothing_gets_no_guess(listing: ListingProject) -> None:
@@ -120,7 +127,12 @@ def test_did_you_mean_offers_each_close_ref_once() -> None:
     krs = [_kr("growth", "signups"), _kr("retention", "signups"), _kr("growth", "revenue")]
     assert did_you_mean("signup", krs) == (" Did you mean 'growth/signups' or 'retention/signups'?")
     assert did_you_mean("growth/revenu", krs) == " Did you mean 'growth/revenue'?"
-    assert did_you_mean("zzz", krs) == ""
+    # Nothing close: the few known names are listed; with many, nothing is guessed.
+    assert did_you_mean("zzz", krs) == (
+        " Known: 'growth/revenue', 'growth/signups', 'retention/signups'."
+    )
+    many = [_kr("growth", f"kr{number}") for number in range(9)]
+    assert did_you_mean("zzz", many) == ""
     assert close_names("listners", ["listeners", "signups"]) == ["listeners"]
 
 

@@ -333,12 +333,23 @@ REFUSED = [
     pytest.param(
         ("team/npz", "30"),
         {},
-        "no KR named 'team/npz'; did you mean 'team/nps'?",
+        "no KR named 'team/npz'. Did you mean 'team/nps'?",
         id="unknown-kr",
     ),
-    pytest.param(("nsp", "30"), {}, "no KR named 'nsp'; did you mean 'nps'?", id="unknown-bare-id"),
     pytest.param(
-        ("zzzzzz", "30"), {}, "no KR named 'zzzzzz'; 'okr status' lists the KRs", id="no-hint"
+        ("nsp", "30"),
+        {},
+        "no KR named 'nsp'. Known: 'growth/signups', 'team/launch', 'team/nps'.",
+        id="unknown-bare-id",
+    ),
+    pytest.param(
+        ("zzzzzz", "30"),
+        {},
+        "no KR named 'zzzzzz'. Known: 'growth/signups', 'team/launch', 'team/nps'.",
+        id="few-known-listed",
+    ),
+    pytest.param(
+        ("launc", "30"), {}, "no KR named 'launc'. Did you mean 'team/launch'?", id="bare-id-ref"
     ),
     pytest.param(
         ("team/nps", "30"),
@@ -396,7 +407,7 @@ def test_refused_checkins_leave_the_store_unchanged(
 @pytest.mark.parametrize(
     ("ref", "text", "as_of", "message"),
     [
-        ("team/npx", "x", NOV2, "no KR named 'team/npx'; did you mean 'team/nps'?"),
+        ("team/npx", "x", NOV2, "no KR named 'team/npx'. Did you mean 'team/nps'?"),
         ("team/nps", " \n ", NOV2, "the note is empty: say what happened, e.g. 'campaign paused'"),
         (
             "growth/signups", "x", datetime(2027, 1, 1, tzinfo=UTC),
@@ -427,7 +438,7 @@ def test_unsynced_files_are_checked_without_writing(settings: Settings, store: S
     path = settings.resolved_okr_path() / "q4.yaml"
     path.write_text(OKRS.replace("id: nps", "id: enps"))
     before = snapshot(store)
-    with pytest.raises(CheckinError, match="no KR named 'team/nps'; did you mean 'team/enps'"):
+    with pytest.raises(CheckinError, match=r"no KR named 'team/nps'\. Did you mean 'team/enps'"):
         checkin(settings, "team/nps", "30", NOV2)
     assert snapshot(store) == before
 

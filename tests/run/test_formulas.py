@@ -200,7 +200,7 @@ def test_backfill_computes_formulas_at_the_past_as_of(project: Path) -> None:
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        ("signups / 2", "formula 'signups': no KR named 'signups'; did you mean 'signed_up'?"),
+        ("signups / 2", "formula 'signups': no KR named 'signups'. Did you mean 'signed_up'?"),
         ("[growth/nope] + 1", "formula 'growth/nope': no KR named 'growth/nope'"),
         ("[looped] + 1", "formulas reference each other in a loop"),
     ],

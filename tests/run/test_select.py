@@ -84,3 +84,13 @@ def test_ambiguous_and_unknown_names_are_clear_errors() -> None:
         resolve_name("a", krs)
     with pytest.raises(ConfigError, match="No key result named 'zzz'"):
         resolve_name("zzz", krs)
+
+
+def test_an_unknown_name_gets_the_shared_hint() -> None:
+    krs = [kr("growth", "signups", 1), kr("growth", "revenue", 2)]
+    with pytest.raises(ConfigError) as caught:
+        resolve_name("growth/signup", krs)
+    assert str(caught.value) == (
+        "No key result named 'growth/signup'. Did you mean 'growth/signups'? "
+        "'okr status' lists them."
+    )
