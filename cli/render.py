@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,10 +14,14 @@ from rich.text import Text
 from okr_pipeline.cli.json_output import dumps
 from okr_pipeline.cli.tables import Cell, Column, Step, build_table, folded, plan
 from okr_pipeline.okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
-from okr_pipeline.okr_core.rollup import KrScore, ObjectiveInput, ObjectiveScore, rollup
-from okr_pipeline.okr_core.scoring import KrSpec, score
+from okr_pipeline.okr_core.rollup import ObjectiveScore
 from okr_pipeline.okr_store.records import StatusRow
-from okr_pipeline.run.staleness import stale_reason
+
+# One copy of where KRs stand (stale at read time, what each puts into its objective's
+# score) for the terminal and the dashboard: web may not import cli, so it lives there.
+# ``judged`` is imported from here by the commands that list KRs (a re-export).
+from okr_pipeline.web.standing import judged as judged
+from okr_pipeline.web.standing import kr_score, objective_score_map
 
 STATUS_STYLES = {
     "on_track": "green",
@@ -98,72 +101,6 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit} ago"
     return "now"
-
-
-def judged(rows: Sequence[StatusRow], now: datetime, stale_after_periods: float) -> list[StatusRow]:
-    """The rows as they stand ``now``: a KR whose last good value is too old is stale.
-
-    The stored status is the one of the KR's last run; if runs stopped, or its source has
-    been failing for long, that status no longer tells the truth, and ``stale`` does.
-    """
-    result = []
-    for row in rows:
-        reason = stale_reason(row.last_good_as_of, now, row.schedule, stale_after_periods)
-        if reason is not None and row.status is not None:
-            row = replace(row, status="stale", reason=reason)
-        result.append(row)
-    return result
-
-
-def last_good_score(row: StatusRow) -> float | None:
-    """The score of the KR's last good value with its current definition, or None."""
-    if row.last_good_value is None or (row.kind != "milestone" and row.target_value is None):
-        return None
-    if row.kind in ("increase", "decrease") and row.baseline == row.target_value:
-        return None  # progress cannot be measured (an automatic baseline equal to the target)
-    spec = KrSpec(
-        kind=row.kind,  # type: ignore[arg-type]  # the store only holds valid kinds
-        baseline=row.baseline,
-        target=row.target_value if row.target_value is not None else Decimal(1),
-        floor=row.floor,
-        weight=row.weight,
-    )
-    try:
-        return score(spec, row.last_good_value)
-    except ValueError:
-        return None  # not a finite number: nothing to count
-
-
-def kr_score(row: StatusRow) -> KrScore:
-    """What a KR puts into its objective's score (the rules are in ``okr_core.rollup``).
-
-    Its latest evaluation's score (``current``); else, while its source fails or answers
-    nothing, its last good score (``carried``); a stale KR counts with the score it last
-    had, marked ``stale``; a KR never scored is ``unscored``.
-    """
-    counted = row.score if row.score is not None else last_good_score(row)
-    if row.status is None or counted is None:
-        return KrScore(row.kr_key, None, row.weight, "unscored")
-    if row.status == "stale":
-        return KrScore(row.kr_key, counted, row.weight, "stale")
-    return KrScore(
-        row.kr_key, counted, row.weight, "current" if row.score is not None else "carried"
-    )
-
-
-def objective_score_map(rows: Sequence[StatusRow]) -> dict[str, ObjectiveScore]:
-    """Each objective's score and its marks, rolled up the alignment tree."""
-    krs: dict[str, list[KrScore]] = {}
-    parents: dict[str, str | None] = {}
-    for row in rows:
-        krs.setdefault(row.objective_key, []).append(kr_score(row))
-        parents[row.objective_key] = row.parent_key
-    # A parent outside the rows shown (another cycle, archived) does not take part.
-    inputs = {
-        key: ObjectiveInput(krs=items, parent=parents[key] if parents[key] in krs else None)
-        for key, items in krs.items()
-    }
-    return rollup(inputs)
 
 
 def describe_objective_score(result: ObjectiveScore | None) -> str:
@@ -269,7 +206,7 @@ def print_status_tables(
         caption = CARRIED_CAPTION if any(cells[id(row)][1] for row in members) else None
         if layout is None:
             console.print(title, highlight=False)
-            for line in folded(STATUS_COLUMNS, table_rows):
+            for line in folded(STATUS_COLUMNS, table_rows, width=console.width):
                 console.print(line, highlight=False)
             if caption:
                 console.print(caption, style="dim", highlight=False)

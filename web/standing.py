@@ -1,9 +1,9 @@
 """Where KRs stand now: stale judged at read time, and the scores objectives roll up.
 
-The same rules ``okr status`` applies (``cli/render.py`` holds copies of these functions
-until it imports them from here; web may not import cli): a KR whose last good value is
-too old is ``stale``; a KR puts its current, carried, stale or no score into its
-objective's (rules in :mod:`okr_pipeline.okr_core.rollup`).
+The one copy of these rules: ``okr status`` (``cli/render.py`` imports them from here; web
+may not import cli) and the dashboard judge alike. A KR whose last good value is too old
+is ``stale``; a KR puts its current, carried, stale or no score into its objective's
+(rules in :mod:`okr_pipeline.okr_core.rollup`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ __all__ = ["judged", "kr_score", "last_good_score", "objective_score_map"]
 
 def judged(rows: Sequence[StatusRow], now: datetime, stale_after_periods: float) -> list[StatusRow]:
     """The rows as they stand ``now``: a KR whose last good value is too old is stale.
+
+    The stored status is the one of the KR's last run; if runs stopped, or its source has
+    been failing for long, that status no longer tells the truth, and ``stale`` does.
 
     Args:
         rows: Rows from ``Store.latest_status``.
@@ -67,7 +70,12 @@ def last_good_score(row: StatusRow) -> float | None:
 
 
 def kr_score(row: StatusRow) -> KrScore:
-    """What a KR puts into its objective's score (the rules are in ``okr_core.rollup``)."""
+    """What a KR puts into its objective's score (the rules are in ``okr_core.rollup``).
+
+    Its latest evaluation's score (``current``); else, while its source fails or answers
+    nothing, its last good score (``carried``); a stale KR counts with the score it last
+    had, marked ``stale``; a KR never scored is ``unscored``.
+    """
     counted = row.score if row.score is not None else last_good_score(row)
     if row.status is None or counted is None:
         return KrScore(row.kr_key, None, row.weight, "unscored")
