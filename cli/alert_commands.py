@@ -134,11 +134,12 @@ def unsilence(
 
 
 #: ``okr alerts``: the channel goes first when the table is too wide, then the route; if
-#: that is not enough, each alert folds under its KR.
+#: that is not enough (a long KR id at 80 columns), each alert folds under its KR. The
+#: alert's kind and transition (``off_track firing``) are ids: never wrapped.
 ALERT_COLUMNS = (
     Column("when (UTC)"),
     Column("KR"),
-    Column("alert", wrap=True, min_width=9),
+    Column("alert"),
     Column("route"),
     Column("channel"),
     Column("delivery", wrap=True, min_width=8),

@@ -11,7 +11,8 @@ measures its cells and lays itself out:
    dropped. Each command states its order where it builds its columns (and the README,
    "Commands", repeats it).
 4. If the columns that are never dropped still do not fit, each row folds: its id (the KR,
-   where the row has one) on a line of its own, the other cells as ``name value`` under it.
+   where the row has one) on a line of its own, the other cells as ``name value`` under it,
+   a line breaking only between two cells.
 """
 
 from __future__ import annotations
@@ -194,8 +195,18 @@ def build_table(
     return table
 
 
-def folded(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], key: int = 0) -> list[Text]:
-    """Each row as its ``key`` cell on a line, then ``header value`` pairs indented under it."""
+def folded(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    key: int = 0,
+    width: int | None = None,
+) -> list[Text]:
+    """Each row as its ``key`` cell on a line, then ``header value`` pairs indented under it.
+
+    With a ``width``, the pairs fill lines of that width and a line breaks only between two
+    pairs, so an id, a time or an alert's kind and transition is never split (a pair
+    wider than the width alone on its line is left to the console to wrap: free text).
+    """
     lines: list[Text] = []
     for row in rows:
         lines.append(_pick(row[key], False))
@@ -204,10 +215,15 @@ def folded(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], key: int =
             cell = _pick(row[index], True)
             if index == key or not cell.plain.strip():
                 continue
+            pair = Text(f"{column.header} ", style="dim")
+            pair.append_text(cell)
             if len(parts) > 2:
-                parts.append(" · ")
-            parts.append(f"{column.header} ", style="dim")
-            parts.append_text(cell)
+                if width is not None and parts.cell_len + 3 + pair.cell_len > width:
+                    lines.append(parts)
+                    parts = Text("  ")
+                else:
+                    parts.append(" · ")
+            parts.append_text(pair)
         lines.append(parts)
     return lines
 
@@ -237,7 +253,7 @@ def print_listing(
     if layout is None:
         if title is not None:
             console.print(title, highlight=False)
-        for line in folded(columns, rows, key):
+        for line in folded(columns, rows, key, console.width):
             console.print(line, highlight=False)
         if caption:
             console.print(caption, highlight=False, style="dim")

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from okr_pipeline.cli.render import STATUS_STEPS, clock
-from okr_pipeline.cli.tables import Column, plan, print_listing
+from okr_pipeline.cli.tables import Cell, Column, plan, print_listing
 from tests.cli.demo_store import SILENCE_REASON, SILENCED, DemoStore, fill_demo
 
 WIDTHS = (80, 200)
@@ -108,8 +108,13 @@ def test_alerts_show_whole_krs_and_times(demo: DemoStore, width: int) -> None:
     for alert in alerts:
         assert whole(alert["kr"], out), (alert["kr"], out)
         assert clock_of(alert["created_at"]) in out
+        # The alert's kind and transition are ids: on one line, never wrapped apart.
+        assert f"{alert['kind']} {alert['transition']}" in out, (alert, out)
+        assert re.search(rf"\b{alert['delivery']}\b", out), (alert["delivery"], out)
     if width == 200:
         assert "channel" in out and "route" in out
+    else:  # the longest KR id leaves no room for a table: each alert folds under its KR
+        assert re.search(r"^  when \(UTC\) [\d-]+ [\d:]+ · alert off_track \w+", out, re.M), out
     assert all(len(TIME.findall(line)) <= 1 for line in out.splitlines())
 
 
@@ -153,6 +158,20 @@ def test_a_table_too_wide_for_its_kept_columns_folds_each_row_under_its_id() -> 
     assert lines[0].strip() == long_id
     assert "Value 12 · Status on_track" in lines[1]
     assert lines[2].strip() == "short" and "Value 3" in lines[3]
+
+
+def test_a_folded_row_breaks_between_cells_only() -> None:
+    console = Console(width=40, record=True, color_system=None)
+    columns = (Column("KR"), Column("alert"), Column("route"), Column("delivery"))
+    row: list[Cell] = ["growth/signups", "off_track firing", "default-route", "sent"]
+    print_listing(console, columns, [row])
+    lines = console.export_text().splitlines()
+    # "  alert off_track firing · route default-route" would be 46: the line breaks there.
+    assert lines == [
+        "growth/signups",
+        "  alert off_track firing",
+        "  route default-route · delivery sent",
+    ]
 
 
 def test_columns_give_way_in_the_stated_order() -> None:
