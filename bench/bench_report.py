@@ -5,14 +5,16 @@
 It builds the same store as ``bench_ui.py`` (one cycle, 5 KRs per objective, ``--as-ofs``
 weekly runs with a measurement and an evaluation per KR, written straight into a SQLite
 file in a temporary folder), then times ``web.report.build_report``: the overview and every
-KR's page (its queries and its rendering), assembled into one document. It prints the time,
-the time per KR and the size of the HTML.
+KR's page (read for all KRs at once, ``web.kr_details``, and rendered), assembled into one
+document. It prints the time, the time per KR, the size of the HTML and the machine's load
+average while it ran (other work on the machine slows it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -50,13 +52,15 @@ def main() -> None:
         "seconds": round(seconds, 2),
         "ms_per_kr": round(1000 * seconds / max(1, report.krs), 2),
         "megabytes": round(len(report.html.encode()) / 1e6, 1),
+        "load": round(os.getloadavg()[0], 1),
     }
     if args.json:
         print(json.dumps(figures))
     else:
         print(
             f"report of {figures['krs']} KRs: {figures['seconds']} s "
-            f"({figures['ms_per_kr']} ms per KR), {figures['megabytes']} MB of HTML"
+            f"({figures['ms_per_kr']} ms per KR), {figures['megabytes']} MB of HTML "
+            f"(load average {figures['load']})"
         )
 
 

@@ -15,6 +15,16 @@ def report(
         str | None,
         typer.Option("--cycle", help="The cycle (default: the one running now, else the newest)."),
     ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective", help="Only this objective and the objectives under it (a team's part)."
+        ),
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Only the KRs of objectives this person owns (e-mail)."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -30,7 +40,8 @@ def report(
     """Write the overview and every KR's chart and history as one HTML file.
 
     The file holds its styles and charts (no network): it opens from disk or as an
-    e-mail attachment. It is named okr-report-<cycle>-<date>.html.
+    e-mail attachment. It is named okr-report-<cycle>-<date>.html (with --objective or
+    --owner, okr-report-<cycle>-<objective or owner>-<date>.html).
     """
     from okr_pipeline.cli.reading import open_store_to_read
     from okr_pipeline.web.report import find_chromium, write_report
@@ -42,7 +53,15 @@ def report(
         fail(f"--out {out} is a file, not a folder")
     store = open_store_to_read(settings)
     try:
-        files = write_report(settings, cycle=cycle, out_dir=out, pdf=pdf, store=store)
+        files = write_report(
+            settings,
+            cycle=cycle,
+            objective=objective,
+            owner=owner,
+            out_dir=out,
+            pdf=pdf,
+            store=store,
+        )
     finally:
         store.close()
     console.print(f"Report written to {files.html}", highlight=False, soft_wrap=True)

@@ -42,6 +42,7 @@ __all__ = [
     "render_alerts",
     "render_error",
     "render_kr",
+    "render_kr_section",
     "render_overview",
     "render_runs",
     "static_text",
@@ -297,6 +298,38 @@ def render_kr(
         },
         standalone,
         base,
+    )
+
+
+def render_kr_section(
+    detail: KrDetail, *, history_omitted: int = 0, evaluations_omitted: int = 0
+) -> str:
+    """One KR's ``section.kr-page`` as the report holds it: in-page links, no forms.
+
+    Rendered alone (not inside a whole standalone page) and with compact table rows: a
+    report holds thousands of them under one copy of the CSS and scripts.
+
+    Args:
+        detail: From :func:`okr_pipeline.web.kr_detail.kr_detail` (or ``kr_details``).
+        history_omitted: Older history rows left out of ``detail``, said under the table.
+        evaluations_omitted: Older evaluations left out, said under their table.
+    """
+    return (
+        _environment()
+        .get_template("kr_section.html")
+        .render(
+            standalone=True,
+            base="",
+            href=lambda ref: kr_href(ref, standalone=True),
+            d=detail,
+            row=detail.row,
+            form=None,
+            chart_data=chart_json(detail),
+            report={
+                "history_omitted": history_omitted,
+                "evaluations_omitted": evaluations_omitted,
+            },
+        )
     )
 
 

@@ -1,8 +1,8 @@
 """Read-only queries the dashboard needs beyond :class:`okr_store.Store`'s.
 
 One SQL statement each, none per KR: the store's version, the cycles with their KR counts,
-one KR's definition by ``objective/kr``, its evaluations over time, and the failures of a
-page of runs.
+one KR's definition by ``objective/kr`` (or every KR's of a cycle), its evaluations over
+time, and the failures of a page of runs.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from okr_pipeline.okr_store.sync import FINGERPRINT_KEY
 
 __all__ = [
     "KrDefinitionRow",
+    "cycle_key_results",
     "cycles",
     "find_key_result",
     "kr_evaluations",
@@ -114,20 +115,9 @@ def kr_refs(store: Store) -> list[str]:
         return sorted({f"{o}/{k}" for o, k in conn.execute(stmt)})
 
 
-def find_key_result(store: Store, ref: str, cycle: str | None = None) -> list[KrDefinitionRow]:
-    """The active KRs answering to ``ref``: ``objective/kr``, or a KR id alone.
-
-    Args:
-        store: The store.
-        ref: ``objective/kr`` or a KR id.
-        cycle: Only in this cycle; else every cycle's, newest cycle first.
-
-    Returns:
-        The matches (empty: none; several: the same ref in several cycles, or a KR id
-        in several objectives).
-    """
-    objective_key, slash, kr_key = ref.partition("/")
-    stmt = (
+def _definitions() -> sa.Select[*tuple[Any, ...]]:
+    # Every active KR's definition with its objective and cycle, newest cycle first.
+    return (
         sa.select(
             KeyResult.id,
             KeyResult.key,
@@ -155,48 +145,71 @@ def find_key_result(store: Store, ref: str, cycle: str | None = None) -> list[Kr
         .join(Objective, Objective.id == KeyResult.objective_id)
         .join(Cycle, Cycle.id == Objective.cycle_id)
         .where(*_active())
+        .order_by(Cycle.start_at.desc(), Objective.key, KeyResult.key)
     )
+
+
+def _definition(row: sa.Row[Any]) -> KrDefinitionRow:
+    return KrDefinitionRow(
+        kr_id=row.id,
+        ref=f"{row.objective_key}/{row.key}",
+        cycle=row.cycle,
+        cycle_start=row.start_at,
+        cycle_end=row.end_at,
+        objective_key=row.objective_key,
+        objective_title=row.objective_title,
+        objective_type=row.objective_type,
+        parent_key=row.parent_key,
+        success_level=(
+            row.success_level
+            if row.success_level is not None
+            else SUCCESS_LEVELS[row.objective_type]
+        ),
+        owner=row.owner,
+        kr_key=row.key,
+        title=row.title,
+        unit=row.unit,
+        kind=row.kind,
+        baseline=row.baseline,
+        target=row.target,
+        target_value=row.target_value,
+        floor=row.floor,
+        weight=row.weight,
+        schedule=row.schedule,
+        source=dict(row.source_json or {}),
+        source_type=row.source_type,
+    )
+
+
+def find_key_result(store: Store, ref: str, cycle: str | None = None) -> list[KrDefinitionRow]:
+    """The active KRs answering to ``ref``: ``objective/kr``, or a KR id alone.
+
+    Args:
+        store: The store.
+        ref: ``objective/kr`` or a KR id.
+        cycle: Only in this cycle; else every cycle's, newest cycle first.
+
+    Returns:
+        The matches (empty: none; several: the same ref in several cycles, or a KR id
+        in several objectives).
+    """
+    objective_key, slash, kr_key = ref.partition("/")
+    stmt = _definitions()
     if slash:
         stmt = stmt.where(Objective.key == objective_key, KeyResult.key == kr_key)
     else:
         stmt = stmt.where(KeyResult.key == ref)
     if cycle is not None:
         stmt = stmt.where(Cycle.name == cycle)
-    stmt = stmt.order_by(Cycle.start_at.desc(), Objective.key)
     with store.engine.connect() as conn:
-        rows = list(conn.execute(stmt))
-    return [
-        KrDefinitionRow(
-            kr_id=row.id,
-            ref=f"{row.objective_key}/{row.key}",
-            cycle=row.cycle,
-            cycle_start=row.start_at,
-            cycle_end=row.end_at,
-            objective_key=row.objective_key,
-            objective_title=row.objective_title,
-            objective_type=row.objective_type,
-            parent_key=row.parent_key,
-            success_level=(
-                row.success_level
-                if row.success_level is not None
-                else SUCCESS_LEVELS[row.objective_type]
-            ),
-            owner=row.owner,
-            kr_key=row.key,
-            title=row.title,
-            unit=row.unit,
-            kind=row.kind,
-            baseline=row.baseline,
-            target=row.target,
-            target_value=row.target_value,
-            floor=row.floor,
-            weight=row.weight,
-            schedule=row.schedule,
-            source=dict(row.source_json or {}),
-            source_type=row.source_type,
-        )
-        for row in rows
-    ]
+        return [_definition(row) for row in conn.execute(stmt)]
+
+
+def cycle_key_results(store: Store, cycle: str) -> dict[str, KrDefinitionRow]:
+    """Every active KR of ``cycle`` by ``objective/kr``, in one query (the report's)."""
+    stmt = _definitions().where(Cycle.name == cycle)
+    with store.engine.connect() as conn:
+        return {kr.ref: kr for kr in map(_definition, conn.execute(stmt))}
 
 
 def kr_evaluations(store: Store, kr_id: int, limit: int = 1000) -> list[Any]:

@@ -14,6 +14,7 @@ The PDF is the same HTML printed by Chromium in headless mode (``--pdf``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shutil
@@ -29,9 +30,11 @@ from markupsafe import escape
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.okr_store.store import Store
-from okr_pipeline.web.kr_detail import kr_detail
+from okr_pipeline.web.kr_details import kr_details
+from okr_pipeline.web.model import KrDetail, OverviewPage
 from okr_pipeline.web.overview import DEFAULT_STALE_AFTER_PERIODS, UnknownCycleError, overview
-from okr_pipeline.web.pages import CHART_JS, render_kr, render_overview, static_text
+from okr_pipeline.web.pages import CHART_JS, render_kr_section, render_overview, static_text
+from okr_pipeline.web.queries import cycle_key_results
 from okr_pipeline.web.store_access import StoreAccess
 
 __all__ = [
@@ -51,6 +54,11 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 PDF_TIMEOUT_SECONDS = 300.0
 #: Every KR on one page: the report is not paged like the dashboard.
 ALL_ROWS = 1_000_000_000
+#: History and status rows shown per KR (the latest of the cycle; the chart has every
+#: value): a quarter of weekly values, so that a daily KR does not fill pages.
+REPORT_ROWS = 13
+#: KRs read from the store at once: a constant number of queries each, bounded memory.
+KRS_PER_READ = 500
 
 _BODY = '<body data-draw="%s">'
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -174,10 +182,75 @@ def _inline_script(text: str) -> str:
     return text.replace("</script", "<\\/script")
 
 
+def _close(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _check_filters(page: OverviewPage, objective: str | None, owner: str | None) -> None:
+    # A filter that matches nothing is a typo far more often than an empty team: say so
+    # rather than write an empty report.
+    if objective and objective not in {choice.key for choice in page.objective_choices}:
+        keys = [choice.key for choice in page.objective_choices]
+        raise ReportError(
+            f"No objective '{objective}' in cycle '{page.cycle}'.{_close(objective, keys)}"
+        )
+    if owner and owner not in page.owners:
+        raise ReportError(
+            f"No KR of cycle '{page.cycle}' is owned by '{owner}'.{_close(owner, page.owners)}"
+        )
+
+
+def _trimmed(detail: KrDetail) -> tuple[KrDetail, int, int]:
+    # The report's tables hold the cycle's latest REPORT_ROWS rows; the chart every value.
+    def in_cycle(when: datetime) -> bool:
+        return detail.cycle_start <= when <= detail.cycle_end
+
+    history = [h for h in detail.history if in_cycle(h.as_of)]
+    evaluations = [e for e in detail.evaluations if in_cycle(e.as_of)]
+    kept = detail.model_copy(
+        update={"history": history[:REPORT_ROWS], "evaluations": evaluations[:REPORT_ROWS]}
+    )
+    return (
+        kept,
+        len(detail.history) - len(kept.history),
+        len(detail.evaluations) - len(kept.evaluations),
+    )
+
+
+def _sections(
+    store: Store, page: OverviewPage, settings: Settings | None, now: datetime
+) -> list[str]:
+    if page.cycle is None or not page.krs:
+        return []
+    definitions = cycle_key_results(store, page.cycle)
+    krs = [definitions[row.ref] for row in page.krs]
+    sections: list[str] = []
+    for start in range(0, len(krs), KRS_PER_READ):
+        details = kr_details(
+            store, krs[start : start + KRS_PER_READ], cycle=page.cycle, settings=settings, now=now
+        )
+        for detail in details:
+            kept, history_omitted, evaluations_omitted = _trimmed(detail)
+            # ``#<ref>`` too: the anchor alerts.yaml's report_url links to (report_link).
+            sections.append(f'<span id="{escape(detail.row.ref)}"></span>')
+            sections.append(
+                render_kr_section(
+                    kept,
+                    history_omitted=history_omitted,
+                    evaluations_omitted=evaluations_omitted,
+                )
+            )
+            sections.append('<p class="back"><a href="#overview">↑ Overview</a></p>')
+    return sections
+
+
 def build_report(
     store: Store,
     *,
     cycle: str | None = None,
+    objective: str | None = None,
+    owner: str | None = None,
     settings: Settings | None = None,
     now: datetime | None = None,
     draw_all: bool = False,
@@ -187,6 +260,8 @@ def build_report(
     Args:
         store: The store to read.
         cycle: The cycle (default: the one running now, else the newest).
+        objective: Only this objective and the objectives under it (a team's part).
+        owner: Only the KRs of objectives this person owns.
         settings: For connections' masked URLs and the staleness rule (optional).
         now: The time to judge at (default: now).
         draw_all: Draw every chart when the page opens (for printing), not as it scrolls.
@@ -195,28 +270,35 @@ def build_report(
         The report.
 
     Raises:
-        ReportError: ``cycle`` is not in the store.
+        ReportError: ``cycle`` is not in the store, or ``objective`` or ``owner`` is not
+            in the cycle.
     """
     now = now or datetime.now(UTC)
     periods = DEFAULT_STALE_AFTER_PERIODS if settings is None else settings.stale_after_periods
     try:
         page = overview(
-            store, cycle=cycle, page_size=ALL_ROWS, now=now, stale_after_periods=periods
+            store,
+            cycle=cycle,
+            objective=objective,
+            owner=owner,
+            page_size=ALL_ROWS,
+            now=now,
+            stale_after_periods=periods,
         )
     except UnknownCycleError as exc:
         raise ReportError(str(exc)) from exc
-    sections = []
-    for row in page.krs:
-        detail = kr_detail(store, row.ref, cycle=page.cycle, settings=settings, now=now)
-        # ``#<ref>`` too: the anchor alerts.yaml's report_url links to (report_link).
-        sections.append(f'<span id="{escape(row.ref)}"></span>')
-        sections.append(_main_of(render_kr(detail, standalone=True)))
-        sections.append('<p class="back"><a href="#overview">↑ Overview</a></p>')
+    _check_filters(page, objective, owner)
+    sections = _sections(store, page, settings, now)
     stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"OKR report {page.cycle}" if page.cycle else "OKR report"
+    part = "".join(
+        f" · {label} {value}"
+        for label, value in (("objective", objective), ("owner", owner))
+        if value
+    )
     html = _DOCUMENT % {
-        "title": escape(title),
-        "heading": escape(f"{title} · made {stamp} · {len(page.krs)} key results"),
+        "title": escape(title + part),
+        "heading": escape(f"{title}{part} · made {stamp} · {len(page.krs)} key results"),
         "css": static_text("okr.css"),
         "body": _BODY % ("all" if draw_all else "lazy"),
         "overview": _main_of(render_overview(page, standalone=True)),
@@ -227,9 +309,17 @@ def build_report(
     return Report(html=html, cycle=page.cycle, krs=len(page.krs), generated_at=now)
 
 
-def report_name(cycle: str | None, now: datetime, suffix: str = ".html") -> str:
-    """The report's file name, e.g. ``okr-report-2026-Q4-2026-11-26.html``."""
+def report_name(
+    cycle: str | None, now: datetime, suffix: str = ".html", *, part: str | None = None
+) -> str:
+    """The report's file name, e.g. ``okr-report-2026-Q4-2026-11-26.html``.
+
+    ``part`` (an objective or an owner the report is limited to) goes after the cycle, so a
+    team's report does not replace the whole cycle's: ``okr-report-2026-Q4-grow-...``.
+    """
     safe = _UNSAFE_NAME.sub("-", cycle or "").strip("-.") or "okrs"
+    if part:
+        safe += "-" + (_UNSAFE_NAME.sub("-", part).strip("-.") or "part")
     return f"okr-report-{safe}-{now.astimezone(UTC):%Y-%m-%d}{suffix}"
 
 
@@ -309,6 +399,8 @@ def write_report(
     settings: Settings,
     *,
     cycle: str | None = None,
+    objective: str | None = None,
+    owner: str | None = None,
     out_dir: Path | None = None,
     pdf: bool = False,
     store: Store | None = None,
@@ -320,6 +412,8 @@ def write_report(
         settings: The project's settings (its store; ``report_dir``, relative to the
             project folder, when ``out_dir`` is not given).
         cycle: The cycle (default: the one running now, else the newest).
+        objective: Only this objective and the objectives under it.
+        owner: Only the KRs of objectives this person owns.
         out_dir: The folder (created when missing); default ``settings.report_dir``, else
             the current folder.
         pdf: Also print the HTML to a PDF with headless Chromium.
@@ -330,8 +424,8 @@ def write_report(
         The files written, named :func:`report_name`.
 
     Raises:
-        ReportError: Unknown cycle, or no Chromium for ``pdf`` (checked before anything is
-            written).
+        ReportError: Unknown cycle, objective or owner, or no Chromium for ``pdf`` (checked
+            before anything is written).
         okr_pipeline.web.store_access.NoStoreError: The project has no store yet.
     """
     now = now or datetime.now(UTC)
@@ -344,12 +438,15 @@ def write_report(
         access = StoreAccess(settings)
         store = access.get()
     try:
-        report = build_report(store, cycle=cycle, settings=settings, now=now)
+        report = build_report(
+            store, cycle=cycle, objective=objective, owner=owner, settings=settings, now=now
+        )
     finally:
         if access is not None:
             access.close()
     folder.mkdir(parents=True, exist_ok=True)
-    html_path = folder / report_name(report.cycle, now)
+    part = "-".join(value for value in (objective, owner) if value) or None
+    html_path = folder / report_name(report.cycle, now, part=part)
     _write_atomically(html_path, report.html)
     if not pdf:
         return ReportFiles(html=html_path)

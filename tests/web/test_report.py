@@ -323,3 +323,97 @@ def test_out_naming_a_file_is_one_line(built: Built, tmp_path: Path) -> None:
     done = _okr("report", "--project", str(built.demo.project), "--out", str(taken))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"Error: --out {taken} is a file, not a folder"]
+
+
+def _section_refs(html: str) -> set[str]:
+    return set(re.findall(r'<section class="kr-page" id="kr-([^"]+)"', html))
+
+
+def _subtree(root: str, stored: dict[str, StatusRow]) -> set[str]:
+    keys, grew = {root}, True
+    while grew:
+        more = {r.objective_key for r in stored.values() if r.parent_key in keys} - keys
+        keys |= more
+        grew = bool(more)
+    return {ref for ref, row in stored.items() if row.objective_key in keys}
+
+
+def _team(stored: dict[str, StatusRow]) -> str:
+    """An objective under another: its subtree is a part of the cycle, not all of it."""
+    return sorted({row.objective_key for row in stored.values() if row.parent_key})[0]
+
+
+def test_a_report_of_one_objective_holds_its_subtree(built: Built) -> None:
+    root = _team(built.stored)
+    expected = _subtree(root, built.stored)
+    assert expected and expected != set(built.stored)
+    with built.demo.store() as store:
+        report = build_report(store, objective=root, now=built.demo.clock())
+    assert _section_refs(report.html) == expected
+    assert report.krs == len(expected)
+    assert f"objective {root}" in report.html
+    overview_rows = {
+        e.attrs["data-kr"] for e in _parse(report.html).select("tr") if "data-kr" in e.attrs
+    }
+    assert overview_rows == expected
+
+
+def test_a_report_of_one_owner_holds_their_krs(built: Built) -> None:
+    owner = sorted({row.owner for row in built.stored.values()})[0]
+    expected = {ref for ref, row in built.stored.items() if row.owner == owner}
+    with built.demo.store() as store:
+        report = build_report(store, owner=owner, now=built.demo.clock())
+    assert _section_refs(report.html) == expected and report.krs == len(expected)
+
+
+def test_a_filter_matching_nothing_is_one_line(built: Built) -> None:
+    objective = next(iter(built.stored.values())).objective_key
+    with built.demo.store() as store:
+        with pytest.raises(ReportError) as info:
+            build_report(store, objective=objective + "x", now=built.demo.clock())
+        assert f"No objective '{objective}x'" in str(info.value)
+        assert repr(objective) in str(info.value) and "\n" not in str(info.value)
+        with pytest.raises(ReportError, match=re.escape("owned by 'nobody@example.com'")):
+            build_report(store, owner="nobody@example.com", now=built.demo.clock())
+
+
+def test_the_tables_hold_the_latest_rows_and_say_how_many_are_left_out(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import okr_pipeline.web.report as report_module
+
+    monkeypatch.setattr(report_module, "REPORT_ROWS", 2)
+    with built.demo.store() as store:
+        html = build_report(store, now=built.demo.clock()).html
+    sections = re.findall(r'<section class="kr-page".*?</section>', html, re.DOTALL)
+    assert len(sections) == len(built.stored)
+    cut = 0
+    for section in sections:
+        history = re.search(r'<table id="history".*?</table>', section, re.DOTALL)
+        assert history is not None
+        as_ofs = re.findall(r'<tr data-as-of="([^"]+)"', history[0])
+        assert len(as_ofs) <= 2 and as_ofs == sorted(as_ofs, reverse=True)
+        if "earlier rows not shown here: the chart has every value" in section:
+            cut += 1
+            # The chart still has every value.
+            data = re.search(
+                r'<script id="chart-data" type="application/json">(.*?)</script>', section
+            )
+            assert data is not None and len(json.loads(data[1])["measured"]) > 2
+    assert cut >= len(built.stored) - 2
+
+
+def test_the_command_writes_a_teams_report_beside_the_cycles(built: Built, tmp_path: Path) -> None:
+    root = _team(built.stored)
+    out = tmp_path / "reports"
+    done = _okr(
+        "report", "--objective", root, "--project", str(built.demo.project), "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    (written,) = out.iterdir()
+    assert written.name.startswith("okr-report-") and f"-{root}-" in written.name
+    assert _section_refs(written.read_text(encoding="utf-8")) == _subtree(root, built.stored)
+    done = _okr("report", "--owner", "nobody@example.com", "--project", str(built.demo.project))
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: No KR of cycle") and "nobody@example.com" in line
