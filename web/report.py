@@ -7,7 +7,7 @@ of the CSS and of the chart's JavaScript, all inlined. Nothing is loaded from th
 the file opens from disk or as an e-mail attachment.
 
 A big company's report has thousands of charts: each is drawn when it scrolls into view (or
-all at once before printing), by the dashboard's own chart script run once per KR section.
+all at once before printing), by the dashboard's own chart script (``okrDrawChart``).
 
 The PDF is the same HTML printed by Chromium in headless mode (``--pdf``).
 """
@@ -63,26 +63,21 @@ KRS_PER_READ = 500
 _BODY = '<body data-draw="%s">'
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
-# Runs the dashboard's chart script (okr.js) once per KR section: the script looks its
-# canvas and data up with document.getElementById and leaves the chart in window.okrChart,
-# so it is given a ``document`` that looks inside one section and a ``window`` of its own.
-# One copy of the drawing code for the dashboard and the report: two would drift.
+# Draws each KR section's chart with the dashboard's own drawing code (okr.js's
+# window.okrDrawChart), from the section's canvas and chart data: one copy of the drawing
+# code for the dashboard and the report, as two would drift. The body's data-draw keeps
+# okr.js from drawing a chart of its own on load.
 _LOADER = """
 (function () {
   "use strict";
-  var drawOne = function (document, window) {
-%(okr_js)s
-  };
   var charts = [];
   var draw = function (section) {
     if (section.hasAttribute("data-drawn")) { return; }
     section.setAttribute("data-drawn", "");
-    var scope = {
-      getElementById: function (id) { return section.querySelector('[id="' + id + '"]'); }
-    };
-    var own = {};
-    drawOne(scope, own);
-    if (own.okrChart) { charts.push(own.okrChart); }
+    var canvas = section.querySelector("canvas#kr-chart");
+    var data = section.querySelector('script#chart-data[type="application/json"]');
+    if (!canvas || !data || !window.okrDrawChart) { return; }
+    charts.push(window.okrDrawChart(canvas, JSON.parse(data.textContent)));
   };
   var sections = Array.prototype.slice.call(document.querySelectorAll("section.kr-page"));
   var drawAll = function () { sections.forEach(draw); };
@@ -126,6 +121,7 @@ p.back { margin: 1.5rem 0 0; font-size: 12px; }
 %(krs)s
 </main>
 <script>%(chart_js)s</script>
+<script>%(okr_js)s</script>
 <script>%(loader)s</script>
 </body>
 </html>
@@ -304,7 +300,8 @@ def build_report(
         "overview": _main_of(render_overview(page, standalone=True)),
         "krs": "\n".join(sections),
         "chart_js": _inline_script(static_text(CHART_JS)),
-        "loader": _inline_script(_LOADER % {"okr_js": static_text("okr.js")}),
+        "okr_js": _inline_script(static_text("okr.js")),
+        "loader": _inline_script(_LOADER),
     }
     return Report(html=html, cycle=page.cycle, krs=len(page.krs), generated_at=now)
 

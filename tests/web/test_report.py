@@ -219,6 +219,9 @@ def test_the_report_draws_every_chart_offline_in_a_browser(built: Built, tmp_pat
             assert count == len(built.stored)
             # Charts are drawn as they come into view: not all at once on a long report.
             assert page.evaluate("window.okrCharts.length") < count
+            # By the dashboard's own entry point; none drawn by the KR page's hook on load.
+            assert page.evaluate("typeof window.okrDrawChart") == "function"
+            assert page.evaluate("window.okrChart === undefined")
             last = sections.nth(count - 1)
             last.scroll_into_view_if_needed()
             page.wait_for_function(
