@@ -44,6 +44,7 @@ class WorkProgress:
         self.console = live.console if live is not None else console
         self._task: TaskID | None = None
         self._step = ""
+        self._counted = False
         if live is not None:
             self._task = live.add_task("starting", total=None)
 
@@ -55,11 +56,21 @@ class WorkProgress:
     def step(self, text: str, done: int = 0, total: int | None = None) -> None:
         """Start a step: its words, and ``done`` of ``total`` when it counts (a bar)."""
         self._step = f"{text} ({done}/{total})" if total else text
+        self._counted = bool(total)
         self._update(self._step, done, total)
 
     def detail(self, phase: str, done: int = 0, total: int | None = None) -> None:
-        """What the run inside the current step is doing (``fetching 8 KRs``)."""
-        self._update(f"{self._step} · {phase}" if self._step else phase, None, None)
+        """What the run inside the current step is doing (``fetching 12/40 KRs``).
+
+        A counted phase (the fetch) fills the bar, unless the step counts its own steps (a
+        backfill's as-ofs): then its words only. A phase without a count empties the bar
+        back to a pulse.
+        """
+        text = f"{self._step} · {phase}" if self._step else phase
+        if self._counted:
+            self._update(text, None, None)
+        else:
+            self._update(text, done if total else 0, total, counted=True)
 
     def demo(self, phase: str, done: int, total: int | None) -> None:
         """The demo's own steps (``demo.project.DemoProgress``); its runs' phases follow."""
@@ -81,13 +92,26 @@ class WorkProgress:
             self._live.stop()
             self._live = None
 
-    def _update(self, text: str, done: int | None, total: int | None) -> None:
+    def _update(
+        self, text: str, done: int | None, total: int | None, *, counted: bool = False
+    ) -> None:
         if self._live is None or self._task is None:
             return
         if done is None:
             self._live.update(self._task, description=text)
+            return
+        if total is None:
+            # Rich's update() keeps the total it has when given None: back to a pulse here.
+            self._live.update(self._task, description=text, completed=0)
+            for task in self._live.tasks:
+                if task.id == self._task:  # a bar filled to its end is "finished": not now
+                    task.total = None
+                    task.finished_time = None
         else:
             self._live.update(self._task, description=text, completed=done, total=total)
+        if counted:
+            # The fetch may take less than a refresh: show each count as it comes.
+            self._live.refresh()
 
     @contextmanager
     def flow_run(self) -> Iterator[None]:

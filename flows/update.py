@@ -28,6 +28,7 @@ from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.alerting import AlertSummary, run_alerts
 from okr_pipeline.run.fetch import FetchResult, SourcePool
+from okr_pipeline.run.progress import chained, fetch_counts
 from okr_pipeline.run.steps import (
     evaluate_and_store,
     fetch_values,
@@ -62,8 +63,12 @@ def fetch_with_progress(
     pool: SourcePool,
     clock: Callable[[], datetime],
 ) -> list[FetchResult]:
-    """The fetch step, showing how far it got as a Prefect progress artifact."""
-    return fetch_values(krs, settings, as_of, pool, clock, progress=FetchProgress())
+    """The fetch step, showing how far it got as a Prefect progress artifact.
+
+    The counts go to :mod:`okr_pipeline.run.progress` too, for the CLI's progress bar.
+    """
+    progress = chained(FetchProgress(), fetch_counts)
+    return fetch_values(krs, settings, as_of, pool, clock, progress=progress)
 
 
 def send_alerts(

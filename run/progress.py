@@ -1,9 +1,11 @@
 """How far a run got, told to whoever shows it (the CLI's progress line), by phase.
 
 A run says which phase it is in (``loading the OKR files``, ``fetching 8 KRs``, ``storing
-the results``, ``sending alerts``); a driver that shows progress listens for the time of a
-call. Listeners live in this process only and are called in the run's thread: nothing is
-told when nobody listens, so the run costs nothing more for it.
+the results``, ``sending alerts``) and, while it fetches, how many KRs are done (``fetching
+12/40 KRs``: :func:`fetch_counts`, the fetch step's progress hook). A driver that shows
+progress listens for the time of a call. Listeners live in this process only and are called
+in the run's thread: nothing is told when nobody listens, so the run costs nothing more for
+it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from contextlib import contextmanager
 
 #: Told ``(phase, done, total)``; ``total`` is None for a phase without steps to count.
 Listener = Callable[[str, int, int | None], None]
+#: A fetch's progress hook (``run.fetch.fetch_all``): told ``(done, total)`` KRs.
+FetchHook = Callable[[int, int], None]
 
 _listeners: list[Listener] = []
 _lock = threading.Lock()
@@ -42,3 +46,21 @@ def report(phase: str, done: int = 0, total: int | None = None) -> None:
     for listener in listeners:
         with contextlib.suppress(Exception):  # a progress display never fails a run
             listener(phase, done, total)
+
+
+def fetch_counts(done: int, total: int) -> None:
+    """The fetch step's progress hook: ``fetching 12/40 KRs``, counted, to the listeners."""
+    report(f"fetching {done}/{total} KR{'' if total == 1 else 's'}", done, total)
+
+
+def chained(*hooks: FetchHook) -> FetchHook:
+    """One fetch progress hook that tells each of ``hooks`` in turn.
+
+    The Prefect flow tells both its progress artifact and :func:`fetch_counts` (the CLI's bar).
+    """
+
+    def tell(done: int, total: int) -> None:
+        for hook in hooks:
+            hook(done, total)
+
+    return tell

@@ -20,6 +20,7 @@ from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.definitions import load_definitions, source_environment
 from okr_pipeline.run.fetch import FetchRequest, FetchResult, Progress, SourcePool, fetch_all
 from okr_pipeline.run.formulas import is_formula
+from okr_pipeline.run.progress import fetch_counts
 from okr_pipeline.run.record import evaluate_at, store_results
 
 
@@ -123,6 +124,21 @@ def fetch_values(
         pool=pool,
         progress=progress,
     )
+
+
+def fetch_counted(
+    krs: list[StoredKeyResult],
+    settings: Settings,
+    as_of: datetime,
+    pool: SourcePool,
+    clock: Callable[[], datetime],
+) -> list[FetchResult]:
+    """:func:`fetch_values`, telling how many KRs are fetched to :mod:`okr_pipeline.run.progress`.
+
+    The fetch step of a run without Prefect: the CLI's progress bar (``fetching 12/40 KRs``)
+    listens there.
+    """
+    return fetch_values(krs, settings, as_of, pool, clock, progress=fetch_counts)
 
 
 def evaluate_and_store(

@@ -39,7 +39,7 @@ from okr_pipeline.run.select import select_key_results
 from okr_pipeline.run.steps import (
     backfill_candidates,
     evaluate_and_store,
-    fetch_values,
+    fetch_counted,
     load_key_results,
     measure_baselines,
 )
@@ -110,7 +110,8 @@ class Steps:
     Attributes:
         load: :func:`okr_pipeline.run.steps.load_key_results`.
         baselines: :func:`okr_pipeline.run.steps.measure_baselines`.
-        fetch: :func:`okr_pipeline.run.steps.fetch_values`.
+        fetch: :func:`okr_pipeline.run.steps.fetch_counted` (``fetch_values`` telling its
+            counts to :mod:`okr_pipeline.run.progress`).
         evaluate_and_store: :func:`okr_pipeline.run.steps.evaluate_and_store`.
         alerts: :func:`okr_pipeline.run.alerting.run_alerts`.
         publish: Publishes the summary (the Prefect flow: a table artifact).
@@ -121,7 +122,7 @@ class Steps:
 
     load: Callable[..., Any] = load_key_results
     baselines: Callable[..., Any] = measure_baselines
-    fetch: Callable[..., Any] = fetch_values
+    fetch: Callable[..., Any] = fetch_counted
     evaluate_and_store: Callable[..., Any] = evaluate_and_store
     alerts: Callable[..., Any] = run_alerts
     publish: Callable[[RunSummary], None] = _publish_nothing

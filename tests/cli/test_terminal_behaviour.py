@@ -256,3 +256,61 @@ def test_a_listener_that_fails_never_fails_the_run() -> None:
 
     with listening(broken):
         report("fetching 1 KR")  # no exception
+
+
+def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal; its exit code and text."""
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "okr_pipeline", *args],
+        cwd=cwd,
+        env={**env, "COLUMNS": "120", "TERM": "xterm"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal (EIO on Linux)
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    code = process.wait(timeout=60)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_run_on_a_terminal_shows_a_bar_of_the_krs_fetched(
+    demo_project: Path, cli_env: dict[str, str]
+) -> None:
+    import re
+
+    from okr_pipeline.okr_core.settings import load_settings
+    from okr_pipeline.run.record import open_store
+
+    code, text = _on_a_terminal(["run", "--all"], demo_project, cli_env)
+    assert code in (0, 3), text
+    store = open_store(load_settings(demo_project))
+    try:  # every KR but the formulas (computed from the others) is fetched
+        fetched = sum(1 for kr in store.active_key_results() if kr.source.get("type") != "formula")
+    finally:
+        store.close()
+    counts = re.findall(r"fetching (\d+)/(\d+) KRs", text)
+    assert counts, text[-2000:]
+    assert {int(total) for _, total in counts} == {fetched}
+    assert (str(fetched), str(fetched)) in counts  # the bar ends full
+    assert "━" in text  # drawn as a bar
+    # Piped, the same run shows no progress at all.
+    piped = okr("run", "--all", cwd=demo_project, env=cli_env)
+    assert "fetching" not in piped.stdout + piped.stderr

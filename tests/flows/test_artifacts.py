@@ -115,6 +115,18 @@ def test_the_progress_artifact_ends_at_every_kr_fetched(demo_project: Path) -> N
     assert progress.description == f"{total} of {total} KRs fetched"
 
 
+def test_the_fetch_counts_reach_both_the_artifact_and_the_terminal(demo_project: Path) -> None:
+    from okr_pipeline.run.progress import listening
+
+    told: list[tuple[str, int, int | None]] = []
+    with listening(lambda phase, done, total: told.append((phase, done, total))):
+        artifacts = _artifacts(_run(demo_project))
+    assert float(str(artifacts[PROGRESS_KEY].data)) == 100.0
+    total = len(_status(demo_project))
+    assert (f"fetching {total}/{total} KRs", total, total) in told, told
+    assert artifacts[PROGRESS_KEY].description == f"{total} of {total} KRs fetched"
+
+
 def test_the_table_keeps_its_rows_worst_first(demo_project: Path) -> None:
     _break_response_time(demo_project)
     table = _artifacts(_run(demo_project))[RESULTS_KEY]

@@ -84,3 +84,18 @@ def test_a_driver_wraps_every_step(demo_project: Path) -> None:
     dry = run_update(RunRequest(project_dir=demo_project, all_krs=True, dry_run=True), steps=steps)
     assert dry.run_id is None
     assert "mark_crashed" not in calls
+
+
+def test_a_plain_run_tells_how_many_krs_are_fetched(demo_project: Path) -> None:
+    """The CLI's bar listens to run.progress: a run without Prefect counts its fetch too."""
+    from okr_pipeline.run.progress import listening
+
+    told: list[tuple[str, int, int | None]] = []
+    with listening(lambda phase, done, total: told.append((phase, done, total))):
+        summary = run_update(RunRequest(project_dir=demo_project, all_krs=True))
+    counted = [(phase, done, total) for phase, done, total in told if total is not None]
+    assert counted, told
+    total = counted[0][2]
+    assert total is not None and 0 < total <= summary.measured + summary.errors
+    assert counted[0] == (f"fetching 0/{total} KRs", 0, total)
+    assert counted[-1] == (f"fetching {total}/{total} KRs", total, total)
