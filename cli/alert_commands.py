@@ -53,7 +53,10 @@ def silence(
     reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Silence a KR's or an objective's alerts: recorded, not sent, until the date."""
+    """Silence a KR's or an objective's alerts until the date.
+
+    No channel gets them meanwhile; 'okr alerts' lists them with delivery 'silenced'.
+    """
     from okr_pipeline.cli.suggest import resolve_kr
     from okr_pipeline.run.record import open_store
 

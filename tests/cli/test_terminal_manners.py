@@ -178,3 +178,14 @@ def test_completion_offers_commands_values_and_krs(listing: ListingProject) -> N
     )
     assert script.returncode == 0, script.stderr
     assert "_OKR_COMPLETE=complete_bash" in script.stdout
+
+
+def test_silence_help_does_not_confuse_silenced_with_recorded() -> None:
+    # 'recorded' is the delivery of alerts no channel could take; silenced ones are 'silenced'.
+    result = CliRunner().invoke(app, ["silence", "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "recorded" not in text
+    assert "No channel gets them meanwhile; 'okr alerts' lists them with delivery 'silenced'." in (
+        text.replace("│", " ").replace("  ", " ")
+    )
