@@ -22,6 +22,7 @@ from okr_pipeline.cli import (
     checkin_commands,
     connector_commands,
     history_commands,
+    init_commands,
     project_commands,
     report_commands,
     run_commands,
@@ -43,6 +44,7 @@ from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
 from okr_pipeline.okr_core.words import plural
 
 for command in (
+    init_commands.init,
     project_commands.validate,
     project_commands.schema,
     run_commands.run,
