@@ -1,10 +1,10 @@
 """The store: a thin repository over one SQLAlchemy engine.
 
 Writes run in one transaction each (``BEGIN IMMEDIATE`` on SQLite, so concurrent writers
-queue on the busy timeout instead of failing); reads run on their own connection. The
-heavy lifting lives in :mod:`okr_store.sync`, :mod:`okr_store.baselines`,
-:mod:`okr_store.runs`, :mod:`okr_store.results`, :mod:`okr_store.queries` and
-:mod:`okr_store.alerts`.
+queue on the busy timeout instead of failing); reads run on their own connection, in
+:mod:`okr_store.store_reads` (which :class:`Store` inherits). The heavy lifting lives in
+:mod:`okr_store.sync`, :mod:`okr_store.baselines`, :mod:`okr_store.runs`,
+:mod:`okr_store.results`, :mod:`okr_store.queries` and :mod:`okr_store.alerts`.
 """
 
 from __future__ import annotations
@@ -21,33 +21,30 @@ from sqlalchemy.engine import Engine
 from okr_pipeline.okr_store import alerts as _alerts
 from okr_pipeline.okr_store import baselines as _baselines
 from okr_pipeline.okr_store import notes as _notes
-from okr_pipeline.okr_store import queries
 from okr_pipeline.okr_store import results as _results
 from okr_pipeline.okr_store import runs as _runs
 from okr_pipeline.okr_store import sync as _sync
 from okr_pipeline.okr_store.db import SQLITE_BEGIN, make_engine, upgrade
-from okr_pipeline.okr_store.models import Meta
 from okr_pipeline.okr_store.records import (
-    AlertRow,
     EvaluationRecord,
     MeasurementRecord,
-    MeasurementRow,
     NoteRow,
     RunCounts,
     RunRow,
-    StatusRow,
-    StoredKeyResult,
-    StoredMeasurement,
     SyncResult,
 )
+from okr_pipeline.okr_store.store_reads import StoreReads
 
 if TYPE_CHECKING:
     from okr_pipeline.okr_core.alerting.model import AlertKind, AlertRecord, AlertState, Silence
     from okr_pipeline.okr_core.loader import OkrSet
 
 
-class Store:
+class Store(StoreReads):
     """Persistence of definitions, runs, measurements and evaluations.
+
+    The reads (``active_key_results``, ``latest_status``, ``history``, ``recent_alerts``
+    ...) come from :class:`okr_store.store_reads.StoreReads`; the writes are here.
 
     Args:
         engine: an engine from :func:`okr_store.db.make_engine` whose schema is at head
@@ -76,23 +73,7 @@ class Store:
             with conn.begin():
                 yield conn
 
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
-            yield conn
-
     # -- definitions -------------------------------------------------------------------
-
-    def definitions_fingerprint(self) -> str | None:
-        """Return the fingerprint of the definitions last synchronised, or None.
-
-        Compare it with ``okr_core.loader.fingerprint(path)`` to skip loading and syncing
-        unchanged files.
-        """
-        with self._read() as conn:
-            return conn.execute(
-                sa.select(Meta.value).where(Meta.key == _sync.FINGERPRINT_KEY)
-            ).scalar_one_or_none()
 
     def sync_definitions(self, okr_set: OkrSet) -> SyncResult:
         """Synchronise cycles, objectives and KRs with ``okr_set``, in one transaction.
@@ -118,16 +99,6 @@ class Store:
                 )
             return _sync.sync_definitions(conn, okr_set)
 
-    def active_key_results(self, at: datetime | None = None) -> list[StoredKeyResult]:
-        """Return every KR to fetch and score: not archived, objective not archived.
-
-        Args:
-            at: read each KR's last measurement as it stood as of this time (a run for
-                an earlier as-of sees the KR as it was then); None for no bound.
-        """
-        with self._read() as conn:
-            return queries.active_key_results(conn, at)
-
     def set_auto_baseline(self, kr_id: int, value: Decimal) -> bool:
         """Store the measured baseline of a ``baseline: auto`` KR and resolve its target.
 
@@ -147,7 +118,7 @@ class Store:
         with self._write() as conn:
             return _baselines.set_auto_baseline(conn, kr_id, value)
 
-    # -- runs ----------------------------------------------------------------------------
+    # -- runs --------------------------------------------------------------------------
 
     def start_run(
         self,
@@ -258,86 +229,7 @@ class Store:
         with self._write() as conn:
             return _runs.close_crashed_runs(conn, now)
 
-    def runs(self, limit: int = 20) -> list[RunRow]:
-        """Return the latest ``limit`` runs, newest first."""
-        with self._read() as conn:
-            return queries.runs(conn, limit)
-
-    # -- reads ---------------------------------------------------------------------------
-
-    def history(
-        self,
-        kr_ids: Iterable[int],
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before: datetime | None = None,
-    ) -> dict[int, list[tuple[datetime, Decimal]]]:
-        """Return each KR's successful values ``(as_of, value)``, oldest first.
-
-        Points are placed at the time they describe (``as_of``), not when they were fetched,
-        so a backfill with ``--as-of`` builds a real trend.
-
-        Args:
-            kr_ids: the KRs; each gets an entry (empty if no values).
-            since: only values as of this time or later (e.g. the cycle start).
-            until: only values as of this time or earlier.
-            before: only values as of strictly before this time.
-        """
-        with self._read() as conn:
-            return queries.history(conn, kr_ids, since, until, before)
-
-    def last_good_before(self, kr_ids: Iterable[int], before: datetime) -> dict[int, datetime]:
-        """Return the as-of of each KR's latest good value before ``before`` (if any)."""
-        with self._read() as conn:
-            return queries.last_good_before(conn, kr_ids, before)
-
-    def measurements(
-        self,
-        kr_ids: Iterable[int],
-        *,
-        after: datetime | None = None,
-        at: datetime | None = None,
-    ) -> list[StoredMeasurement]:
-        """Return the KRs' current measurements (after or at an as-of), by KR and as-of.
-
-        Each says its kind (``measured`` or ``checkin``) and, for a check-in, its author
-        and note.
-        """
-        with self._read() as conn:
-            return queries.measurements(conn, kr_ids, after=after, at=at)
-
-    def evaluation_times(
-        self,
-        kr_ids: Iterable[int],
-        *,
-        after: datetime | None = None,
-        at: datetime | None = None,
-    ) -> list[tuple[int, int, datetime]]:
-        """Return ``(kr_id, run_id, as_of)`` of the KRs' evaluations (after or at an as-of)."""
-        with self._read() as conn:
-            return queries.evaluation_times(conn, kr_ids, after=after, at=at)
-
-    def latest_status(
-        self, cycle: str | None = None, at: datetime | None = None
-    ) -> list[StatusRow]:
-        """Return where each non-archived KR stands, ordered by cycle, objective, KR.
-
-        Args:
-            cycle: only this cycle's KRs (by name); all cycles if None.
-            at: as it stood as of this time (later as-ofs ignored); None for no bound.
-        """
-        with self._read() as conn:
-            return queries.latest_status(conn, cycle, at)
-
-    def kr_history(self, kr_id: int, limit: int = 20) -> list[MeasurementRow]:
-        """Return the KR's latest ``limit`` measurements (any outcome), newest first.
-
-        Check-ins are among them (``kind`` ``checkin``, with their author and note).
-        """
-        with self._read() as conn:
-            return _alerts.kr_history(conn, kr_id, limit)
-
-    # -- notes ---------------------------------------------------------------------------
+    # -- notes -------------------------------------------------------------------------
 
     def add_note(
         self, kr_id: int, as_of: datetime, text: str, author: str, created_at: datetime
@@ -354,31 +246,7 @@ class Store:
         with self._write() as conn:
             return _notes.add_note(conn, kr_id, as_of, text, author, created_at)
 
-    def notes(
-        self,
-        kr_ids: Iterable[int] | None = None,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[NoteRow]:
-        """Return the notes of these KRs (all if None), by KR and as-of, oldest first."""
-        with self._read() as conn:
-            return _notes.notes(conn, kr_ids, since=since, until=until)
-
-    # -- alerting ------------------------------------------------------------------------
-
-    def alert_states(
-        self, kr_ids: Iterable[int] | None = None
-    ) -> dict[tuple[int, AlertKind], AlertState]:
-        """Return the stored alert states (pending or firing) by ``(kr_id, kind)``.
-
-        A (KR, kind) with no entry is normal.
-
-        Args:
-            kr_ids: only these KRs; all if None.
-        """
-        with self._read() as conn:
-            return _alerts.alert_states(conn, kr_ids)
+    # -- alerting ----------------------------------------------------------------------
 
     def apply_alert_step(
         self,
@@ -414,17 +282,6 @@ class Store:
         with self._write() as conn:
             return _alerts.add_silence(conn, target, until, reason, now)
 
-    def silences(self, now: datetime | None = None, include_expired: bool = False) -> list[Silence]:
-        """Return the silences not removed, oldest first.
-
-        Args:
-            now: only those still active at ``now`` (``until`` after it); if None, every
-                silence not removed.
-            include_expired: with ``now``, also those that have expired.
-        """
-        with self._read() as conn:
-            return _alerts.silences(conn, now, include_expired)
-
     def remove_silence(self, silence_id: int, now: datetime) -> bool:
         """End an active silence at ``now`` (kept, marked removed).
 
@@ -433,14 +290,3 @@ class Store:
         """
         with self._write() as conn:
             return _alerts.remove_silence(conn, silence_id, now)
-
-    def recent_alerts(self, limit: int = 50, ref: str | None = None) -> list[AlertRow]:
-        """Return the latest ``limit`` alert records, newest first.
-
-        Args:
-            limit: at most this many.
-            ref: only this KR (``"objective/kr"``) or objective (``"objective"``), in any
-                cycle.
-        """
-        with self._read() as conn:
-            return _alerts.recent_alerts(conn, limit, ref)
