@@ -29,7 +29,7 @@ from okr_pipeline.cli.app import (
 )
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import settings_in_blocks
-from okr_pipeline.okr_core.words import plural
+from okr_pipeline.okr_core.words import plural, suggest
 
 if TYPE_CHECKING:
     from okr_pipeline.connectors.base import SourceEnvironment
@@ -99,9 +99,8 @@ def _find(name: str, krs: list[_Kr]) -> _Kr:
     if by_id:
         options = ", ".join(sorted(k.ref for k in by_id))
         raise ConfigError(f"KR id '{name}' is in several objectives; name one of: {options}")
-    raise ConfigError(
-        f"No key result named '{name}' in the OKR files. Use 'objective/kr' or a KR id."
-    )
+    hint = suggest(name, [k.ref for k in krs]) or " Use 'objective/kr' or a KR id."
+    raise ConfigError(f"No key result named '{name}' in the OKR files.{hint}")
 
 
 @contextlib.contextmanager

@@ -170,10 +170,16 @@ def test_names_and_arguments_are_checked(project: Path, cli_env: dict[str, str])
     unknown = okr("source", "test", "nope", cwd=project, env=cli_env)
     assert unknown.returncode == 1
     assert "Error: No key result named 'nope' in the OKR files" in unknown.stderr
+    typo = okr("source", "test", "growth/signup", cwd=project, env=cli_env)
+    assert typo.returncode == 1
+    assert typo.stderr.strip() == (
+        "Error: No key result named 'growth/signup' in the OKR files. "
+        "Did you mean 'growth/signups'?"
+    )
     neither = okr("source", "test", cwd=project, env=cli_env)
     assert neither.returncode == 2
     assert "name a KR (objective/kr or its id) or give --all" in neither.stderr
-    for result in (unknown, neither):
+    for result in (unknown, typo, neither):
         assert_no_traceback(result)
 
 
