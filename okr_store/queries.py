@@ -7,13 +7,14 @@ cost grows with the number of KRs, not with the length of their history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVarTuple, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute, aliased
 
 from okr_pipeline.okr_core.definitions import SUCCESS_LEVELS
 from okr_pipeline.okr_store.models import Cycle, Evaluation, KeyResult, Measurement, Objective, Run
@@ -226,45 +227,45 @@ def latest_status(
         .limit(1)
         .scalar_subquery()
     )
-    stmt = _definitions_join(
-        sa.select(
-            KeyResult.id.label("kr_id"),
-            Cycle.name.label("cycle"),
-            Objective.key.label("objective_key"),
-            Objective.title.label("objective_title"),
-            Objective.owner,
-            Objective.type.label("objective_type"),
-            Objective.parent_key,
-            KeyResult.key.label("kr_key"),
-            KeyResult.title.label("kr_title"),
-            KeyResult.unit,
-            KeyResult.kind,
-            KeyResult.weight,
-            KeyResult.schedule,
-            KeyResult.baseline,
-            KeyResult.target,
-            KeyResult.target_value,
-            KeyResult.floor,
-            latest_eval.value,
-            latest_eval.progress,
-            latest_eval.score,
-            latest_eval.expected_progress,
-            latest_eval.forecast_value,
-            latest_eval.forecast_score,
-            latest_eval.forecast_low,
-            latest_eval.forecast_high,
-            latest_eval.status,
-            sa.func.coalesce(latest_eval.reason, "").label("reason"),
-            latest_eval.evaluated_at,
-            latest_meas.measured_at,
-            latest_meas.outcome,
-            latest_meas.error_message,
-            last_good.value.label("last_good_value"),
-            last_good.measured_at.label("last_good_at"),
-            last_good.as_of.label("last_good_as_of"),
-            latest_meas.as_of.label("measured_as_of"),
-        )
-    )
+    columns: dict[str, QueryableAttribute[Any] | sa.ColumnElement[Any]] = {
+        "kr_id": KeyResult.id,
+        "cycle": Cycle.name,
+        "objective_key": Objective.key,
+        "objective_title": Objective.title,
+        "owner": Objective.owner,
+        "objective_type": Objective.type,
+        "parent_key": Objective.parent_key,
+        "kr_key": KeyResult.key,
+        "kr_title": KeyResult.title,
+        "unit": KeyResult.unit,
+        "kind": KeyResult.kind,
+        "weight": KeyResult.weight,
+        "schedule": KeyResult.schedule,
+        "baseline": KeyResult.baseline,
+        "target": KeyResult.target,
+        "target_value": KeyResult.target_value,
+        "floor": KeyResult.floor,
+        "value": latest_eval.value,
+        "progress": latest_eval.progress,
+        "score": latest_eval.score,
+        "expected_progress": latest_eval.expected_progress,
+        "forecast_value": latest_eval.forecast_value,
+        "forecast_score": latest_eval.forecast_score,
+        "forecast_low": latest_eval.forecast_low,
+        "forecast_high": latest_eval.forecast_high,
+        "status": latest_eval.status,
+        "reason": sa.func.coalesce(latest_eval.reason, ""),
+        "evaluated_at": latest_eval.evaluated_at,
+        "measured_at": latest_meas.measured_at,
+        "outcome": latest_meas.outcome,
+        "error_message": latest_meas.error_message,
+        "last_good_value": last_good.value,
+        "last_good_at": last_good.measured_at,
+        "last_good_as_of": last_good.as_of,
+        "measured_as_of": latest_meas.as_of,
+    }
+    # Selected in the order of StatusRow's fields, so that each row fills one positionally.
+    stmt = _definitions_join(sa.select(*(columns[name].label(name) for name in _STATUS_FIELDS)))
     stmt = (
         stmt.outerjoin(latest_eval, latest_eval.id == latest_eval_id)
         .outerjoin(latest_meas, latest_meas.id == latest_meas_id)
@@ -274,7 +275,26 @@ def latest_status(
     if cycle is not None:
         stmt = stmt.where(Cycle.name == cycle)
     stmt = stmt.order_by(Cycle.name, Objective.key, KeyResult.key)
-    return [StatusRow(**row._asdict()) for row in conn.execute(stmt)]
+    return _status_rows(conn.execute(stmt))
+
+
+#: StatusRow's fields in their order (``latest_status`` selects its columns so).
+_STATUS_FIELDS = tuple(field.name for field in dataclasses.fields(StatusRow))
+
+
+def _status_rows(rows: Iterable[Sequence[Any]]) -> list[StatusRow]:
+    # The overview of 10,000 KRs spent most of its Python time building these rows: a
+    # frozen dataclass's __init__ sets each of its 35 fields through object.__setattr__,
+    # after Row._asdict built a dict per row. The values are the store's own typed
+    # columns, in the fields' order, so each row fills a new instance's __dict__ at once
+    # (StatusRow has no __post_init__ and no __slots__: nothing is skipped).
+    new = object.__new__
+    result = []
+    for row in rows:
+        item = new(StatusRow)
+        item.__dict__.update(zip(_STATUS_FIELDS, row, strict=True))
+        result.append(item)
+    return result
 
 
 def runs(conn: sa.Connection, limit: int = 20) -> list[RunRow]:
