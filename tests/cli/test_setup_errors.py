@@ -148,15 +148,18 @@ def test_missing_psycopg_names_the_extra(
 
 
 def test_unwritable_project_folder(project: Path, cli_env: dict[str, str]) -> None:
+    # Reading commands never create the store; the first writing one does.
     with read_only(project):
-        result = okr("status", "-p", str(project), env=cli_env)
+        result = okr("db", "upgrade", "-p", str(project), env=cli_env)
     line = one_line_setup_error(result)
     assert f"{project / '.okr'}" in line and f"make {project} writable" in line
 
 
 def test_read_only_store_folder_on_status_and_run(project: Path, cli_env: dict[str, str]) -> None:
-    assert okr("status", "-p", str(project), env=cli_env).returncode == 0  # creates the store
+    assert okr("db", "upgrade", "-p", str(project), env=cli_env).returncode == 0  # creates it
     with read_only(project / ".okr"):
+        # SQLite keeps its write-ahead log beside the store, so even reading needs the
+        # folder writable: both say so in one line.
         for command in (["status"], ["run", "--all"]):
             line = one_line_setup_error(okr(*command, "-p", str(project), env=cli_env))
             assert f"the store's folder {project / '.okr'}" in line and "writable" in line
@@ -164,7 +167,7 @@ def test_read_only_store_folder_on_status_and_run(project: Path, cli_env: dict[s
 
 def test_file_in_place_of_the_store_folder(project: Path, cli_env: dict[str, str]) -> None:
     (project / ".okr").write_text("")
-    line = one_line_setup_error(okr("status", "-p", str(project), env=cli_env))
+    line = one_line_setup_error(okr("db", "upgrade", "-p", str(project), env=cli_env))
     assert "a file of that name is in the way" in line
 
 
