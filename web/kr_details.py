@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from okr_pipeline.okr_core.alerting.model import AlertState
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_core.words import suggest
 from okr_pipeline.okr_store.models import Alert, Evaluation, KeyResult, Objective
 from okr_pipeline.okr_store.records import AlertRow as StoredAlert
 from okr_pipeline.okr_store.records import NoteRow as StoredNote
@@ -136,7 +137,8 @@ def kr_details(
     known = queries.cycle_key_results(store, cycle) if named else {}
     missing = [ref for ref in named if ref not in known]
     if missing:
-        raise UnknownKrError(f"No key result named '{missing[0]}' in cycle '{cycle}'.")
+        hint = suggest(missing[0], known)
+        raise UnknownKrError(f"No key result named '{missing[0]}' in cycle '{cycle}'.{hint}")
     krs = [known[item] if isinstance(item, str) else item for item in refs_or_krs]
     if not krs:
         return []

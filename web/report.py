@@ -14,7 +14,6 @@ The PDF is the same HTML printed by Chromium in headless mode (``--pdf``).
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from markupsafe import escape
 
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings
+from okr_pipeline.okr_core.words import suggest
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.web.kr_details import kr_details
 from okr_pipeline.web.model import KrDetail, OverviewPage
@@ -178,22 +178,17 @@ def _inline_script(text: str) -> str:
     return text.replace("</script", "<\\/script")
 
 
-def _close(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
 def _check_filters(page: OverviewPage, objective: str | None, owner: str | None) -> None:
     # A filter that matches nothing is a typo far more often than an empty team: say so
     # rather than write an empty report.
     if objective and objective not in {choice.key for choice in page.objective_choices}:
         keys = [choice.key for choice in page.objective_choices]
         raise ReportError(
-            f"No objective '{objective}' in cycle '{page.cycle}'.{_close(objective, keys)}"
+            f"No objective '{objective}' in cycle '{page.cycle}'.{suggest(objective, keys)}"
         )
     if owner and owner not in page.owners:
         raise ReportError(
-            f"No KR of cycle '{page.cycle}' is owned by '{owner}'.{_close(owner, page.owners)}"
+            f"No KR of cycle '{page.cycle}' is owned by '{owner}'.{suggest(owner, page.owners)}"
         )
 
 
