@@ -32,7 +32,7 @@ def write_project(directory: Path, today: date) -> list[Path]:
 
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} is a file, not a folder")
-    files = project_files(today)
+    files = project_files(today, directory.resolve())
     # okrs/ counts as there when it holds any file: the example would sit beside your OKRs.
     taken = [name for name in files if (directory / name).exists()]
     okrs = directory / "okrs"

@@ -1,16 +1,22 @@
 """The files ``okr init`` writes: a project that validates and runs with no connection at all.
 
 The templates are text here (no package data to map). ``prefect.yaml`` is the one source of
-the repository's own ``prefect.yaml`` too (a test keeps them equal).
+the repository's own ``prefect.yaml`` too, made with ``{{ $PWD }}`` for the folder (a test
+keeps them equal).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
+from pathlib import Path
 
-__all__ = ["PREFECT_YAML", "project_files", "quarter_of"]
+__all__ = ["REPOSITORY_FOLDER", "prefect_yaml", "project_files", "quarter_of"]
 
-PREFECT_YAML = """\
+REPOSITORY_FOLDER = "{{ $PWD }}"
+"""The folder of the repository's own prefect.yaml: wherever ``prefect deploy`` runs."""
+
+_PREFECT_YAML = """\
 # Prefect deployment of okr-pipeline's update flow (written by `okr init`).
 # From the project folder: `prefect work-pool create okr-pool --type process`,
 # `prefect deploy --all`, then `prefect worker start --pool okr-pool`.
@@ -23,12 +29,11 @@ prefect-version: 3.4.0
 build: null
 push: null
 
-# The worker runs the flow in the folder `prefect deploy` was run in, which holds okrs/
-# (and optionally .env and okr.toml). A worker on another machine: put the folder's path
-# there instead.
+# The worker runs the flow in the project folder, which holds okrs/ (and optionally .env
+# and okr.toml). A worker on another machine: put the folder's path there instead.
 pull:
   - prefect.deployments.steps.set_working_directory:
-      directory: "{{ $PWD }}"
+      directory: __DIRECTORY__
 
 deployments:
   - name: okr-update
@@ -167,11 +172,26 @@ def quarter_of(day: date) -> tuple[str, date, date]:
     return f"{day.year}-Q{index + 1}", start, next_start - timedelta(days=1)
 
 
-def project_files(today: date) -> dict[str, str]:
+def prefect_yaml(directory: str) -> str:
+    """The ``prefect.yaml`` of a project whose folder is ``directory``.
+
+    Args:
+        directory: Where the worker runs the flow: the project folder's absolute path, or
+            :data:`REPOSITORY_FOLDER` (the folder ``prefect deploy`` runs in).
+
+    Returns:
+        The file's text.
+    """
+    # A JSON string is a YAML double-quoted scalar: any path is quoted and escaped right.
+    return _PREFECT_YAML.replace("__DIRECTORY__", json.dumps(directory))
+
+
+def project_files(today: date, folder: Path) -> dict[str, str]:
     """The files of a new project, by path relative to its folder, in the order written.
 
     Args:
         today: The day the project is made: its example cycle is this quarter.
+        folder: The project folder, absolute: the worker of prefect.yaml runs there.
 
     Returns:
         Path -> text.
@@ -182,6 +202,6 @@ def project_files(today: date) -> dict[str, str]:
         "okr.toml": _OKR_TOML,
         ".env.example": _ENV_EXAMPLE,
         "alerts.yaml": _ALERTS_YAML,
-        "prefect.yaml": PREFECT_YAML,
+        "prefect.yaml": prefect_yaml(str(folder)),
         ".gitignore": _GITIGNORE,
     }

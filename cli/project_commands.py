@@ -118,7 +118,13 @@ def serve(
     cron: Annotated[
         str, typer.Option(help="How often the flow runs; each run measures the KRs that are due.")
     ] = "*/15 * * * *",
-    name: Annotated[str, typer.Option(help="Deployment name.")] = "okr-update",
+    name: Annotated[
+        str,
+        typer.Option(
+            help="Deployment name; never that of a worker deployment ('okr-update' of "
+            "prefect.yaml)."
+        ),
+    ] = "okr-serve",
     ui: Annotated[
         bool,
         typer.Option(

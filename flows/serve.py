@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from rich.console import Console
 
 from okr_pipeline.flows.update import update_key_results
+
+SERVE_NAME = "okr-serve"
+"""``okr serve``'s deployment: never ``okr-update``, the worker deployment of prefect.yaml."""
 
 
 def serve_flow(project: Path, *, cron: str, name: str, console: Console, ui: bool = True) -> None:
@@ -32,9 +36,41 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console, ui: boo
                 f"Prefect server at {api_url.removesuffix('/api')} (its UI shows the runs)."
             )
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        refuse_worker_deployment(name)
         if ui:
             stack.enter_context(_dashboard(project, api_url, console))
         _serve(project, cron=cron, name=name)
+
+
+def refuse_worker_deployment(name: str) -> None:
+    """Refuse to serve under the name of a deployment that runs on a work pool.
+
+    Serving takes a deployment of the same name over (its work pool and schedule are
+    replaced) and pauses it on exit: the worker deployment ``prefect deploy`` made from
+    ``prefect.yaml`` would stop running.
+
+    Args:
+        name: The deployment name ``okr serve`` was asked to serve.
+
+    Raises:
+        ConfigError: a deployment of the flow with that name has a work pool.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from okr_pipeline.okr_core.errors import ConfigError
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(f"{update_key_results.name}/{name}")
+        except ObjectNotFound:
+            return
+    if deployment.work_pool_name:
+        raise ConfigError(
+            f"deployment '{name}' runs on work pool '{deployment.work_pool_name}' (made by "
+            f"'prefect deploy'); serving it would take it over and pause it: use another "
+            f"--name (default {SERVE_NAME})"
+        )
 
 
 @contextlib.contextmanager
@@ -58,6 +94,12 @@ def _dashboard(project: Path, api_url: str, console: Console) -> Iterator[None]:
 
 
 def _serve(project: Path, *, cron: str, name: str) -> None:
+    # Prefect's runner pickles a flow of an editable install by value, and its copy of the
+    # module's globals holds only what the body uses: the string annotations (``from
+    # __future__ import annotations``) could no longer be resolved, failing every run's
+    # parameter validation ("define `datetime`"). Resolved here, they travel as types.
+    function = update_key_results.fn
+    function.__annotations__ = typing.get_type_hints(function)
     update_key_results.serve(
         name=name,
         cron=cron,

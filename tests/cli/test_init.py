@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from okr_pipeline.cli.init_commands import write_project
-from okr_pipeline.cli.init_files import PREFECT_YAML, project_files, quarter_of
+from okr_pipeline.cli.init_files import REPOSITORY_FOLDER, prefect_yaml, project_files, quarter_of
 from okr_pipeline.okr_core.alerting.routing import load_routing
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import load_settings
@@ -64,7 +64,20 @@ def test_a_file_is_not_a_folder(tmp_path: Path) -> None:
 
 
 def test_the_repositorys_prefect_yaml_is_the_template() -> None:
-    assert (REPOSITORY / "prefect.yaml").read_text() == PREFECT_YAML
+    assert (REPOSITORY / "prefect.yaml").read_text() == prefect_yaml(REPOSITORY_FOLDER)
+
+
+def test_prefect_yaml_names_the_project_folder(tmp_path: Path) -> None:
+    import yaml
+
+    folder = tmp_path / 'a "quoted" folder'
+    write_project(folder, TODAY)
+    loaded = yaml.safe_load((folder / "prefect.yaml").read_text())
+    [pull] = loaded["pull"]
+    assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == str(folder)
+    [deployment] = loaded["deployments"]
+    assert deployment["name"] == "okr-update" and deployment["work_pool"]["name"] == "okr-pool"
+    assert deployment["entrypoint"] == "okr_pipeline.flows.update:update_key_results"
 
 
 def _uncommented(text: str, start: str) -> str:
@@ -81,7 +94,7 @@ def _uncommented(text: str, start: str) -> str:
 
 
 def test_the_commented_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
-    files = project_files(TODAY)
+    files = project_files(TODAY, tmp_path)
     alerts = tmp_path / "alerts.yaml"
     alerts.write_text(_uncommented(files["alerts.yaml"], "# routes:"))
     routing = load_routing(alerts)
