@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console, ui: boo
 
     with contextlib.ExitStack() as stack:
         api_url = configured_api_url()
+        local = api_url is None
         if api_url is None:
             console.print("No PREFECT_API_URL set: starting a local Prefect server...")
             api_url = stack.enter_context(local_prefect_server())
@@ -36,10 +38,24 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console, ui: boo
                 f"Prefect server at {api_url.removesuffix('/api')} (its UI shows the runs)."
             )
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+        if local:
+            # Unwound before the server stops: no events websocket is left open for the
+            # stopping server to close under it (websockets' ConnectionClosedError 1012).
+            stack.callback(_drain_prefect_events)
         refuse_worker_deployment(name)
         if ui:
             stack.enter_context(_dashboard(project, api_url, console))
         _serve(project, cron=cron, name=name)
+
+
+def _drain_prefect_events() -> None:
+    """Send the events Prefect still holds and close its events client's connection."""
+    from prefect.events.worker import EventsWorker
+
+    try:
+        EventsWorker.drain_all(timeout=5)
+    except Exception as exc:  # noqa: BLE001 - shutting down: never a traceback for this
+        logging.getLogger(__name__).debug("draining Prefect's events failed: %s", exc)
 
 
 def refuse_worker_deployment(name: str) -> None:
