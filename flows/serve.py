@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
+import multiprocessing
+import signal
+import threading
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +33,8 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console, ui: boo
     from okr_pipeline.flows.prefect_server import configured_api_url, local_prefect_server
 
     with contextlib.ExitStack() as stack:
+        # First, so that every thread and process started below inherits SIGINT blocked.
+        stack.enter_context(_ctrl_c_to_serve_only())
         api_url = configured_api_url()
         local = api_url is None
         if api_url is None:
@@ -46,6 +52,54 @@ def serve_flow(project: Path, *, cron: str, name: str, console: Console, ui: boo
         if ui:
             stack.enter_context(_dashboard(project, api_url, console))
         _serve(project, cron=cron, name=name)
+
+
+@contextlib.contextmanager
+def _ctrl_c_to_serve_only() -> Iterator[None]:
+    """Ctrl-C reaches ``okr serve`` only, not the flow-run processes it started.
+
+    A terminal sends Ctrl-C to its whole process group, flow-run processes included: one
+    that was starting died with a KeyboardInterrupt traceback. Here SIGINT is blocked in
+    the thread that starts them, so they inherit it blocked and never see it, and a thread
+    of ours waits for it and interrupts the main thread instead. Prefect's runner then
+    stops its runs itself (they end Crashed, without a traceback); a second Ctrl-C
+    terminates them at once.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    done = threading.Event()
+
+    def wait_for_ctrl_c() -> None:
+        presses = 0
+        while not done.is_set():
+            if signal.sigtimedwait({signal.SIGINT}, 0.2) is None:
+                continue
+            presses += 1
+            if presses == 1:
+                _thread.interrupt_main()
+                # The main thread may sleep in its event loop's select: a signal it does
+                # not block ends the wait, and the interrupt is handled on the way out.
+                signal.pthread_kill(main, signal.SIGUSR1)
+            else:
+                for child in multiprocessing.active_children():
+                    child.terminate()
+
+    main = threading.get_ident()
+    before_usr1 = signal.signal(signal.SIGUSR1, lambda _signum, _frame: None)
+    # The waiting thread is started with SIGINT blocked too: only sigtimedwait takes it.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    waiter = threading.Thread(target=wait_for_ctrl_c, name="okr-ctrl-c", daemon=True)
+    waiter.start()
+    try:
+        yield
+    finally:
+        done.set()
+        waiter.join()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGUSR1, before_usr1)
 
 
 def _drain_prefect_events() -> None:
