@@ -21,7 +21,7 @@ from okr_pipeline.okr_store.records import StatusRow
 # score) for the terminal and the dashboard: web may not import cli, so it lives there.
 # ``judged`` is imported from here by the commands that list KRs (a re-export).
 from okr_pipeline.web.standing import judged as judged
-from okr_pipeline.web.standing import kr_score, objective_score_map
+from okr_pipeline.web.standing import kr_score, objective_score_map, score_marks
 
 STATUS_STYLES = {
     "on_track": "green",
@@ -106,19 +106,7 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
 def describe_objective_score(result: ObjectiveScore | None) -> str:
     """``score 0.56`` and what it is made of, e.g. ``(last good score of nps)``."""
     text = "score —" if result is None or result.score is None else f"score {result.score:.2f}"
-    if result is None:
-        return text
-    marks = []
-    if result.carried:
-        marks.append("last good score of " + ", ".join(result.carried))
-    if result.stale:
-        marks.append("stale: " + ", ".join(result.stale))
-    if result.unscored:
-        marks.append("partial, not scored: " + ", ".join(result.unscored))
-    if result.partial_children:
-        marks.append("partial objectives: " + ", ".join(result.partial_children))
-    if result.marked_children:
-        marks.append("marked objectives: " + ", ".join(result.marked_children))
+    marks = score_marks(result)
     return f"{text} ({'; '.join(marks)})" if marks else text
 
 

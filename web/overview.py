@@ -33,7 +33,7 @@ from okr_pipeline.web.model import (
     PageInfo,
     band_of,
 )
-from okr_pipeline.web.standing import judged, kr_score, objective_score_map
+from okr_pipeline.web.standing import judged, kr_score, objective_score_map, score_marks
 
 __all__ = [
     "PAGE_SIZE",
@@ -101,23 +101,6 @@ def kr_row(row: StatusRow) -> KrRow:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _marks(result: ObjectiveScore | None) -> list[str]:
-    if result is None:
-        return []
-    marks = []
-    if result.carried:
-        marks.append("last good score of " + ", ".join(result.carried))
-    if result.stale:
-        marks.append("stale: " + ", ".join(result.stale))
-    if result.unscored:
-        marks.append("not scored: " + ", ".join(result.unscored))
-    if result.partial_children:
-        marks.append("partial objectives: " + ", ".join(result.partial_children))
-    if result.marked_children:
-        marks.append("marked objectives: " + ", ".join(result.marked_children))
-    return marks
 
 
 def _tree_order(rows: Sequence[StatusRow]) -> list[tuple[str, int]]:
@@ -365,7 +348,7 @@ def overview(
                 score=score,
                 band=band_of(score),
                 partial=result is None or result.partial,
-                marks=_marks(result),
+                marks=score_marks(result),
                 krs=per_objective[key],
                 statuses=dict(statuses.get(key, {})),
             )

@@ -18,7 +18,7 @@ from okr_pipeline.okr_core.scoring import KrSpec, score
 from okr_pipeline.okr_store.records import StatusRow
 from okr_pipeline.run.staleness import stale_reason
 
-__all__ = ["judged", "kr_score", "last_good_score", "objective_score_map"]
+__all__ = ["judged", "kr_score", "last_good_score", "objective_score_map", "score_marks"]
 
 
 def judged(rows: Sequence[StatusRow], now: datetime, stale_after_periods: float) -> list[StatusRow]:
@@ -99,3 +99,24 @@ def objective_score_map(rows: Sequence[StatusRow]) -> dict[str, ObjectiveScore]:
         for key, items in krs.items()
     }
     return rollup(inputs)
+
+
+def score_marks(result: ObjectiveScore | None) -> list[str]:
+    """What an objective's score is made of besides fresh KR scores, one phrase each.
+
+    E.g. ``last good score of nps``, ``partial, not scored: uptime``; empty when none.
+    """
+    if result is None:
+        return []
+    marks = []
+    if result.carried:
+        marks.append("last good score of " + ", ".join(result.carried))
+    if result.stale:
+        marks.append("stale: " + ", ".join(result.stale))
+    if result.unscored:
+        marks.append("partial, not scored: " + ", ".join(result.unscored))
+    if result.partial_children:
+        marks.append("partial objectives: " + ", ".join(result.partial_children))
+    if result.marked_children:
+        marks.append("marked objectives: " + ", ".join(result.marked_children))
+    return marks
