@@ -8,7 +8,6 @@ import logging
 import multiprocessing
 import signal
 import threading
-import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,12 +163,6 @@ def _dashboard(project: Path, api_url: str, console: Console) -> Iterator[None]:
 
 
 def _serve(project: Path, *, cron: str, name: str) -> None:
-    # Prefect's runner pickles a flow of an editable install by value, and its copy of the
-    # module's globals holds only what the body uses: the string annotations (``from
-    # __future__ import annotations``) could no longer be resolved, failing every run's
-    # parameter validation ("define `datetime`"). Resolved here, they travel as types.
-    function = update_key_results.fn
-    function.__annotations__ = typing.get_type_hints(function)
     update_key_results.serve(
         name=name,
         cron=cron,

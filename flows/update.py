@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -202,3 +202,11 @@ def update_key_results(
     if settings.report_dir is not None and not dry_run:
         as_task("write-report", write_run_report)(settings)
     return summary
+
+
+# Prefect's runner pickles a flow of an editable install by value, and its copy of the
+# module's globals holds only what the body uses: the string annotations (``from __future__
+# import annotations``) could no longer be resolved, failing every served run's parameter
+# validation ("define `datetime`"). Resolved once here, they travel as types wherever the
+# flow goes (okr serve, deployments).
+update_key_results.fn.__annotations__ = get_type_hints(update_key_results.fn)
