@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -205,38 +206,45 @@ def test_the_report_draws_every_chart_offline_in_a_browser(built: Built, tmp_pat
             requests.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=_chromium(), args=["--no-sandbox", "--headless=new"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            page.route("**/*", only_the_file)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(path.as_uri())
-            sections = page.locator("section.kr-page")
-            count = sections.count()
-            assert count == len(built.stored)
-            # Charts are drawn as they come into view: not all at once on a long report.
-            assert page.evaluate("window.okrCharts.length") < count
-            # By the dashboard's own entry point; none drawn by the KR page's hook on load.
-            assert page.evaluate("typeof window.okrDrawChart") == "function"
-            assert page.evaluate("window.okrChart === undefined")
-            last = sections.nth(count - 1)
-            last.scroll_into_view_if_needed()
-            page.wait_for_function(
-                f"document.querySelectorAll('section.kr-page')[{count - 1}]"
-                ".hasAttribute('data-drawn')"
+    def in_browser() -> Any:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=_chromium(), args=["--no-sandbox", "--headless=new"]
             )
-            page.evaluate("window.okrDrawAll()")
-            drawn = page.evaluate(
-                """() => Array.from(document.querySelectorAll('section.kr-page')).map(s => {
-                    const chart = Chart.getChart(s.querySelector('canvas'));
-                    return [s.dataset.kr, chart ? chart.data.datasets[0].data.length : -1];
-                })"""
-            )
-        finally:
-            browser.close()
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 800})
+                page.route("**/*", only_the_file)
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(path.as_uri())
+                sections = page.locator("section.kr-page")
+                count = sections.count()
+                assert count == len(built.stored)
+                # Charts are drawn as they come into view: not all at once on a long report.
+                assert page.evaluate("window.okrCharts.length") < count
+                # By the dashboard's own entry point; none drawn by the KR page's hook on load.
+                assert page.evaluate("typeof window.okrDrawChart") == "function"
+                assert page.evaluate("window.okrChart === undefined")
+                last = sections.nth(count - 1)
+                last.scroll_into_view_if_needed()
+                page.wait_for_function(
+                    f"document.querySelectorAll('section.kr-page')[{count - 1}]"
+                    ".hasAttribute('data-drawn')"
+                )
+                page.evaluate("window.okrDrawAll()")
+                drawn = page.evaluate(
+                    """() => Array.from(document.querySelectorAll('section.kr-page')).map(s => {
+                        const chart = Chart.getChart(s.querySelector('canvas'));
+                        return [s.dataset.kr, chart ? chart.data.datasets[0].data.length : -1];
+                    })"""
+                )
+            finally:
+                browser.close()
+        return drawn
+
+    # Playwright's sync API refuses a thread with a running asyncio loop, which an earlier
+    # test in the same worker may leave behind: a fresh thread has none.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        drawn = pool.submit(in_browser).result()
     assert not errors, errors
     assert not requests, requests
     for ref, points in drawn:
