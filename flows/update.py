@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 
 from okr_pipeline.flows.artifacts import FetchProgress, publish_results
 from okr_pipeline.flows.blocks import resolve_blocks
+from okr_pipeline.flows.limits import connection_limits
 from okr_pipeline.notify.events import emit_transition_events
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
 from okr_pipeline.okr_core.redaction import redact_text
@@ -68,7 +69,8 @@ def fetch_with_progress(
     The counts go to :mod:`okr_pipeline.run.progress` too, for the CLI's progress bar.
     """
     progress = chained(FetchProgress(), fetch_counts)
-    return fetch_values(krs, settings, as_of, pool, clock, progress=progress)
+    limits = connection_limits(settings)
+    return fetch_values(krs, settings, as_of, pool, clock, progress=progress, limits=limits)
 
 
 def send_alerts(

@@ -60,6 +60,12 @@ class ConnectionSettings(BaseModel):
         4, ge=1, le=256, description="Queries or requests at once on this connection."
     )
     timeout_seconds: float = Field(30.0, gt=0, description="Statement or request timeout.")
+    rate_limit_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="At most this many queries or requests a second on this connection, over "
+        "every run and worker (APIs with quotas); unset: no rate limit.",
+    )
     owner: str | None = Field(
         None, description="Who owns this connection (e.g. data-team); told when it fails."
     )
@@ -73,6 +79,7 @@ class ConnectionSettings(BaseModel):
         return (
             f"ConnectionSettings(url={mask_url(self.url.get_secret_value())!r}, "
             f"max_concurrency={self.max_concurrency}, timeout_seconds={self.timeout_seconds}, "
+            f"rate_limit_per_second={self.rate_limit_per_second}, "
             f"headers={sorted(self.headers)!r})"
         )
 
@@ -95,6 +102,19 @@ class UiSettings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="Address `okr ui` and `okr serve` listen on.")
     port: int = Field(8400, ge=0, le=65535, description="Port of the dashboard; 0: any free one.")
+
+
+class ShardSettings(BaseModel):
+    """Splitting a run into shards, each a flow run of its own on a Prefect work pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(
+        1, ge=1, le=1024, description="Shards a run is split into; 1: the run is not split."
+    )
+    work_pool: str | None = Field(
+        None, description="Prefect work pool whose workers run the shards (prefect.yaml)."
+    )
 
 
 class Settings(BaseSettings):
@@ -127,6 +147,7 @@ class Settings(BaseSettings):
     )
 
     ui: UiSettings = Field(default_factory=UiSettings)
+    shards: ShardSettings = Field(default_factory=ShardSettings)
     report_url: str | None = Field(
         None,
         description="Where people open the dashboard or report (e.g. https://okr.example.com); "

@@ -35,6 +35,7 @@ from okr_pipeline.connectors.errors import RetriableSourceError, SourceError, sh
 from okr_pipeline.connectors.registry import get_source_class, parse_source_config
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.redaction import redact_text
+from okr_pipeline.run.limits import ConnectionLimits
 
 DEFAULT_KEY_CONCURRENCY = 4
 
@@ -158,6 +159,7 @@ def fetch_all(
     pool: SourcePool | None = None,
     progress: Progress | None = None,
     progress_every: float = 1.0,
+    limits: ConnectionLimits | None = None,
 ) -> list[FetchResult]:
     """Fetch every request concurrently; one failure never stops the others.
 
@@ -171,6 +173,7 @@ def fetch_all(
             before fetching, at most every ``progress_every`` seconds while fetching, and
             once at the end.
         progress_every: Seconds between two calls of ``progress``.
+        limits: Connection limits shared with other runs (not yet applied).
 
     Returns:
         One result per request, in the order of ``requests``.

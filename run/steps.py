@@ -20,6 +20,7 @@ from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.definitions import load_definitions, source_environment
 from okr_pipeline.run.fetch import FetchRequest, FetchResult, Progress, SourcePool, fetch_all
 from okr_pipeline.run.formulas import is_formula
+from okr_pipeline.run.limits import ConnectionLimits
 from okr_pipeline.run.progress import fetch_counts
 from okr_pipeline.run.record import evaluate_at, store_results
 
@@ -97,11 +98,13 @@ def fetch_values(
     pool: SourcePool,
     clock: Callable[[], datetime],
     progress: Progress | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> list[FetchResult]:
     """Fetch every KR's value concurrently (bounded per connection and overall).
 
     Formula KRs are left out: they have nothing to fetch (see ``run/formulas.py``).
-    ``progress`` is told ``(done, total)`` now and then (see :func:`fetch_all`).
+    ``progress`` is told ``(done, total)`` now and then (see :func:`fetch_all`); ``limits``
+    are the connections' limits shared with other runs (see ``run/limits.py``).
     """
     requests = [
         FetchRequest(
@@ -123,6 +126,7 @@ def fetch_values(
         clock=clock,
         pool=pool,
         progress=progress,
+        limits=limits,
     )
 
 
