@@ -17,7 +17,7 @@ REPOSITORY_FOLDER = "{{ $PWD }}"
 """The folder of the repository's own prefect.yaml: wherever ``prefect deploy`` runs."""
 
 _PREFECT_YAML = """\
-# Prefect deployment of okr-pipeline's update flow (written by `okr init`).
+# Prefect deployments of okr-pipeline's update flow and its shards (written by `okr init`).
 # From the project folder: `prefect work-pool create okr-pool --type process`,
 # `prefect deploy --all`, then `prefect worker start --pool okr-pool`.
 # The worker needs okr-pipeline installed and the OKR_* settings in its environment
@@ -55,6 +55,20 @@ deployments:
       limit: 1
       collision_strategy: CANCEL_NEW
     tags: [okr]
+
+  # One shard of a run split over several workers ([shards] count in okr.toml): the runs of
+  # okr-update start one flow run of it per shard and wait for them. No schedule of its own.
+  - name: okr-shard
+    description: Measure, score and store one shard of a sharded okr-update run.
+    entrypoint: okr_pipeline.flows.shards:measure_shard
+    work_pool:
+      name: okr-pool     # okr.toml's shards.work_pool, if set, must name this pool
+      job_variables:
+        env:
+          # Heartbeats let the Prefect server mark a shard whose machine died Crashed
+          # (after 90 s without one); the parent run then starts the shard again.
+          PREFECT_FLOWS_HEARTBEAT_FREQUENCY: "30"
+    tags: [okr, okr-shard]
 """
 
 _OKRS = """\
@@ -119,6 +133,10 @@ _OKR_TOML = """\
 # [ui]
 # host = "127.0.0.1"
 # port = 8400
+
+# [shards]                 # split each run over the workers of a Prefect work pool
+# count = 4                # shards per run (1: not split); needs prefect.yaml's okr-shard
+# work_pool = "okr-pool"   # checked against the okr-shard deployment's pool
 """
 
 _ENV_EXAMPLE = """\

@@ -21,6 +21,7 @@ from prefect.utilities.annotations import quote
 from okr_pipeline.flows.artifacts import FetchProgress, publish_results
 from okr_pipeline.flows.blocks import resolve_blocks
 from okr_pipeline.flows.limits import connection_limits
+from okr_pipeline.flows.shards import run_shard_jobs
 from okr_pipeline.notify.events import emit_transition_events
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
 from okr_pipeline.okr_core.redaction import redact_text
@@ -120,6 +121,7 @@ TASK_STEPS = Steps(
     publish=_publish,
     mark_crashed=_mark_orphaned,
     resolve_settings=resolve_blocks,
+    run_shards=run_shard_jobs,
 )
 
 
@@ -161,6 +163,7 @@ def update_key_results(
     backfill: bool = False,
     replace_existing: bool = False,
     allow_future: bool = False,
+    shards: int | None = None,
 ) -> RunSummary:
     """Measure the KRs that are due (or the ones named), score them and store the results.
 
@@ -176,6 +179,9 @@ def update_key_results(
             KRs that already have a value then are skipped unless ``replace_existing``.
         replace_existing: With ``backfill``, measure again what is already there.
         allow_future: Accept an ``as_of`` in the future.
+        shards: Split the run into this many shards, each a flow run of the deployment
+            ``measure-shard/okr-shard`` (default: ``shards.count`` of the settings; 1: not
+            split; see ``flows/shards.py``).
     """
     ctx = FlowRunContext.get()
     flow_run = ctx.flow_run if ctx else None
@@ -188,6 +194,7 @@ def update_key_results(
         backfill=backfill,
         replace_existing=replace_existing,
         allow_future=allow_future,
+        shards=shards,
     )
     settings = load_settings(request.project_dir)
     summary = run_update(

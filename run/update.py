@@ -19,10 +19,12 @@ from typing import Any
 
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings, load_settings, settings_in_blocks
+from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
+from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.alerting import run_alerts
 from okr_pipeline.run.definitions import source_environment
 from okr_pipeline.run.evaluate import outcome_of
-from okr_pipeline.run.fetch import SourcePool
+from okr_pipeline.run.fetch import FetchResult, SourcePool
 from okr_pipeline.run.formulas import compute_formulas
 from okr_pipeline.run.manual import Checkin, is_manual, manual_results
 from okr_pipeline.run.preflight import check_as_of, due_time, load_alert_routing
@@ -36,6 +38,7 @@ from okr_pipeline.run.record import (
     run_status,
 )
 from okr_pipeline.run.select import select_key_results
+from okr_pipeline.run.shards import RunJobs, measure_in_shards, shard_count
 from okr_pipeline.run.steps import (
     backfill_candidates,
     evaluate_and_store,
@@ -68,6 +71,9 @@ class RunRequest:
         checkin: A value a person entered for a manual KR: the run measures that KR only,
             stores the value as its check-in at ``as_of`` and scores it
             (``okr_pipeline.run.checkin.record_checkin`` checks it first).
+        shards: Split the run into this many shards (default: the settings'
+            ``shards.count``; 1: not split). Needs :attr:`Steps.run_shards`; a dry run or a
+            check-in is never split.
     """
 
     project_dir: Path = Path(".")
@@ -79,6 +85,7 @@ class RunRequest:
     replace_existing: bool = False
     allow_future: bool = False
     checkin: Checkin | None = None
+    shards: int | None = None
 
 
 def _publish_nothing(summary: RunSummary) -> None:
@@ -118,6 +125,9 @@ class Steps:
         mark_crashed: Marks the orchestrator's runs of crashed runs (by flow run id).
         resolve_settings: Puts the values of ``prefect-block://`` connections and secrets
             into the settings (the Prefect flow reads the blocks; the default refuses them).
+        run_shards: Runs a sharded run's shard jobs and waits for them, returning why each
+            shard that did not finish failed (:mod:`okr_pipeline.run.shards`; the Prefect
+            flow starts one flow run per shard on a work pool). None: runs are not split.
     """
 
     load: Callable[..., Any] = load_key_results
@@ -128,6 +138,7 @@ class Steps:
     publish: Callable[[RunSummary], None] = _publish_nothing
     mark_crashed: Callable[[list[str]], None] = field(default=_mark_nothing)
     resolve_settings: Callable[[Settings], Settings] = refuse_prefect_blocks
+    run_shards: RunJobs | None = None
 
 
 @contextlib.contextmanager
@@ -205,24 +216,44 @@ def run_update(
             )
         if backfill:
             chosen = backfill_candidates(chosen, store, when, request.replace_existing)
+        shards = shard_count(request.shards, settings)
+        split = shards > 1 and run.run_shards is not None and not dry_run and checkin is None
         trigger = "checkin" if checkin else "backfill" if backfill else "run"
         run_id = None if dry_run else store.start_run(when, flow_run_id, now + LEASE, trigger)
         try:
             with heartbeat(store, run_id):
-                with SourcePool(source_environment(settings)) as pool:
-                    baseline_store = None if dry_run else store
-                    chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
-                    # Manual KRs are never fetched: their check-ins are read (run/manual.py).
-                    fetched = [k for k in chosen if not is_manual(k.source)]
-                    report(f"fetching {len(fetched)} KR{'' if len(fetched) == 1 else 's'}")
-                    results = run.fetch(fetched, settings, when, pool, clock)
-                results = manual_results(chosen, results, store, when, clock, checkin)
-                # Formula KRs (issue 8) are computed from the values just fetched, after them.
-                results = compute_formulas(chosen, results, krs, store, when, clock)
-                report("storing the results")
-                evaluations = run.evaluate_and_store(
-                    chosen, results, store, settings, run_id, when, flow_run_id
-                )
+                if split:
+                    assert run.run_shards is not None and run_id is not None  # split says so
+                    report(f"measuring {len(chosen)} KRs in {shards} shards")
+                    results, evaluations = measure_in_shards(
+                        chosen,
+                        krs,
+                        store,
+                        settings,
+                        run_jobs=run.run_shards,
+                        steps=run,
+                        count=shards,
+                        project_dir=str(request.project_dir),
+                        run_id=run_id,
+                        as_of=when,
+                        clock=clock,
+                        flow_run_id=flow_run_id,
+                    )
+                else:
+                    chosen, results, evaluations = _measure_here(
+                        run,
+                        chosen,
+                        krs,
+                        store,
+                        settings,
+                        run_id,
+                        when,
+                        now,
+                        clock,
+                        flow_run_id,
+                        checkin,
+                        dry_run,
+                    )
                 # Alerts follow the present: a rerun of an as-of, or a backfill of an
                 # earlier one, must not move them (nor count as another evaluation).
                 newer = {
@@ -273,3 +304,39 @@ def run_update(
         )
         run.publish(summary)
     return summary
+
+
+def _measure_here(
+    run: Steps,
+    chosen: list[StoredKeyResult],
+    krs: list[StoredKeyResult],
+    store: Store,
+    settings: Settings,
+    run_id: int | None,
+    when: datetime,
+    now: datetime,
+    clock: Callable[[], datetime],
+    flow_run_id: str | None,
+    checkin: Checkin | None,
+    dry_run: bool,
+) -> tuple[list[StoredKeyResult], list[FetchResult], list[EvaluationRecord]]:
+    """The measuring part of a run in this process: baselines, fetch, formulas, store.
+
+    Returns:
+        The KRs (with any auto baseline measured now), their results and evaluations.
+    """
+    with SourcePool(source_environment(settings)) as pool:
+        baseline_store = None if dry_run else store
+        chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
+        # Manual KRs are never fetched: their check-ins are read (run/manual.py).
+        fetched = [k for k in chosen if not is_manual(k.source)]
+        report(f"fetching {len(fetched)} KR{'' if len(fetched) == 1 else 's'}")
+        results = run.fetch(fetched, settings, when, pool, clock)
+    results = manual_results(chosen, results, store, when, clock, checkin)
+    # Formula KRs (issue 8) are computed from the values just fetched, after them.
+    results = compute_formulas(chosen, results, krs, store, when, clock)
+    report("storing the results")
+    evaluations = run.evaluate_and_store(
+        chosen, results, store, settings, run_id, when, flow_run_id
+    )
+    return chosen, results, evaluations

@@ -75,9 +75,15 @@ def test_prefect_yaml_names_the_project_folder(tmp_path: Path) -> None:
     loaded = yaml.safe_load((folder / "prefect.yaml").read_text())
     [pull] = loaded["pull"]
     assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == str(folder)
-    [deployment] = loaded["deployments"]
+    deployment, shard = loaded["deployments"]
     assert deployment["name"] == "okr-update" and deployment["work_pool"]["name"] == "okr-pool"
     assert deployment["entrypoint"] == "okr_pipeline.flows.update:update_key_results"
+    # The shards of a split run: another flow, another name, no schedule, heartbeats on.
+    assert shard["name"] == "okr-shard" and shard["work_pool"]["name"] == "okr-pool"
+    assert shard["entrypoint"] == "okr_pipeline.flows.shards:measure_shard"
+    assert "schedules" not in shard
+    env = shard["work_pool"]["job_variables"]["env"]
+    assert int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]) >= 30
 
 
 def _uncommented(text: str, start: str) -> str:
@@ -100,12 +106,13 @@ def test_the_commented_examples_are_valid_once_uncommented(tmp_path: Path) -> No
     routing = load_routing(alerts)
     assert [route.name for route in routing.routes] == ["team"]
     toml = files["okr.toml"]
-    for key in ("# store_url", "# [connections.warehouse]", "# [ui]"):
+    for key in ("# store_url", "# [connections.warehouse]", "# [ui]", "# [shards]"):
         toml = _uncommented(toml, key)
     (tmp_path / "okr.toml").write_text(toml)
     settings = load_settings(tmp_path)
     assert settings.max_concurrency == 16 and "warehouse" in settings.connections
     assert settings.ui.port == 8400
+    assert settings.shards.count == 4 and settings.shards.work_pool == "okr-pool"
 
 
 def test_init_then_validate_and_run(tmp_path: Path, cli_env: dict[str, str]) -> None:
