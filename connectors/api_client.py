@@ -5,6 +5,8 @@ One attempt has one deadline covering connect, headers and the whole body
 timeouts, 429, 5xx) are retried under the one retry policy (``okr_core.retry``: jittered
 exponential backoff, ``Retry-After`` honoured); other 4xx are fatal at once. Every message
 is redacted. Redirects are not followed: they could carry a credential to another host.
+A connection's rate limit paces every attempt: the caller hands the pacing in with
+:func:`paced` (the runner's lane does, see ``run/limits.py``).
 
 Used by the generic ``http`` source and by the vendor connectors (``connectors.api_source``).
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 import random as _random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -51,12 +55,33 @@ __all__ = [
     "ApiClient",
     "ClientSource",
     "json_of",
+    "paced",
 ]
 
 USER_AGENT = "okr-pipeline"
 MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024
 # An error answer is only quoted (200 characters), so only its start is read.
 ERROR_BODY_BYTES = 64 * 1024
+
+
+#: Given before each attempt: holds the attempt's place in its connection's rate window.
+Pacing = Callable[[], AbstractContextManager[object]]
+_PACING: ContextVar[Pacing | None] = ContextVar("okr_request_pacing", default=None)
+
+
+@contextmanager
+def paced(pacing: Pacing) -> Iterator[None]:
+    """Pace every request this thread's :class:`ApiClient` s send in the block.
+
+    Args:
+        pacing: Called before each attempt (retries included); the attempt is sent inside
+            the context it returns, which may wait first (a rate limit's window).
+    """
+    token = _PACING.set(pacing)
+    try:
+        yield
+    finally:
+        _PACING.reset(token)
 
 
 @dataclass(frozen=True)
@@ -182,19 +207,21 @@ class ApiClient:
 
     def _attempt(self, call: ApiCall, where: str, redact: Redactor) -> Answer:
         """One request: the answer, a ``_Transient`` to retry, or a fatal error."""
+        pacing = _PACING.get()
         try:
-            response = request_within(
-                self._session(),
-                call.method,
-                call.url,
-                params=dict(call.params),
-                headers=dict(call.headers),
-                json_body=call.json_body,
-                form=call.form,
-                seconds=call.timeout,
-                max_bytes=call.max_bytes,
-                error_bytes=ERROR_BODY_BYTES,
-            )
+            with pacing() if pacing is not None else nullcontext():
+                response = request_within(
+                    self._session(),
+                    call.method,
+                    call.url,
+                    params=dict(call.params),
+                    headers=dict(call.headers),
+                    json_body=call.json_body,
+                    form=call.form,
+                    seconds=call.timeout,
+                    max_bytes=call.max_bytes,
+                    error_bytes=ERROR_BODY_BYTES,
+                )
         except (DeadlineExceeded, requests.Timeout) as exc:
             within = f"no complete answer within {call.timeout:g}s"
             raise _Transient(within, short=f"{within} from {_host(call)}") from exc

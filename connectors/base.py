@@ -212,6 +212,17 @@ class BaseSource(ABC, Generic[ConfigT]):
         """
         return f"{self.type_name} source: {config!r}"
 
+    def release_session(self, key: str) -> None:
+        """Close one session of ``key`` left idle in a pool, if there is one.
+
+        Called when a lane (a thread fetching that key's batches in turn, one session at
+        a time) ends, before its slot of the connection's limit is given back, so a run
+        never keeps more sessions open than the slots it holds. The default does nothing.
+
+        Args:
+            key: The concurrency key (``sql:warehouse``).
+        """
+
     def close(self) -> None:
         """Release engines, sessions and other resources. Safe to call more than once."""
 

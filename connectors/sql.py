@@ -27,7 +27,13 @@ from okr_pipeline.connectors import sql_guard
 from okr_pipeline.connectors.base import BaseSource, BaseSourceConfig, SourceContext
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from okr_pipeline.connectors.sql_batch import in_one_transaction
-from okr_pipeline.connectors.sql_engine import create_engine, ms, session_timeout, url_secrets
+from okr_pipeline.connectors.sql_engine import (
+    close_idle_connection,
+    create_engine,
+    ms,
+    session_timeout,
+    url_secrets,
+)
 from okr_pipeline.connectors.sql_errors import db_error
 from okr_pipeline.connectors.sql_session import (
     StaleConnection,
@@ -296,6 +302,16 @@ class SqlSource(BaseSource[SqlSourceConfig]):
                 if exc.connection_invalidated:
                     raise StaleConnection(exc) from exc
                 raise db_error(exc, timed_out(), timeout, where, redact) from exc
+
+    def release_session(self, key: str) -> None:
+        """Close one idle pooled connection of the key's connection (see BaseSource).
+
+        Args:
+            key: ``"sql:<connection>"``.
+        """
+        engine = self._engines.get(key.partition(":")[2])
+        if engine is not None:
+            close_idle_connection(engine)
 
     def close(self) -> None:
         """Dispose every engine this source created."""

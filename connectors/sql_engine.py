@@ -19,11 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState, QueuePool
+from sqlalchemy.util import queue as sa_queue
 
 from okr_pipeline.okr_core.settings import ConnectionSettings
 
 __all__ = [
+    "LanePool",
+    "close_idle_connection",
     "create_engine",
     "end_transaction",
     "ms",
@@ -38,6 +41,47 @@ __all__ = [
 _PG_CLEANUP = b"SELECT pg_advisory_unlock_all(); UNLISTEN *; DEALLOCATE ALL"
 _CLEAN = "okr_session_clean"  # connection info key: this use already cleaned the session
 _MYSQL_MULTI_STATEMENTS = 1 << 16  # CLIENT.MULTI_STATEMENTS
+
+
+class LanePool(QueuePool):
+    """SQLAlchemy's queue pool, able to close one idle connection when a lane ends.
+
+    A run's lanes each hold one slot of the connection's limit and one connection at a
+    time; when a lane ends, :func:`close_idle_connection` closes one idle connection
+    before its slot goes back, so the connections open never outnumber the slots held.
+    """
+
+    def close_idle(self) -> bool:
+        """Close one idle connection of the pool, if there is one.
+
+        Returns:
+            True when one was closed.
+        """
+        try:
+            # Taken off the queue atomically: no other thread can check it out meanwhile.
+            record = self._pool.get(False)
+        except sa_queue.Empty:
+            return False
+        try:
+            record.close()
+        finally:
+            # As QueuePool does for a connection it will not keep: the pool may open
+            # another one later, up to its size.
+            self._dec_overflow()
+        return True
+
+
+def close_idle_connection(engine: Engine) -> bool:
+    """Close one idle pooled connection of ``engine`` (a :class:`LanePool`), if any.
+
+    Args:
+        engine: An engine made by :func:`create_engine`.
+
+    Returns:
+        True when one was closed; False when none was idle or the pool keeps none.
+    """
+    pool = engine.pool
+    return pool.close_idle() if isinstance(pool, LanePool) else False
 
 
 def create_engine(settings: ConnectionSettings) -> Engine:
@@ -82,15 +126,19 @@ def create_engine(settings: ConnectionSettings) -> Engine:
     in_memory = backend == "sqlite" and url.database in (None, "", ":memory:")
     if not in_memory:
         # Pool as large as the connection's concurrency bound: more would sit idle, fewer
-        # would make allowed queries wait for a connection.
+        # would make allowed queries wait for a connection. Lanes close what they leave
+        # idle when they end (LanePool), so it holds no more than the slots a run holds.
         kwargs.update(
-            pool_size=settings.max_concurrency, max_overflow=0, pool_timeout=max(timeout, 1.0)
+            poolclass=LanePool,
+            pool_size=settings.max_concurrency,
+            max_overflow=0,
+            pool_timeout=max(timeout, 1.0),
         )
     try:
         engine = sa.create_engine(url, **kwargs)
     except TypeError:
         # A dialect whose pool takes no size (e.g. NullPool): accept its default.
-        for key in ("pool_size", "max_overflow", "pool_timeout"):
+        for key in ("poolclass", "pool_size", "max_overflow", "pool_timeout"):
             kwargs.pop(key, None)
         engine = sa.create_engine(url, **kwargs)
     if backend == "postgresql":

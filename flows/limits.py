@@ -1,11 +1,280 @@
-"""Connection limits that hold across runs and workers, kept by the Prefect server."""
+"""Connection limits that hold across runs and workers, kept by the Prefect server.
+
+Each connection gets one Prefect global concurrency limit, named
+``okr:<connection>:<8 hex digits of its address>`` (two projects that call different
+databases ``warehouse`` do not share a bound; the password is not part of it). It is
+created from the settings the first time a run uses the connection, and its size is
+updated when the settings change (the last run to start wins). Its size is
+``max_concurrency``, or with ``rate_limit_per_second`` the slots the rate is split into
+(``run.limits.share_rate``).
+
+A run's lane takes one slot with a *lease* (``/v2/concurrency_limits/increment-with-lease``)
+and gives it back when it ends: two API calls per lane, none per query or request. While
+slots are held, one thread renews their leases every :data:`RENEW_EVERY_SECONDS`; a run
+that crashes or is killed stops renewing, its leases expire after
+:data:`LEASE_SECONDS` (the server's shortest) and the server's repossessor gives the
+slots back on its next pass (every 15 s by default): within about 75 s.
+
+Keys that name no connection (a bare host) keep the process's own bound
+(:class:`okr_pipeline.run.limits.LocalLimits`). When the Prefect API refuses or cannot
+be reached, a warning is logged and the run goes on with the process's own bound.
+"""
 
 from __future__ import annotations
 
-from okr_pipeline.okr_core.settings import Settings
-from okr_pipeline.run.limits import ConnectionLimits
+import hashlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.context import FlowRunContext, TaskRunContext
+
+from okr_pipeline.okr_core.redaction import mask_url
+from okr_pipeline.okr_core.settings import ConnectionSettings, Settings
+from okr_pipeline.run.limits import (
+    ConnectionLimits,
+    KeyBounds,
+    LocalLimits,
+    Pacer,
+    connection_name,
+    key_bounds,
+)
+
+__all__ = [
+    "LEASE_SECONDS",
+    "RENEW_EVERY_SECONDS",
+    "PrefectConnectionLimits",
+    "connection_limits",
+    "limit_name",
+]
+
+LEASE_SECONDS = 60.0  # the shortest lease the Prefect server grants
+RENEW_EVERY_SECONDS = 20.0  # a third of the lease: two renewals may fail before it expires
+MAX_POLL_SECONDS = 1.0  # the server's Retry-After can reach 30 s; a freed slot waits less
+
+_log = logging.getLogger(__name__)
+
+
+def limit_name(connection: str, settings: ConnectionSettings) -> str:
+    """The Prefect global concurrency limit of a connection.
+
+    Args:
+        connection: The connection's name in the settings.
+        settings: Its settings (the address, never the password, goes into the name).
+    """
+    address = mask_url(settings.url.get_secret_value())
+    digest = hashlib.sha256(address.encode()).hexdigest()[:8]
+    return f"okr:{connection}:{digest}"
 
 
 def connection_limits(settings: Settings) -> ConnectionLimits | None:
-    """The limits of ``settings``' connections, shared through Prefect (none yet)."""
+    """The limits of ``settings``' connections, shared through the Prefect API.
+
+    Args:
+        settings: The run's settings (its connections).
+
+    Returns:
+        Limits kept by the Prefect server the run talks to.
+    """
+    return PrefectConnectionLimits(settings.connections)
+
+
+class _Leases:
+    """The leases a process holds, renewed by one thread while there are any."""
+
+    def __init__(self, client: SyncPrefectClient) -> None:
+        self._client = client
+        self._held: set[UUID] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: UUID) -> None:
+        with self._lock:
+            self._held.add(lease)
+            if self._thread is None or not self._thread.is_alive():
+                self._wake.clear()
+                self._thread = threading.Thread(
+                    target=self._renew, name="okr-lease-renewal", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, lease: UUID) -> None:
+        with self._lock:
+            self._held.discard(lease)
+            if not self._held:
+                self._wake.set()
+
+    def _renew(self) -> None:
+        while not self._wake.wait(RENEW_EVERY_SECONDS):
+            with self._lock:
+                held = list(self._held)
+            for lease in held:
+                try:
+                    self._client.renew_concurrency_lease(lease, lease_duration=LEASE_SECONDS)
+                except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                    _log.warning("Could not renew a connection slot's lease: %s", exc)
+
+
+def _close(client: SyncPrefectClient) -> None:
+    client.__exit__(None, None, None)
+
+
+class PrefectConnectionLimits:
+    """Connection limits kept by the Prefect server (see the module's docstring).
+
+    Args:
+        connections: The run's connections by name.
+        client: A started sync Prefect client; default: one for the current settings,
+            closed when this object goes away.
+    """
+
+    def __init__(
+        self,
+        connections: Mapping[str, ConnectionSettings],
+        client: SyncPrefectClient | None = None,
+    ) -> None:
+        self._connections = connections
+        self._local = LocalLimits(connections)
+        if client is None:
+            client = get_client(sync_client=True)
+            client.__enter__()
+            weakref.finalize(self, _close, client)
+        self._client = client
+        self._leases = _Leases(client)
+        self._ready: dict[str, str | None] = {}  # key -> limit name (None: kept locally)
+        self._lock = threading.Lock()
+        self._holder = _holder()
+
+    def bounds(self, key: str) -> KeyBounds:
+        """The bounds of ``key`` from the settings."""
+        return key_bounds(key, self._connections)
+
+    @contextmanager
+    def slot(self, key: str) -> Iterator[Pacer | None]:
+        """Hold one slot of the key's Prefect limit while the block runs.
+
+        Blocks while the limit is full (every run and worker counted). With a rate limit,
+        the slot's pacer is drained before the slot goes back, since its next holder may
+        be another process whose pacer starts with an empty window.
+        """
+        bounds = self.bounds(key)
+        name = self._limit(key, bounds)
+        lease = self._acquire(key, name) if name is not None else None
+        if lease is None:
+            with self._local.slot(key) as pacer:
+                yield pacer
+            return
+        pacer = bounds.pacer()
+        try:
+            yield pacer
+        finally:
+            try:
+                if pacer is not None:
+                    pacer.drain()
+            finally:
+                self._release(lease)
+
+    def _limit(self, key: str, bounds: KeyBounds) -> str | None:
+        """The key's limit name, created or resized from the settings once per run."""
+        with self._lock:
+            if key in self._ready:
+                return self._ready[key]
+            connection = connection_name(key)
+            settings = self._connections.get(connection)
+            name = None if settings is None else limit_name(connection, settings)
+            if name is not None:
+                try:
+                    self._client.upsert_global_concurrency_limit_by_name(name, bounds.slots)
+                except Exception as exc:  # noqa: BLE001 - the run goes on, bounded locally
+                    _log.warning(
+                        "Connection %r is bounded in this process only: the Prefect API "
+                        "did not create its concurrency limit %s (%s)",
+                        connection,
+                        name,
+                        _brief(exc),
+                    )
+                    name = None
+            self._ready[key] = name
+            return name
+
+    def _acquire(self, key: str, name: str) -> UUID | None:
+        """Take one slot of ``name``, waiting while it is full; None if the API failed."""
+        while True:
+            try:
+                response = self._client.increment_concurrency_slots_with_lease(
+                    names=[name],
+                    slots=1,
+                    mode="concurrency",
+                    lease_duration=LEASE_SECONDS,
+                    holder=self._holder,
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 423:  # full: wait as long as the server says
+                    wait = float(exc.response.headers.get("Retry-After", MAX_POLL_SECONDS))
+                    time.sleep(min(max(wait, 0.05), MAX_POLL_SECONDS))
+                    continue
+                self._give_up(key, name, exc)
+                return None
+            except Exception as exc:  # noqa: BLE001 - the run goes on, bounded locally
+                self._give_up(key, name, exc)
+                return None
+            body: dict[str, Any] = response.json()
+            if not body.get("limits"):
+                # The limit was deleted since the run created it: make it again.
+                with self._lock:
+                    self._ready.pop(key, None)
+                if self._limit(key, self.bounds(key)) is None:
+                    return None
+                continue
+            lease = UUID(str(body["lease_id"]))
+            self._leases.add(lease)
+            return lease
+
+    def _give_up(self, key: str, name: str, exc: Exception) -> None:
+        _log.warning(
+            "Connection %r is bounded in this process only: no slot of %s from the Prefect "
+            "API (%s)",
+            connection_name(key),
+            name,
+            _brief(exc),
+        )
+        with self._lock:
+            self._ready[key] = None
+
+    def _release(self, lease: UUID) -> None:
+        self._leases.remove(lease)
+        try:
+            self._client.release_concurrency_slots_with_lease(lease)
+        except Exception as exc:  # noqa: BLE001 - the lease expires on its own
+            _log.warning(
+                "A connection slot was not given back (%s); it returns when its lease "
+                "expires, within %.0f s",
+                _brief(exc),
+                LEASE_SECONDS,
+            )
+
+
+def _holder() -> ConcurrencyLeaseHolder | None:
+    """Who holds the slots, as the Prefect UI shows it: this task run or flow run."""
+    task_run = TaskRunContext.get()
+    if task_run is not None:
+        return ConcurrencyLeaseHolder(type="task_run", id=task_run.task_run.id)
+    flow_run = FlowRunContext.get()
+    if flow_run is not None and flow_run.flow_run is not None:
+        return ConcurrencyLeaseHolder(type="flow_run", id=flow_run.flow_run.id)
     return None
+
+
+def _brief(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    return f"{type(exc).__name__}: {exc}"[:200]

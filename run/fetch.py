@@ -3,11 +3,16 @@
 A company has thousands of KRs, and a Prefect task run costs several milliseconds while an
 indexed query costs about half of one, so the fetching is plain threads inside one task.
 KRs are grouped by their source's concurrency key (one database or API connection). Each
-key gets at most ``ConnectionSettings.max_concurrency`` *lanes*, threads that take batches
-of its KRs in turn, so one slow database can neither take every worker nor be asked for
-more connections than its pool has; all lanes share one pool of
-``Settings.max_concurrency`` threads. A batch is up to the source's ``max_batch`` KRs,
+key gets *lanes*, threads that take batches of its KRs in turn; all lanes share one pool
+of ``Settings.max_concurrency`` threads. A batch is up to the source's ``max_batch`` KRs,
 which lets the SQL source run many queries over one connection and transaction.
+
+A lane holds one of its connection's slots while it runs (``run/limits.py``): the slots
+are ``ConnectionSettings.max_concurrency``, kept in this process or by the Prefect server
+(then the bound holds over every run and worker). A lane holds one session at a time, and
+gives back the one it leaves idle before its slot, so a run never keeps more sessions
+open than the slots it holds. With a rate limit, the slot's pacer paces each request
+(HTTP, retries included) or each batch (as many places as queries).
 
 Prefect's timeouts cannot interrupt a blocking call in a worker thread, so every source
 sets its own network and statement timeouts; here we only bound how many run at once.
@@ -25,6 +30,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from okr_pipeline.connectors.api_client import ClientSource, paced
 from okr_pipeline.connectors.base import (
     BaseSource,
     BaseSourceConfig,
@@ -35,9 +41,16 @@ from okr_pipeline.connectors.errors import RetriableSourceError, SourceError, sh
 from okr_pipeline.connectors.registry import get_source_class, parse_source_config
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 from okr_pipeline.okr_core.redaction import redact_text
-from okr_pipeline.run.limits import ConnectionLimits
+from okr_pipeline.run.limits import DEFAULT_KEY_CONCURRENCY, ConnectionLimits, LocalLimits, Pacer
 
-DEFAULT_KEY_CONCURRENCY = 4
+__all__ = [
+    "DEFAULT_KEY_CONCURRENCY",
+    "FetchRequest",
+    "FetchResult",
+    "Progress",
+    "SourcePool",
+    "fetch_all",
+]
 
 #: Told ``(done, total)`` while a run fetches (the Prefect flow updates a progress artifact).
 Progress = Callable[[int, int], None]
@@ -110,13 +123,6 @@ class SourcePool:
 LANES_PER_LIMIT = 4  # batches per lane at least, so that lanes share the work evenly
 
 
-def _key_limit(key: str, env: SourceEnvironment) -> int:
-    # Keys look like "sql:warehouse" or "http:analytics"; a named connection sets its bound.
-    _, _, name = key.partition(":")
-    connection = env.connections.get(name)
-    return connection.max_concurrency if connection else DEFAULT_KEY_CONCURRENCY
-
-
 def _result(
     kr_id: int,
     outcome: Decimal | Exception | None,
@@ -173,7 +179,8 @@ def fetch_all(
             before fetching, at most every ``progress_every`` seconds while fetching, and
             once at the end.
         progress_every: Seconds between two calls of ``progress``.
-        limits: Connection limits shared with other runs (not yet applied).
+        limits: Where lanes take their connections' slots (shared with other runs
+            through Prefect); default: this process's own (:class:`LocalLimits`).
 
     Returns:
         One result per request, in the order of ``requests``.
@@ -197,10 +204,15 @@ def fetch_all(
 
     own_pool = pool is None
     sources = pool or SourcePool(env)
+    slots = limits or LocalLimits(env.connections)
     lanes: list[tuple[str, int]] = []
     for key, items in grouped.items():
-        limit = _key_limit(key, env)
+        bounds = slots.bounds(key)
+        limit = bounds.slots
         max_batch = max(1, get_source_class(items[0][1].type).max_batch)
+        if bounds.per_slot is not None:
+            # A batch's queries go out back to back: no more than a slot's share of a window.
+            max_batch = min(max_batch, bounds.per_slot)
         size = max(1, min(max_batch, math.ceil(len(items) / (limit * LANES_PER_LIMIT))))
         queues[key] = deque(items[i : i + size] for i in range(0, len(items), size))
         lanes.append((key, min(limit, len(queues[key]))))
@@ -212,6 +224,23 @@ def fetch_all(
 
     def lane(key: str) -> None:
         queue = queues[key]
+        if not queue:
+            return  # the other lanes took every batch: no slot needed
+        with slots.slot(key) as pacer:
+            used: dict[str, BaseSource[Any]] = {}
+            try:
+                run_lane(queue, pacer, used)
+            finally:
+                # Before the slot goes back: the session this lane leaves idle in a pool
+                # is closed, so the run holds no more sessions than slots.
+                for source in used.values():
+                    _release_session(source, key)
+
+    def run_lane(
+        queue: deque[list[tuple[int, BaseSourceConfig]]],
+        pacer: Pacer | None,
+        used: dict[str, BaseSource[Any]],
+    ) -> None:
         while True:
             try:
                 batch = queue.popleft()  # deque.popleft is atomic: lanes need no lock
@@ -230,7 +259,9 @@ def fetch_all(
                 for i, config in batch
             ]
             try:
-                outcomes = sources.get(batch[0][1]).fetch_many(items)
+                source = sources.get(batch[0][1])
+                used[source.type_name] = source
+                outcomes = _fetch_paced(source, items, pacer)
             except Exception as exc:  # noqa: BLE001 - a connector bug fails its batch only
                 outcomes = [exc] * len(batch)
             when = clock()
@@ -259,6 +290,30 @@ def fetch_all(
     if missing:  # every lane drains its queue, so this is a bug, not a source failure
         raise RuntimeError(f"no result for {', '.join(missing[:5])}")
     return results  # type: ignore[return-value]
+
+
+def _release_session(source: BaseSource[Any], key: str) -> None:
+    try:
+        source.release_session(key)
+    except Exception:  # noqa: BLE001 - the source's close() at the end of the run closes it
+        return
+
+
+def _fetch_paced(
+    source: BaseSource[Any],
+    items: list[tuple[BaseSourceConfig, SourceContext]],
+    pacer: Pacer | None,
+) -> list[Decimal | Exception | None]:
+    """One batch, paced by the slot's share of the rate when the connection has one."""
+    if pacer is None:
+        return source.fetch_many(items)
+    if isinstance(source, ClientSource):
+        # HTTP sources pace each request they send, retries included.
+        with paced(pacer.request):
+            return source.fetch_many(items)
+    # Others (SQL) are paced per batch: a place in the window for each of its queries.
+    with pacer.request(len(items)):
+        return source.fetch_many(items)
 
 
 def _report_while_running(
