@@ -10,6 +10,10 @@ bad input never escapes as any other exception.
 
 ``fingerprint`` hashes file names and bytes without parsing, so the flow can skip
 re-loading unchanged definitions cheaply.
+
+Line numbers cost more than the rest of loading: an ordinary file is read straight into
+plain data (:func:`okr_core.yaml_tree.load_data`), and its line-keeping tree is built only
+when a problem or a warning of that file needs a line.
 """
 
 from __future__ import annotations
@@ -18,17 +22,16 @@ import difflib
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from okr_pipeline.okr_core._problems import format_loc, line_of, one_line, problems_from_validation
 from okr_pipeline.okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, OkrFileDef
 from okr_pipeline.okr_core.errors import DefinitionError, OkrError, Problem
-from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_tree
+from okr_pipeline.okr_core.yaml_tree import YamlProblem, load_data, load_tree
 
 __all__ = ["LoadedFile", "OkrSet", "SourceValidator", "fingerprint", "load_okrs"]
 
@@ -51,12 +54,19 @@ class OkrSet:
     Attributes:
         files: The files, in load order (sorted by relative path).
         fingerprint: :func:`fingerprint` of the bytes that were loaded.
-        warnings: Advice that is not an error (e.g. objectives with 1 or 6+ KRs).
     """
 
     files: list[LoadedFile]
     fingerprint: str
-    warnings: list[Problem] = field(default_factory=list)
+    # Computes the warnings with their lines, when asked (see ``warnings``).
+    find_warnings: Callable[[], list[Problem]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @cached_property
+    def warnings(self) -> list[Problem]:
+        """Advice that is not an error (e.g. objectives with 1 or 6+ KRs), with lines."""
+        return self.find_warnings() if self.find_warnings is not None else []
 
     def objectives(self) -> Iterator[tuple[CycleDef, ObjectiveDef]]:
         """Yield ``(cycle, objective)`` for every objective, in file order."""
@@ -121,87 +131,72 @@ def fingerprint(path: Path) -> str:
     return _hash(named)
 
 
-def _plain(node: Any) -> Any:
-    """Ruamel's round-trip types -> plain dict/list/str/int/float/bool for validation."""
-    if isinstance(node, dict):
-        return {_plain_key(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list | tuple):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, datetime):
-        return datetime.fromisoformat(node.isoformat())
-    if isinstance(node, date):
-        return date(node.year, node.month, node.day)
-    if node is None:
+def _tree_or_none(file: Path, data: bytes) -> Any:
+    try:
+        return load_tree(file, data)
+    except YamlProblem:  # pragma: no cover - the same bytes were just read
         return None
-    return str(node)  # tagged scalars and other exotic nodes: let validation complain
-
-
-def _plain_key(key: Any) -> Any:
-    # Keys stay as YAML typed them so validation can say "keys should be strings"; a
-    # complex key (``? [a, b]``) becomes text, as a list cannot be a dict key.
-    if isinstance(key, str):
-        return str(key)
-    plain = _plain(key)
-    return str(plain) if isinstance(plain, list | dict) else plain
 
 
 @dataclass
 class _Parsed:
+    """One file read: its plain data, its model if valid, its tree once a line is needed."""
+
     file: Path
-    root: Any
-    definition: OkrFileDef | None
+    data: bytes
+    plain: Any
+    definition: OkrFileDef | None = None
+    tree: Any = None  # set when ruamel read the file; else built by ``root``
+
+    @property
+    def root(self) -> Any:
+        """The file's line-keeping tree (built on first use)."""
+        if self.tree is None:
+            self.tree = _tree_or_none(self.file, self.data)
+        return self.tree
 
 
 def _parse_file(file: Path, data: bytes, problems: list[Problem]) -> _Parsed | None:
     try:
-        root = load_tree(file, data)
+        plain, tree = load_data(file, data)
     except YamlProblem as exc:
         problems.append(exc.problem)
         return None
-    if root is None:
+    if plain is None:
         problems.append(Problem(file, "", 1, "file is empty; expected 'cycle:' and 'objectives:'"))
         return None
-    if not isinstance(root, CommentedMap):
+    if not isinstance(plain, dict):
         problems.append(
             Problem(file, "", 1, "the top level must be a mapping with 'cycle:' and 'objectives:'")
         )
         return None
+    parsed = _Parsed(file, data, plain, tree=tree)
     try:
-        plain = _plain(root)
-        definition = OkrFileDef.model_validate(plain)
+        parsed.definition = OkrFileDef.model_validate(plain)
     except ValidationError as exc:
-        problems.extend(problems_from_validation(exc, file=file, root=root))
-        return _Parsed(file, root, None)
+        problems.extend(problems_from_validation(exc, file=file, root=parsed.root))
     except RecursionError:
         problems.append(Problem(file, "", None, "the YAML is nested too deeply"))
         return None
-    return _Parsed(file, root, definition)
+    return parsed
 
 
 def _check_sources(parsed: _Parsed, validate: SourceValidator, problems: list[Problem]) -> None:
-    # Walk the raw tree, not the models: sources are checked even in files that failed.
-    objectives = parsed.root.get("objectives")
-    if not isinstance(objectives, CommentedSeq):
+    # Walk the raw data, not the models: sources are checked even in files that failed.
+    objectives = parsed.plain.get("objectives")
+    if not isinstance(objectives, list):
         return
     for i, objective in enumerate(objectives):
-        krs = objective.get("key_results") if isinstance(objective, CommentedMap) else None
-        if not isinstance(krs, CommentedSeq):
+        krs = objective.get("key_results") if isinstance(objective, dict) else None
+        if not isinstance(krs, list):
             continue
         for j, kr in enumerate(krs):
-            source = kr.get("source") if isinstance(kr, CommentedMap) else None
-            if not isinstance(source, CommentedMap) or not isinstance(source.get("type"), str):
+            source = kr.get("source") if isinstance(kr, dict) else None
+            if not isinstance(source, dict) or not isinstance(source.get("type"), str):
                 continue  # the model check already reports it
             loc: tuple[str | int, ...] = ("objectives", i, "key_results", j, "source")
             try:
-                validate(_plain(source))
+                validate(source)
             except ValidationError as exc:
                 problems.extend(
                     problems_from_validation(exc, file=parsed.file, root=parsed.root, prefix=loc)
@@ -343,14 +338,31 @@ def load_okrs(path: Path, *, validate_source: SourceValidator | None = None) -> 
     if problems:
         raise DefinitionError(problems)
 
-    warnings = []
+    loaded = [LoadedFile(p.file, p.definition) for p in valid if p.definition is not None]
+    return OkrSet(
+        files=loaded, fingerprint=_hash(named_bytes), find_warnings=_warnings_later(valid)
+    )
+
+
+def _warnings_later(valid: list[_Parsed]) -> Callable[[], list[Problem]]:
+    """The warnings' messages now (cheap), their lines when asked (a tree per file)."""
+    found: list[tuple[Path, bytes, Any, list[tuple[tuple[str | int, ...], str]]]] = []
     for parsed in valid:
         assert parsed.definition is not None
-        for index, objective in enumerate(parsed.definition.objectives):
-            loc = ("objectives", index, "key_results")
-            for message in objective.warnings():
-                warnings.append(
-                    Problem(parsed.file, format_loc(loc), line_of(parsed.root, loc), message)
-                )
-    loaded = [LoadedFile(p.file, p.definition) for p in valid if p.definition is not None]
-    return OkrSet(files=loaded, fingerprint=_hash(named_bytes), warnings=warnings)
+        items: list[tuple[tuple[str | int, ...], str]] = [
+            (("objectives", index, "key_results"), message)
+            for index, objective in enumerate(parsed.definition.objectives)
+            for message in objective.warnings()
+        ]
+        if items:  # only these files' bytes are kept
+            found.append((parsed.file, parsed.data, parsed.tree, items))
+
+    def with_lines() -> list[Problem]:
+        warnings = []
+        for file, data, tree, items in found:
+            root = tree if tree is not None else _tree_or_none(file, data)
+            for loc, message in items:
+                warnings.append(Problem(file, format_loc(loc), line_of(root, loc), message))
+        return warnings
+
+    return with_lines

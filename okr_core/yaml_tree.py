@@ -35,9 +35,17 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import RoundTripScanner
 
 from okr_pipeline.okr_core.errors import Problem
-from okr_pipeline.okr_core.yaml_fast import fast_tree
+from okr_pipeline.okr_core.yaml_fast import fast_plain, fast_tree, plain_data
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_BYTES", "MAX_DEPTH", "YamlProblem", "load_tree", "ruamel_tree"]
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "YamlProblem",
+    "load_data",
+    "load_tree",
+    "ruamel_tree",
+]
 
 # Real files stay far below these: an OKR file is a few levels deep, and reusing a
 # source through an alias costs some 10 nodes per use.
@@ -244,12 +252,11 @@ def _line(mark: StreamMark | None) -> int | None:
     return mark.line + 1 if mark is not None else None
 
 
-def load_tree(file: Path, data: bytes) -> Any:
-    """Parse ``data`` (the bytes of ``file``) into a round-trip tree (None when empty).
+def _text(file: Path, data: bytes) -> str:
+    """The file's text, within this module's size limit.
 
     Raises:
-        YamlProblem: not UTF-8, not YAML, beyond this module's limits, or a value that
-            does not fit its tag, with the line where it can be told.
+        YamlProblem: too large, or not UTF-8.
     """
     if len(data) > MAX_BYTES:
         raise YamlProblem(
@@ -262,7 +269,7 @@ def load_tree(file: Path, data: bytes) -> Any:
             )
         )
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise YamlProblem(
@@ -273,10 +280,42 @@ def load_tree(file: Path, data: bytes) -> Any:
                 f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8",
             )
         ) from exc
+
+
+def load_tree(file: Path, data: bytes) -> Any:
+    """Parse ``data`` (the bytes of ``file``) into a round-trip tree (None when empty).
+
+    Raises:
+        YamlProblem: not UTF-8, not YAML, beyond this module's limits, or a value that
+            does not fit its tag, with the line where it can be told.
+    """
+    text = _text(file, data)
     read, tree = fast_tree(text, MAX_DEPTH)
     if read:
         return tree
     return ruamel_tree(file, text)
+
+
+def load_data(file: Path, data: bytes) -> tuple[Any, Any]:
+    """Parse ``data`` into plain data (dicts, lists, scalars), with lines only if at hand.
+
+    An ordinary file is read by :func:`okr_core.yaml_fast.fast_plain`, which keeps no line
+    numbers: the caller builds the tree with :func:`load_tree` when it has a problem to
+    place. Any other file is read by ruamel, whose tree comes along.
+
+    Returns:
+        ``(data, tree)``: the plain data, and the round-trip tree or None when not built.
+
+    Raises:
+        YamlProblem: As :func:`load_tree`.
+    """
+    text = _text(file, data)
+    read, plain = fast_plain(text, MAX_DEPTH)
+    if read:
+        return plain, None
+    # What the plain reader refuses, the tree reader refuses too (the same rules).
+    tree = ruamel_tree(file, text)
+    return plain_data(tree), tree
 
 
 def ruamel_tree(file: Path, text: str) -> Any:

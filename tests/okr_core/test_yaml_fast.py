@@ -22,8 +22,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from okr_pipeline.demo.okrs import demo_okrs
 from okr_pipeline.okr_core._problems import line_of
-from okr_pipeline.okr_core.loader import _plain
-from okr_pipeline.okr_core.yaml_fast import fast_tree
+from okr_pipeline.okr_core.yaml_fast import fast_plain, fast_tree
+from okr_pipeline.okr_core.yaml_fast import plain_data as _plain
 from okr_pipeline.okr_core.yaml_tree import MAX_DEPTH, YamlProblem, load_tree, ruamel_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,11 @@ def assert_same(text: str) -> None:
     slow = ruamel_tree(FILE, text)
     assert _plain(fast) == _plain(slow)
     assert type(_plain(fast)) is type(_plain(slow))
+    # The reader that keeps no lines gives the same plain data, typed the same.
+    taken, plain = fast_plain(text, MAX_DEPTH)
+    assert taken, "the plain reader refused a document the tree reader took"
+    assert plain == _plain(slow)
+    assert repr(plain) == repr(_plain(slow))  # the same types, to the last value
     for loc in paths(slow):
         assert line_of(fast, loc) == line_of(slow, loc), loc
         if isinstance(slow, CommentedMap) and loc:
@@ -112,6 +117,8 @@ def test_documents_yaml_1_1_and_1_2_could_read_differently(text: str) -> None:
 NOT_TAKEN = {
     "alias": "a: &x {b: 1}\nc: *x\n",
     "merge key": "a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n",
+    "merge key without an alias": "a: 1\n<<: {b: 2}\n",
+    "merge value": "a: <<\n",
     "explicit tag": "a: !!int 12\n",
     "true and 1 as keys (one key to Python)": "1: one\ntrue: t\n",
     "unknown tag": "a: !thing 12\n",
@@ -128,6 +135,14 @@ NOT_TAKEN = {
 @pytest.mark.parametrize("text", NOT_TAKEN.values(), ids=NOT_TAKEN.keys())
 def test_unusual_documents_go_to_ruamel(text: str) -> None:
     assert fast_tree(text, MAX_DEPTH) == (False, None)
+    assert fast_plain(text, MAX_DEPTH) == (False, None)
+
+
+def test_the_depth_limit_is_the_same_in_both_fast_readers() -> None:
+    for depth in (MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1):
+        for leaf in ("x", "[]"):
+            text = "[" * depth + leaf + "]" * depth + "\n"
+            assert fast_plain(text, MAX_DEPTH)[0] == fast_tree(text, MAX_DEPTH)[0], (depth, leaf)
 
 
 def test_errors_are_still_reported_with_their_line() -> None:
@@ -143,6 +158,8 @@ def test_errors_are_still_reported_with_their_line() -> None:
 def test_an_empty_document_is_none() -> None:
     assert fast_tree("", MAX_DEPTH) == (True, None)
     assert fast_tree("# only a comment\n", MAX_DEPTH) == (True, None)
+    assert fast_plain("", MAX_DEPTH) == (True, None)
+    assert fast_plain("---\n", MAX_DEPTH) == (True, None)
 
 
 # Generated documents: nested data of the kinds OKR files hold, written by ruamel in block
