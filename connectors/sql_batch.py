@@ -6,9 +6,9 @@ is rolled back to once it is done, whatever it did: every setting it changed
 (``set_config``, ``SET LOCAL`` inside a function, a failed statement) is undone before the
 next KR runs, and the transaction is never committed. What a rollback does not undo
 (session advisory locks, ``LISTEN``) is released when the connection goes back to the
-pool (:mod:`connectors.sql_engine`). Through psycopg the query and the rollback to the
-savepoint travel together (pipeline mode), so a KR costs one round trip; with other
-drivers, two.
+pool (:mod:`connectors.sql_engine`). Through psycopg every query of the batch and the
+rollback after it are sent at once (pipeline mode), so a batch costs one round trip while
+no query error gets in the way; with other drivers a KR costs two.
 """
 
 from __future__ import annotations
@@ -73,8 +73,14 @@ def in_one_transaction(
             with engine.connect() as conn:
                 try:
                     _savepoint(conn)
-                    for config, ctx in items[len(results) :]:
-                        results.append(_one(conn, config, ctx, timeout, redact))
+                    raw: Any = conn.connection.driver_connection
+                    pipelined = hasattr(raw, "pgconn") and _pipeline_supported()
+                    while len(results) < len(items):
+                        rest = items[len(results) :]
+                        if pipelined:
+                            results.extend(_pipelined(conn, raw, rest, timeout, redact))
+                        else:
+                            results.append(_one(conn, *rest[0], timeout, redact))
                 finally:
                     end_transaction(conn)  # never commit; clean the session
         except StaleConnection as stale:
@@ -89,6 +95,10 @@ def in_one_transaction(
     return results
 
 
+def _where(config: SqlSourceConfig, ctx: SourceContext) -> str:
+    return f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
+
+
 def _one(
     conn: Connection,
     config: SqlSourceConfig,
@@ -96,14 +106,13 @@ def _one(
     timeout: float,
     redact: Redactor,
 ) -> _Outcome:
-    where = f"KR {ctx.kr_ref}: sql source on connection {config.connection!r}"
+    # One KR, two round trips (its query, then the rollback to the savepoint): drivers
+    # without pipeline mode.
+    where = _where(config, ctx)
     try:
         sql_guard.check_query(config.query)
     except sql_guard.UnsafeQueryError as exc:
         return FatalSourceError(f"{where}: {exc}")
-    raw: Any = conn.connection.driver_connection
-    if hasattr(raw, "pgconn") and _pipeline_supported():
-        return _one_pipelined(conn, raw, config, ctx, timeout, where, redact)
     outcome: _Outcome
     try:
         result = conn.exec_driver_sql(
@@ -120,49 +129,115 @@ def _one(
     return outcome
 
 
-def _one_pipelined(
+def _pipelined(
     conn: Connection,
     raw: Any,
-    config: SqlSourceConfig,
-    ctx: SourceContext,
+    items: Sequence[tuple[SqlSourceConfig, SourceContext]],
     timeout: float,
-    where: str,
     redact: Redactor,
-) -> _Outcome:
-    # psycopg's pipeline mode sends the query and the rollback to the savepoint together
-    # and reads both answers in one round trip: the isolation of KRs costs no extra wait.
+) -> list[_Outcome]:
+    """Send the KRs' queries, each followed by the rollback to the savepoint, at once.
+
+    psycopg's pipeline mode sends every message of the batch before reading the first
+    answer, so the batch costs one round trip instead of one per KR; each KR still runs
+    after the rollback that undid the previous one. A failed query makes the server skip
+    what follows it until the end of the pipeline: its KR gets its error, the savepoint
+    is restored, and the outcomes up to it are returned (the caller sends the rest again).
+
+    Returns:
+        The outcomes of the first items (at least one), in order.
+    """
     import psycopg  # the driver of this connection, so installed
 
-    sql = driver_sql(config.query, conn.dialect)
-    bound = params(config.query, ctx)
-    cursor = raw.cursor()
+    outcomes: list[_Outcome] = [None] * len(items)
+    sent: list[tuple[int, Any, str, dict[str, Any]]] = []  # (index, cursor, sql, params)
+    failure: psycopg.Error | None = None
+    back = raw.cursor()  # runs every rollback; its results are never read
     try:
         try:
             with raw.pipeline():
-                cursor.execute(sql, bound)
-                raw.execute(_BACK_TO_SAVEPOINT)
+                for index, (config, ctx) in enumerate(items):
+                    try:
+                        sql_guard.check_query(config.query)
+                    except sql_guard.UnsafeQueryError as exc:
+                        outcomes[index] = FatalSourceError(f"{_where(config, ctx)}: {exc}")
+                        continue  # never sent: the session is untouched
+                    sql = driver_sql(config.query, conn.dialect)
+                    bound = params(config.query, ctx)
+                    cursor = raw.cursor()
+                    sent.append((index, cursor, sql, bound))
+                    try:
+                        cursor.execute(sql, bound)
+                        back.execute(_BACK_TO_SAVEPOINT)
+                    except psycopg.Error as exc:
+                        # An earlier query's error, read while sending: stop sending.
+                        failure = exc
+                        break
         except psycopg.Error as exc:
-            caught: Any = exc
-            invalidated = conn.dialect.is_disconnect(caught, raw, cursor)
-            error = sa_exc.DBAPIError.instance(
-                sql, bound, exc, psycopg.Error, connection_invalidated=invalidated
-            )
-            if not isinstance(error, sa_exc.DBAPIError):
-                raise
-            if invalidated:
-                conn.invalidate()
-                raise StaleConnection(error) from exc
-            # A failed query aborted the pipeline before its rollback: roll back now.
-            _back_to_savepoint(conn)
-            return db_error(error, False, timeout, where, redact)
-        if cursor.description is None:
-            return no_result_set(where)
-        columns = [description.name for description in cursor.description]
+            failure = failure or exc
+        if failure is None:
+            for index, cursor, _, _ in sent:
+                outcomes[index] = _value(cursor, *items[index])
+            return outcomes
+        return _up_to_failure(conn, raw, items, outcomes, sent, failure, timeout, redact)
+    finally:
+        for _, cursor, _, _ in sent:
+            cursor.close()
+        back.close()
+
+
+def _value(cursor: Any, config: SqlSourceConfig, ctx: SourceContext) -> _Outcome:
+    where = _where(config, ctx)
+    if cursor.description is None:
+        return no_result_set(where)
+    columns = [description.name for description in cursor.description]
+    try:
         return value_of(columns, cursor.fetchmany(MAX_ROWS_COUNTED + 1), config.column, where)
     except SourceError as exc:
         return exc
-    finally:
-        cursor.close()
+
+
+def _up_to_failure(
+    conn: Connection,
+    raw: Any,
+    items: Sequence[tuple[SqlSourceConfig, SourceContext]],
+    outcomes: list[_Outcome],
+    sent: Sequence[tuple[int, Any, str, dict[str, Any]]],
+    failure: Exception,
+    timeout: float,
+    redact: Redactor,
+) -> list[_Outcome]:
+    """The outcomes up to the KR whose query failed (the first sent without a result)."""
+    import psycopg
+
+    failed = next((entry for entry in sent if entry[1].pgresult is None), None)
+    if failed is None:
+        # Every query answered: a rollback to the savepoint failed, so the session
+        # cannot be trusted; this batch runs again on a new connection.
+        error = sa_exc.DBAPIError.instance(
+            _BACK_TO_SAVEPOINT, None, failure, psycopg.Error, connection_invalidated=True
+        )
+        conn.invalidate()
+        raise StaleConnection(error) from failure  # type: ignore[arg-type]
+    index, cursor, sql, bound = failed
+    for before, done, _, _ in sent:
+        if before >= index:
+            break
+        outcomes[before] = _value(done, *items[before])
+    caught: Any = failure
+    invalidated = conn.dialect.is_disconnect(caught, raw, cursor)
+    error = sa_exc.DBAPIError.instance(
+        sql, bound, failure, psycopg.Error, connection_invalidated=invalidated
+    )
+    if not isinstance(error, sa_exc.DBAPIError):
+        raise failure
+    if invalidated:
+        conn.invalidate()
+        raise StaleConnection(error) from failure
+    # The failed query left the transaction aborted: back to the savepoint first.
+    _back_to_savepoint(conn)
+    outcomes[index] = db_error(error, False, timeout, _where(*items[index]), redact)
+    return outcomes[: index + 1]
 
 
 @lru_cache(maxsize=1)
