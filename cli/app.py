@@ -115,6 +115,17 @@ KrOpt = Annotated[
 ]
 
 
+PrefectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prefect",
+        help="Run as a Prefect flow even when no Prefect API is configured, on a temporary "
+        "Prefect server (takes seconds). With PREFECT_API_URL (or a Prefect profile's) set, "
+        "runs always go to that server.",
+    ),
+]
+
+
 def fail(message: str, code: ExitCode = ExitCode.USER_ERROR) -> NoReturn:
     """Print ``Error: message`` in red on stderr and exit with ``code``."""
     err_console.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)

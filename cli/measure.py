@@ -1,12 +1,14 @@
-"""Run the update flow from the command line and show what it did (``okr run``, ``backfill``).
+"""Run the update from the command line and show what it did (``okr run``, ``backfill``).
 
-Importing this module imports Prefect (through the flow): the commands import it only once
-their arguments hold.
+The update is the Prefect flow unless the caller passes another runner with the flow's
+parameters (``okr run`` without Prefect: :func:`okr_pipeline.cli.run_commands.run_plain`);
+the flow, and Prefect with it, is imported only when used.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -16,10 +18,18 @@ from rich.markup import escape
 from okr_pipeline.cli.progress import WorkProgress, work_progress
 from okr_pipeline.cli.render import judged, print_rows
 from okr_pipeline.connectors.errors import short_message
-from okr_pipeline.flows.update import update_key_results
 from okr_pipeline.okr_core.settings import load_settings
 from okr_pipeline.run.record import open_store
 from okr_pipeline.run.summary import RunSummary
+
+#: Runs one update: the flow's parameters (``project_dir``, ``kr``, ``as_of``...), its summary.
+Runner = Callable[..., RunSummary]
+
+
+def _flow() -> Runner:
+    from okr_pipeline.flows.update import update_key_results  # imports Prefect: seconds
+
+    return update_key_results
 
 
 def run_once(
@@ -32,16 +42,18 @@ def run_once(
     console: Console,
     allow_future: bool = False,
     progress: WorkProgress | None = None,
+    update: Runner | None = None,
 ) -> RunSummary:
-    """Run the flow once and print what it did, then the status table as of the run.
+    """Run the update once and print what it did, then the status table as of the run.
 
     A progress line shows the run's phases meanwhile (on a terminal only); a caller with
-    its own (``okr demo``) passes it.
+    its own (``okr demo``) passes it. ``update`` runs it (default: the Prefect flow).
     """
+    run = update or _flow()
     with contextlib.ExitStack() as stack:
         shown = progress or stack.enter_context(work_progress(console))
         with shown.flow_run():
-            summary = update_key_results(
+            summary = run(
                 project_dir=str(project.resolve()),
                 kr=kr,
                 as_of=as_of,
@@ -110,12 +122,15 @@ def backfill(
     replace_existing: bool,
     console: Console,
     progress: WorkProgress | None = None,
+    update: Runner | None = None,
 ) -> list[RunSummary]:
     """Measure each as-of in ``dates`` in order, with a progress line; return the summaries.
 
     One line per as-of stays (what it measured, what failed); the progress line (a bar over
-    the as-ofs, the run's phase) shows on a terminal only, like ``okr run``'s.
+    the as-ofs, the run's phase) shows on a terminal only, like ``okr run``'s. ``update``
+    runs each (default: the Prefect flow).
     """
+    run = update or _flow()
     summaries: list[RunSummary] = []
     with contextlib.ExitStack() as stack:
         progress = progress or stack.enter_context(work_progress(console))
@@ -124,7 +139,7 @@ def backfill(
             stamp = when.isoformat(timespec="minutes")
             progress.step(f"as of {stamp}", done, len(dates))
             with progress.flow_run():
-                summary = update_key_results(
+                summary = run(
                     project_dir=str(project.resolve()),
                     kr=kr,
                     as_of=when,

@@ -31,6 +31,11 @@ from okr_pipeline.run.progress import listening
 _state = {"flow_started": False}
 
 
+def without_prefect() -> None:
+    """This process runs its updates without Prefect: no "starting Prefect" to show."""
+    _state["flow_started"] = True
+
+
 class WorkProgress:
     """What a long command shows while it works; does nothing when not shown.
 

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from okr_pipeline.cli.app import (
+    PrefectOpt,
     ProjectOpt,
     console,
     fail,
@@ -153,23 +154,31 @@ def demo(
         int | None,
         typer.Option(help="Port of the demo analytics API (default: 8765, or a free one)."),
     ] = None,
+    prefect: PrefectOpt = False,
 ) -> None:
     """Create a demo project (warehouse, analytics API, OKR files), run it and show the status.
 
     The API's port is taken before anything is written: a busy --port leaves nothing behind,
-    and a new demo that fails half-way is removed again.
+    and a new demo that fails half-way is removed again. Its runs go to Prefect as 'okr
+    run's do: when a Prefect API is configured, or with --prefect.
     """
     from okr_pipeline.cli.progress import work_progress
+    from okr_pipeline.cli.run_commands import choose_runner, say_without_prefect
 
+    runner = choose_runner(None, prefect)
     with work_progress(console) as progress:
         progress.step("starting")
-        from okr_pipeline.cli.measure import run_once  # imports Prefect: seconds
+        from okr_pipeline.cli.measure import run_once
         from okr_pipeline.demo.project import demo_running, next_steps
 
         with (
             progress.runs_inside(),
             demo_running(
-                directory, port=port, console=progress.console, progress=progress.demo
+                directory,
+                port=port,
+                console=progress.console,
+                progress=progress.demo,
+                update=runner,  # None: the Prefect flow (Prefect imported: seconds)
             ) as project,
         ):
             progress.step("measuring now")
@@ -181,7 +190,9 @@ def demo(
                 all_krs=True,
                 console=console,
                 progress=progress,
+                update=runner,
             )
+    say_without_prefect(runner)
     ui_port = settings_of(project).ui.port
     console.print(next_steps(directory, ui_port=ui_port or 8400), highlight=False)
 

@@ -90,8 +90,12 @@ class Token(NamedTuple):
     pos: int
 
 
-_WORD_START = re.compile(r"[A-Za-z_\x80-\U0010ffff]")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$")
+# A word starts with an ASCII letter, '_' or any character past ASCII; it goes on with those
+# and digits. Written as what they are not: a class up to U+10FFFF takes 15 ms to compile.
+_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"  # [A-Za-z_\x80-\U0010ffff]
+_PART = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # [\w\x80-\U0010ffff]
+_WORD_START = re.compile(_START)
+_DOLLAR_TAG = re.compile(rf"\$({_START}{_PART}*)?\$")
 _SPACE = " \t\n\r\f\v"
 _WORD_REST = re.compile(r"\w*")  # str.isalnum() or "_", as a regex: a C loop
 _WORD_REST_DOLLAR = re.compile(r"[\w$]*")
@@ -176,7 +180,7 @@ def _scanned_tokens(sql: str, reading: Reading) -> list[Token]:
 # words, ';' and single other characters, whatever the reading: one regular expression
 # splits it, ten times faster than the loop of ``tokenize``, into the same tokens.
 _PLAIN_TOKEN = re.compile(
-    r"[ \t\n\r\f\v]+|(?P<word>[A-Za-z_\x80-\U0010ffff]\w*)|(?P<semi>;)|(?P<other>.)", re.DOTALL
+    rf"[ \t\n\r\f\v]+|(?P<word>{_START}\w*)|(?P<semi>;)|(?P<other>.)", re.DOTALL
 )
 
 

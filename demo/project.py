@@ -156,6 +156,7 @@ def demo_running(
     port: int | None,
     console: Console,
     progress: DemoProgress = _no_progress,
+    update: Callable[..., object] | None = None,
 ) -> Iterator[Path]:
     """Create the demo project, serve its analytics API and fill its history.
 
@@ -170,12 +171,17 @@ def demo_running(
             earlier demo keeps the port its ``.env`` names.
         console: Where to say what it does.
         progress: Told each phase and, while backfilling, how many runs are done.
+        update: Runs one update, with the flow's parameters (default: the Prefect flow).
 
     Yields:
         The project folder.
     """
-    from okr_pipeline.flows.update import update_key_results
     from okr_pipeline.okr_core.settings import load_settings
+
+    if update is None:
+        from okr_pipeline.flows.update import update_key_results
+
+        update = update_key_results
 
     project = directory.resolve()
     earlier = is_earlier_demo(directory)
@@ -208,7 +214,7 @@ def demo_running(
             )
             for done, moment in enumerate(history):
                 progress("backfilling weekly runs", done, len(history))
-                update_key_results(project_dir=str(project), as_of=moment, all_krs=True)
+                update(project_dir=str(project), as_of=moment, all_krs=True)
         yield project
     except BaseException:
         if not earlier:

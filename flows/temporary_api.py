@@ -1,6 +1,10 @@
-"""The temporary Prefect API of ``okr run``, ``okr demo`` and ``okr backfill``.
+"""The temporary Prefect API of ``okr run --prefect`` (and of ``demo`` and ``backfill``).
 
-With no Prefect API configured, Prefect would start a temporary server of its own, which
+With no Prefect API configured, these commands run without Prefect (the plain steps of
+:mod:`okr_pipeline.run.update`: starting a server costs seconds, a small run milliseconds);
+:func:`prefect_api_configured` tells, without importing Prefect. With ``--prefect`` they
+run the flow on a temporary Prefect server. Left to itself, Prefect would start a
+temporary server of its own, which
 outlives an okr killed with SIGKILL (re-parented to PID 1, still listening). So okr serves
 Prefect's app itself, the way Prefect serves its temporary server, with a parent-death
 signal (:func:`flows.prefect_server.die_with_parent`), in a process group of its own (a
@@ -37,6 +41,9 @@ from okr_pipeline.okr_core.settings import mask_url
 
 #: Commands that run the flow in this process and need a Prefect API for it.
 FLOW_COMMANDS = frozenset({"run", "demo", "backfill"})
+
+#: Their flag: run on Prefect even when no Prefect API is configured (a temporary server).
+PREFECT_FLAG = "--prefect"
 
 #: How Prefect serves its own temporary server (prefect.server.api.server), minus the port.
 _UVICORN_ARGS = (
@@ -167,10 +174,13 @@ def start_temporary_api(argv: Sequence[str]) -> TemporaryApi | None:
         argv: The command line after the program name (``sys.argv[1:]``).
 
     Returns:
-        The server, or None: not a flow command, an API already configured, or Prefect
+        The server, or None: not a flow command, or one without ``--prefect`` (it runs
+        without Prefect, or on the configured API), an API already configured, or Prefect
         already imported (it reads its settings at import).
     """
     if _temporary or _command(argv) not in FLOW_COMMANDS or "--help" in argv:
+        return None
+    if PREFECT_FLAG not in argv:
         return None
     if "prefect" in sys.modules or _api_configured_elsewhere():
         return None
@@ -194,6 +204,14 @@ def _command(argv: Sequence[str]) -> str | None:
     # The only option before the command is the flag --debug (no value), so the first
     # word that is not an option is the command.
     return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API may be configured (see :func:`_api_configured_elsewhere`).
+
+    Reads the environment and Prefect's files without importing Prefect (a second's work).
+    """
+    return _api_configured_elsewhere()
 
 
 def _api_configured_elsewhere() -> bool:

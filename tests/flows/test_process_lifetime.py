@@ -1,5 +1,8 @@
 """Nothing okr starts outlives it: the temporary Prefect server dies with okr, SIGKILL too.
 
+The temporary server is started by ``okr run --prefect`` (without the flag and with no
+Prefect API configured, a run needs no server: tests/cli/test_run_modes.py).
+
 The process tree is read from /proc (Linux): the children of a process, and the TCP
 ports its sockets listen on. A flow run left Running by a killed okr is marked Crashed by
 :func:`flows.prefect_server.mark_orphaned_flow_runs`.
@@ -171,7 +174,7 @@ def make_project(folder: Path, warehouse_url: str, query: str) -> Path:
 def start_okr(project: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [*OKR, "run", "--all", "-p", str(project)], env=env, stdout=out, stderr=out
+            [*OKR, "run", "--all", "--prefect", "-p", str(project)], env=env, stdout=out, stderr=out
         )
 
 
@@ -328,7 +331,7 @@ def test_a_command_that_fails_first_starts_no_server(
 ) -> None:
     project = make_project(tmp_path / "project", sqlite_url, "SELECT 12")
     result = subprocess.run(
-        [*OKR, "run", "--kr", "nope", "-p", str(project)],
+        [*OKR, "run", "--kr", "nope", "--prefect", "-p", str(project)],
         env=cli_env,
         capture_output=True,
         text=True,
@@ -343,7 +346,11 @@ def test_a_command_that_fails_first_starts_no_server(
 def test_temporary_api_only_for_flow_commands_without_a_configured_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from okr_pipeline.flows.temporary_api import _api_configured_elsewhere, _command
+    from okr_pipeline.flows.temporary_api import (
+        _api_configured_elsewhere,
+        _command,
+        start_temporary_api,
+    )
 
     assert _command(["--debug", "run", "--all"]) == "run"
     assert _command(["status", "-p", "x"]) == "status"
@@ -353,6 +360,10 @@ def test_temporary_api_only_for_flow_commands_without_a_configured_api(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     assert not _api_configured_elsewhere()
+    # Without --prefect, a flow command runs without Prefect: no server is set up.
+    for argv in (["run", "--all"], ["backfill", "--from", "x"], ["demo"], ["status"]):
+        assert start_temporary_api(argv) is None
+    assert "PREFECT_API_URL" not in os.environ
     (tmp_path / "home").mkdir()
     profiles = tmp_path / "home" / "profiles.toml"
     profiles.write_text('active = "mine"\n[profiles.mine]\nPREFECT_API_URL = "http://x/api"\n')
