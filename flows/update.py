@@ -7,6 +7,7 @@ function of :mod:`okr_pipeline.run` that the tests also call without Prefect.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -41,19 +42,35 @@ from okr_pipeline.run.summary import RunSummary
 from okr_pipeline.run.update import RunRequest, Steps, run_update
 
 
-def as_task(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` as a Prefect task run, its arguments passed without Prefect walking them.
+class _Unseen:
+    """A task's return value, kept out of Prefect's sight (see :func:`as_task`)."""
 
-    Prefect visits every item of a task's inputs to track dependencies; over lists of
-    10,000 KRs that costs more than the queries themselves. ``quote`` turns it off, and
-    the task receives the values unchanged.
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def as_task(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` as a Prefect task run, its arguments and result unseen by Prefect.
+
+    Prefect visits every item of a task's inputs to track dependencies, and every item
+    of its result to link it to the task run; over lists of 10,000 KRs that costs more
+    than the queries themselves. ``quote`` hides the inputs, a plain box the result, and
+    the task receives and returns the values unchanged.
     """
-    runnable = task(name=name, cache_policy=NO_CACHE)(function)
+
+    @functools.wraps(function)
+    def boxed(*args: Any, **kwargs: Any) -> _Unseen:
+        return _Unseen(function(*args, **kwargs))
+
+    runnable = task(name=name, cache_policy=NO_CACHE)(boxed)
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        return runnable(
+        box = runnable(
             *(quote(arg) for arg in args), **{key: quote(value) for key, value in kwargs.items()}
         )
+        return box.value
 
     return call
 
