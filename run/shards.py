@@ -24,7 +24,7 @@ import math
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,7 +308,7 @@ def measure_in_shards(
     as_of: datetime,
     clock: Callable[[], datetime],
     flow_run_id: str | None,
-) -> tuple[list[FetchResult], list[EvaluationRecord]]:
+) -> tuple[list[StoredKeyResult], list[FetchResult], list[EvaluationRecord]]:
     """The measuring part of a sharded run: shards first, then what needs them all.
 
     The KRs with a source to fetch go to the shards (``run_jobs`` runs them and waits);
@@ -318,7 +318,8 @@ def measure_in_shards(
     shard, so no KR silently keeps its old value.
 
     Returns:
-        One result and one evaluation per KR of ``chosen``, in its order.
+        The KRs of ``chosen`` (with the auto baselines the shards measured), one result
+        and one evaluation per KR, in its order.
     """
     remote = [kr for kr in chosen if not is_formula(kr.source) and not is_manual(kr.source)]
     jobs = shard_jobs(
@@ -344,7 +345,24 @@ def measure_in_shards(
         local, [by_id[kr.kr_id] for kr in local], store, settings, run_id, as_of, flow_run_id
     )
     scored.update({e.kr_id: e for e in again})
-    return [by_id[kr.kr_id] for kr in chosen], [scored[kr.kr_id] for kr in chosen]
+    # A shard measured the auto baselines of its KRs: the summary shows them as stored.
+    if any(kr.baseline_auto and kr.baseline is None for kr in remote):
+        # Only the baseline and target: the rest stays as the run read it (its last as-of
+        # decides which KRs alert).
+        fresh = {kr.kr_id: kr for kr in store.active_key_results(as_of)}
+        chosen = [
+            replace(
+                kr, baseline=fresh[kr.kr_id].baseline, target_value=fresh[kr.kr_id].target_value
+            )
+            if kr.baseline_auto and kr.baseline is None and kr.kr_id in fresh
+            else kr
+            for kr in chosen
+        ]
+    return (
+        list(chosen),
+        [by_id[kr.kr_id] for kr in chosen],
+        [scored[kr.kr_id] for kr in chosen],
+    )
 
 
 def shard_count(requested: int | None, settings: Settings) -> int:

@@ -225,7 +225,7 @@ def run_update(
                 if split:
                     assert run.run_shards is not None and run_id is not None  # split says so
                     report(f"measuring {len(chosen)} KRs in {shards} shards")
-                    results, evaluations = measure_in_shards(
+                    chosen, results, evaluations = measure_in_shards(
                         chosen,
                         krs,
                         store,
