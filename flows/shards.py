@@ -49,6 +49,7 @@ ATTEMPTS = 2
 """A shard's flow run is started at most this many times."""
 
 POLL_SECONDS = 2.0
+WAIT_NOTICE_SECONDS = 60.0
 
 
 @flow(name=SHARD_FLOW, log_prints=False)
@@ -208,6 +209,7 @@ def run_shard_jobs(jobs: Sequence[ShardJob], settings: Settings) -> ShardFailure
     running: dict[UUID, ShardJob] = {_start(job, 1, parent): job for job in jobs}
     logger.info("started %d shards on work pool '%s'", len(jobs), pool)
     failures: dict[int, str] = {}
+    waiting_since = time.monotonic()
     with get_client(sync_client=True) as client:
         while running:
             time.sleep(POLL_SECONDS)
@@ -216,6 +218,16 @@ def run_shard_jobs(jobs: Sequence[ShardJob], settings: Settings) -> ShardFailure
             )
             for flow_run in flow_runs:
                 state = flow_run.state
+                idle = time.monotonic() - waiting_since > WAIT_NOTICE_SECONDS
+                if idle and state is not None and state.is_scheduled():
+                    # Nobody took it yet: say so once a minute (no worker of the pool runs).
+                    waiting_since = time.monotonic()
+                    logger.warning(
+                        "%s waits for a worker of work pool '%s' (flow run '%s')",
+                        running[flow_run.id].name,
+                        pool,
+                        flow_run.name,
+                    )
                 if state is None or not state.is_final():
                     continue
                 job = running.pop(flow_run.id)
