@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from okr_pipeline.okr_core.definitions import CycleDef, KeyResultDef, ObjectiveDef, resolve_target
 from okr_pipeline.okr_core.errors import ConfigError
+from okr_pipeline.okr_store.bulk import bulk_insert
 from okr_pipeline.okr_store.models import Cycle, KeyResult, Meta, Objective
 from okr_pipeline.okr_store.records import SyncResult
 
@@ -98,7 +99,10 @@ def alert_policy_json(kr: KeyResultDef) -> dict[str, Any] | None:
 
 
 def kr_definition_hash(kr: KeyResultDef) -> str:
-    """Return a stable hash of everything stored from a KR definition."""
+    """Return a stable hash of everything stored from a KR definition.
+
+    Stored hashes must never change: a changed hash counts every KR as edited.
+    """
     baseline = kr.baseline if isinstance(kr.baseline, str) else _decimal_text(kr.baseline)
     target = kr.target if isinstance(kr.target, str) else _decimal_text(kr.target)
     payload = [
@@ -124,7 +128,9 @@ def resolved_target(
     return resolve_target(target, baseline if baseline is not None else Decimal(0))
 
 
-def _kr_values(kr: KeyResultDef, kept_baseline: Decimal | None) -> dict[str, Any]:
+def _kr_values(
+    kr: KeyResultDef, kept_baseline: Decimal | None, definition_hash: str | None = None
+) -> dict[str, Any]:
     auto = kr.baseline == "auto"
     baseline = kept_baseline if auto else kr.baseline
     assert not isinstance(baseline, str)
@@ -142,7 +148,7 @@ def _kr_values(kr: KeyResultDef, kept_baseline: Decimal | None) -> dict[str, Any
         "schedule": kr.schedule,
         "source_json": source,
         "source_type": str(source.get("type", "")),
-        "definition_hash": kr_definition_hash(kr),
+        "definition_hash": definition_hash or kr_definition_hash(kr),
         "alert_policy": alert_policy_json(kr),
     }
 
@@ -170,6 +176,13 @@ def _bulk_update(
         .values({name: sa.bindparam(f"p_{name}") for name in fields})
     )
     conn.execute(stmt, [{f"p_{key}": value for key, value in row.items()} for row in rows])
+
+
+def _insert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) in bulk: COPY on PostgreSQL, else executemany."""
+    if rows:
+        columns = list(rows[0])
+        bulk_insert(conn, table, columns, [[row[name] for name in columns] for row in rows])
 
 
 def _archive(conn: sa.Connection, table: sa.Table, ids: Sequence[int], now: datetime) -> None:
@@ -268,8 +281,7 @@ def _sync_objectives(
         elif row.archived_at is not None or any(getattr(row, f) != v for f, v in values.items()):
             updates.append({"id": row.id, "archived_at": None, **values})
     gone = [row.id for row in existing.values() if row.archived_at is None]
-    if inserts:
-        conn.execute(sa.insert(table), inserts)
+    _insert(conn, table, inserts)
     _bulk_update(conn, table, (*_OBJECTIVE_FIELDS, "archived_at"), updates)
     _archive(conn, table, gone, now)
     return {"added": len(inserts), "updated": len(updates), "archived": len(gone)}
@@ -305,17 +317,17 @@ def _sync_key_results(
             values = {"objective_id": objective_id, "key": key, "archived_at": None}
             inserts.append({**values, **_kr_values(kr, None)})
             continue
-        if row.definition_hash == kr_definition_hash(kr) and row.archived_at is None:
+        definition_hash = kr_definition_hash(kr)
+        if row.definition_hash == definition_hash and row.archived_at is None:
             unchanged += 1
             continue
         # An automatic baseline is measured once per cycle: editing the title must not
         # throw it away.
         kept = row.baseline if row.baseline_auto else None
-        updates.append({"id": row.id, "archived_at": None, **_kr_values(kr, kept)})
+        updates.append({"id": row.id, "archived_at": None, **_kr_values(kr, kept, definition_hash)})
         restored += row.archived_at is not None
     gone = [row.id for row in existing.values() if row.archived_at is None]
-    if inserts:
-        conn.execute(sa.insert(table), inserts)
+    _insert(conn, table, inserts)
     _bulk_update(conn, table, (*_KR_FIELDS, "archived_at"), updates)
     _archive(conn, table, gone, now)
     return {

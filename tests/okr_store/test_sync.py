@@ -276,3 +276,26 @@ def test_editing_alerts_updates_the_kr(store: Store, engine: sa.Engine) -> None:
             sa.select(sa.func.count()).where(KeyResult.alert_policy.is_(None))
         ).scalar_one()
     assert nulls == 1
+
+
+def test_definition_hashes_never_change() -> None:
+    """Stored hashes decide what a sync counts as edited: a new hash would edit every KR."""
+    from datetime import date
+
+    from okr_pipeline.okr_store.sync import kr_definition_hash
+
+    http = {"type": "http", "url": "https://x/é?d=1", "extract": {"path": "a.b"}}
+    krs = okr_set([objective("g", [
+        kr("a"),
+        kr("b", baseline="auto", target="+20%", unit="%", schedule="0 9 * * 1"),
+        kr("c", kind="milestone", baseline=None, target=None,
+           alerts={"pending_for": "2h", "repeat_interval": "1d"}),
+        kr("d", kind="at_least", baseline=None, target="99.5", floor=95, weight=2,
+           source={**http, "when": date(2026, 1, 2), "n": 1.5, "flag": True}),
+    ])])  # fmt: skip
+    assert {k.id: kr_definition_hash(k) for _, _, k in krs.key_results()} == {
+        "a": "ffa31c3e9e359f1cab3cca28a7d9b8419b1a40291cb0169129b5eaa1dc0aa42f",
+        "b": "66d3c54f815a9daa285870c87261195b4a2563d6830dc5949164b7ec82afc309",
+        "c": "becae9304f6fcbeb80526ac536f26c4f27fb75dca5897c0b1c43129eac26411c",
+        "d": "f78d02d90ec4984d67de0f60ae1bafe1f8bc126b0321f42d6f37df5063b00c14",
+    }
