@@ -1,8 +1,9 @@
 """Connection limits that hold across runs and workers, kept by the Prefect server.
 
 Each connection gets one Prefect global concurrency limit, named
-``okr:<connection>:<8 hex digits of its address>`` (two projects that call different
-databases ``warehouse`` do not share a bound; the password is not part of it). It is
+``okr:<connection>:<8 hex digits of its host, port and database>`` (two projects that
+call different databases ``warehouse`` do not share a bound; the driver, the user, the
+password and the URL's options are not part of it). It is
 created from the settings the first time a run uses the connection, and its size is
 updated when the settings change (the last run to start wins). Its size is
 ``max_concurrency``, or with ``rate_limit_per_second`` the slots the rate is split into
@@ -30,12 +31,18 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from okr_pipeline.okr_core.redaction import mask_url
 from okr_pipeline.okr_core.settings import ConnectionSettings, Settings
@@ -70,7 +77,14 @@ def limit_name(connection: str, settings: ConnectionSettings) -> str:
         connection: The connection's name in the settings.
         settings: Its settings (the address, never the password, goes into the name).
     """
-    address = mask_url(settings.url.get_secret_value())
+    # Host, port and database (or path) only: the driver, the options and the user may
+    # differ between two projects that reach the same server.
+    parts = urlsplit(mask_url(settings.url.get_secret_value()))
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    address = f"{(parts.hostname or '').lower()}:{port or ''}{parts.path}"
     digest = hashlib.sha256(address.encode()).hexdigest()[:8]
     return f"okr:{connection}:{digest}"
 
@@ -152,6 +166,7 @@ class PrefectConnectionLimits:
         self._leases = _Leases(client)
         self._ready: dict[str, str | None] = {}  # key -> limit name (None: kept locally)
         self._lock = threading.Lock()
+        self._asking = threading.Lock()
         self._holder = _holder()
 
     def bounds(self, key: str) -> KeyBounds:
@@ -163,8 +178,9 @@ class PrefectConnectionLimits:
         """Hold one slot of the key's Prefect limit while the block runs.
 
         Blocks while the limit is full (every run and worker counted). With a rate limit,
-        the slot's pacer is drained before the slot goes back, since its next holder may
-        be another process whose pacer starts with an empty window.
+        the slot goes back only once its pacer's window is empty, since its next holder
+        may be another process whose pacer starts with an empty window; the block does
+        not wait for that: a timer gives the slot back (within a window, a second).
         """
         bounds = self.bounds(key)
         name = self._limit(key, bounds)
@@ -177,10 +193,11 @@ class PrefectConnectionLimits:
         try:
             yield pacer
         finally:
-            try:
-                if pacer is not None:
-                    pacer.drain()
-            finally:
+            delay = pacer.clears_in() if pacer is not None else 0.0
+            if delay > 0:
+                # Not a daemon: the process waits for it before it exits.
+                threading.Timer(delay, self._release, (lease,)).start()
+            else:
                 self._release(lease)
 
     def _limit(self, key: str, bounds: KeyBounds) -> str | None:
@@ -193,7 +210,7 @@ class PrefectConnectionLimits:
             name = None if settings is None else limit_name(connection, settings)
             if name is not None:
                 try:
-                    self._client.upsert_global_concurrency_limit_by_name(name, bounds.slots)
+                    self._upsert(name, bounds.slots)
                 except Exception as exc:  # noqa: BLE001 - the run goes on, bounded locally
                     _log.warning(
                         "Connection %r is bounded in this process only: the Prefect API "
@@ -206,17 +223,40 @@ class PrefectConnectionLimits:
             self._ready[key] = name
             return name
 
+    def _upsert(self, name: str, size: int) -> None:
+        """Create the limit, or resize it to ``size``; another run may create it meanwhile."""
+        for _ in range(2):
+            try:
+                existing = self._client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                try:
+                    self._client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=name, limit=size)
+                    )
+                    return
+                except ObjectAlreadyExists:
+                    continue  # another run created it first: read it again
+            if existing.limit != size:
+                self._client.update_global_concurrency_limit(
+                    name, GlobalConcurrencyLimitUpdate(limit=size)
+                )
+            return
+        raise RuntimeError(f"the limit {name} could be neither read nor created")
+
     def _acquire(self, key: str, name: str) -> UUID | None:
         """Take one slot of ``name``, waiting while it is full; None if the API failed."""
         while True:
             try:
-                response = self._client.increment_concurrency_slots_with_lease(
-                    names=[name],
-                    slots=1,
-                    mode="concurrency",
-                    lease_duration=LEASE_SECONDS,
-                    holder=self._holder,
-                )
+                # One request at a time from this process: lanes asking all at once make
+                # a SQLite-backed server busy, and its client then backs off for seconds.
+                with self._asking:
+                    response = self._client.increment_concurrency_slots_with_lease(
+                        names=[name],
+                        slots=1,
+                        mode="concurrency",
+                        lease_duration=LEASE_SECONDS,
+                        holder=self._holder,
+                    )
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code == 423:  # full: wait as long as the server says
                     wait = float(exc.response.headers.get("Retry-After", MAX_POLL_SECONDS))

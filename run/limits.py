@@ -182,6 +182,12 @@ class Pacer:
             now = self._clock()
             self._answered.extend([now] * min(count, self.per_window))
 
+    def clears_in(self) -> float:
+        """Seconds until no request of this pacer is left in the window (0: none is)."""
+        if not self._answered:
+            return 0.0
+        return max(0.0, self._answered[-1] + self.window - self._clock())
+
     def drain(self) -> None:
         """Wait until no request of this pacer is left in the window.
 

@@ -149,6 +149,18 @@ def test_pacer_drain_waits_until_its_window_is_empty() -> None:
     assert clock.now == pytest.approx(answered + 1.0 + WINDOW_MARGIN_SECONDS)
 
 
+def test_pacer_says_when_its_window_clears() -> None:
+    clock = FakeClock()
+    pacer = Pacer(5, 1.0, clock=clock, sleep=clock.sleep)
+    assert pacer.clears_in() == 0.0
+    with pacer.request():
+        pass
+    clock.now += 0.25
+    assert pacer.clears_in() == pytest.approx(0.75 + WINDOW_MARGIN_SECONDS)
+    clock.now += 1.0
+    assert pacer.clears_in() == 0.0
+
+
 def test_a_pacer_needs_a_window() -> None:
     with pytest.raises(ValueError):
         Pacer(0, 1.0)

@@ -1,0 +1,60 @@
+"""One run's fetch in a process of its own, its connection bounded through the Prefect API.
+
+``python -m tests.flows.limits_run KIND URL COUNT`` prints ``ready`` once it could start,
+waits for a line on its stdin (so that two such processes start fetching together), then
+fetches ``COUNT`` KRs with the limits of the Prefect API named by ``PREFECT_API_URL``, and
+prints one JSON line: when the fetch started and ended, and the errors. ``KIND`` is
+
+- ``sql``: SQL KRs on the connection ``warehouse`` (``URL``, ``max_concurrency`` 4);
+- ``http``: HTTP KRs on the connection ``quota`` (base ``URL``, ``max_concurrency`` 4,
+  ``rate_limit_per_second`` 20).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from okr_pipeline.connectors.base import SourceEnvironment
+from okr_pipeline.flows.limits import connection_limits
+from okr_pipeline.okr_core.settings import ConnectionSettings, Settings
+from okr_pipeline.run.fetch import FetchRequest, fetch_all
+from tests.run.quota_api import http_sources
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+QUERY = "SELECT 1 FROM pg_sleep(0.01)"  # 10 ms each: a run lasts long enough to sample
+
+
+def main(kind: str, url: str, count: int) -> None:
+    """Fetch and print what happened (see the module's docstring)."""
+    sources: list[dict[str, Any]]
+    if kind == "sql":
+        connections = {"warehouse": ConnectionSettings(url=url, max_concurrency=4)}
+        sources = [{"type": "sql", "connection": "warehouse", "query": QUERY}] * count
+    else:
+        connections = {
+            "quota": ConnectionSettings(url=url, max_concurrency=4, rate_limit_per_second=20)
+        }
+        sources = http_sources(count)
+    limits = connection_limits(Settings(connections=connections))
+    requests = [FetchRequest(i, f"o/kr-{i}", s, NOW, NOW, NOW) for i, s in enumerate(sources)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.time()
+    results = fetch_all(
+        requests,
+        SourceEnvironment(connections=connections),
+        max_concurrency=8,
+        clock=lambda: NOW,
+        limits=limits,
+    )
+    ended = time.time()
+    errors = [r.error for r in results if not r.ok]
+    print(json.dumps({"started": started, "ended": ended, "errors": errors}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
