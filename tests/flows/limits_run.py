@@ -7,11 +7,14 @@ prints one JSON line: when the fetch started and ended, and the errors. ``KIND``
 
 - ``sql``: SQL KRs on the connection ``warehouse`` (``URL``, ``max_concurrency`` 4);
 - ``http``: HTTP KRs on the connection ``quota`` (base ``URL``, ``max_concurrency`` 4,
-  ``rate_limit_per_second`` 20).
+  ``rate_limit_per_second`` 20);
+- ``hold``: no fetch; it takes ``COUNT`` slots of ``warehouse`` at once, prints ``held``
+  and keeps them (renewing their leases) until its stdin closes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -31,6 +34,9 @@ QUERY = "SELECT 1 FROM pg_sleep(0.01)"  # 10 ms each: a run lasts long enough to
 def main(kind: str, url: str, count: int) -> None:
     """Fetch and print what happened (see the module's docstring)."""
     sources: list[dict[str, Any]]
+    if kind == "hold":
+        hold(url, count)
+        return
     if kind == "sql":
         connections = {"warehouse": ConnectionSettings(url=url, max_concurrency=4)}
         sources = [{"type": "sql", "connection": "warehouse", "query": QUERY}] * count
@@ -54,6 +60,18 @@ def main(kind: str, url: str, count: int) -> None:
     ended = time.time()
     errors = [r.error for r in results if not r.ok]
     print(json.dumps({"started": started, "ended": ended, "errors": errors}), flush=True)
+
+
+def hold(url: str, count: int) -> None:
+    """Take ``count`` slots of ``warehouse`` and keep them until stdin closes."""
+    connections = {"warehouse": ConnectionSettings(url=url, max_concurrency=4)}
+    limits = connection_limits(Settings(connections=connections))
+    assert limits is not None
+    with contextlib.ExitStack() as held:
+        for _ in range(count):
+            held.enter_context(limits.slot("sql:warehouse"))
+        print("held", flush=True)
+        sys.stdin.read()
 
 
 if __name__ == "__main__":
