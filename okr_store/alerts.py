@@ -22,6 +22,7 @@ from okr_pipeline.okr_core.alerting.model import Silence as SilenceValue
 from okr_pipeline.okr_store.bulk import bulk_insert
 from okr_pipeline.okr_store.models import Alert, KeyResult, Measurement, Objective, Silence
 from okr_pipeline.okr_store.models import AlertState as AlertStateRow
+from okr_pipeline.okr_store.queries import id_filters
 from okr_pipeline.okr_store.records import AlertRow, MeasurementRow
 
 #: Bound on the keys in one IN list or one executemany batch.
@@ -65,9 +66,8 @@ def alert_states(
     else:
         ids = sorted(set(kr_ids))
         rows = []
-        for start in range(0, len(ids), CHUNK):
-            stmt = sa.select(table).where(table.c.kr_id.in_(ids[start : start + CHUNK]))
-            rows.extend(conn.execute(stmt))
+        for among in id_filters(conn, table.c.kr_id, ids):
+            rows.extend(conn.execute(sa.select(table).where(among)))
     states = [_to_state(row) for row in rows]
     return {(state.kr_id, state.kind): state for state in states}
 

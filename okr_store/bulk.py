@@ -58,17 +58,22 @@ def _copy(
     )
     # The dialect's own implementation of each type: a generic JSON column binds through
     # PostgreSQL's JSON type there (a plain dict cannot be written to COPY).
-    processors: list[Callable[[Any], Any] | None] = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-    ]
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(columns):
+        bind = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if bind is not None:
+            processors.append((index, bind))
+    width = len(columns)
+    processed: list[list[Any]] = []
     try:
-        processed = [
-            [
-                value if proc is None else proc(value)
-                for proc, value in zip(processors, row, strict=True)
-            ]
-            for row in rows
-        ]
+        # Only the columns that have a processor are touched (a few of a dozen).
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"a row of {len(row)} values for {width} columns")
+            values = list(row)
+            for index, process in processors:
+                values[index] = process(values[index])
+            processed.append(values)
     except (TypeError, ValueError) as exc:
         raise sa.exc.StatementError(str(exc), statement, None, exc) from exc
     driver_connection = conn.connection.driver_connection

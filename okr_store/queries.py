@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVarTuple, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute, aliased
 
 from okr_pipeline.okr_core.definitions import SUCCESS_LEVELS
@@ -26,6 +27,28 @@ IN_CHUNK = 1000
 MANUAL = "manual"
 
 _Ts = TypeVarTuple("_Ts")
+
+
+def id_filters(
+    conn: sa.Connection, column: sa.ColumnElement[int] | QueryableAttribute[int], ids: Sequence[int]
+) -> list[sa.ColumnElement[bool]]:
+    """``column IN ids`` as conditions, one statement each, as few as the database allows.
+
+    PostgreSQL takes every id in one array parameter (``= ANY(...)``): one statement,
+    and nothing to render per id (an IN list of 1,000 parameters costs milliseconds to
+    expand and convert before it is sent). Elsewhere, IN lists of :data:`IN_CHUNK` ids.
+
+    Args:
+        conn: the connection the statements run on.
+        column: the id column.
+        ids: the ids (none: no condition, so no statement).
+    """
+    if not ids:
+        return []
+    if conn.dialect.name == "postgresql":
+        array = sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.Integer()))
+        return [column == sa.any_(array)]
+    return [column.in_(ids[start : start + IN_CHUNK]) for start in range(0, len(ids), IN_CHUNK)]
 
 
 def _active() -> list[sa.ColumnElement[bool]]:
@@ -81,59 +104,81 @@ def active_key_results(conn: sa.Connection, at: datetime | None = None) -> list[
     last_evaluated = evaluated(*(() if at is None else (Evaluation.evaluated_at <= at,)))
     stmt = _definitions_join(
         sa.select(
-            *KeyResult.__table__.c,
-            Objective.key.label("objective_key"),
+            KeyResult.id,
+            Objective.key,
+            KeyResult.key,
+            Cycle.name,
+            KeyResult.title,
+            KeyResult.unit,
             Objective.owner,
-            Objective.type.label("objective_type"),
+            Objective.type,
             Objective.success_level,
-            Cycle.name.label("cycle"),
             Cycle.start_at,
             Cycle.end_at,
-            last_measured.label("last_as_of"),
-            last_success.label("last_good_as_of"),
-            latest_any.label("latest_as_of"),
-            last_evaluated.label("last_evaluated"),
-            evaluated().label("latest_evaluated"),
+            KeyResult.kind,
+            KeyResult.baseline,
+            KeyResult.baseline_auto,
+            KeyResult.target,
+            KeyResult.target_value,
+            KeyResult.floor,
+            KeyResult.weight,
+            KeyResult.schedule,
+            KeyResult.source_json,
+            KeyResult.source_type,
+            last_measured,
+            last_evaluated,
+            last_success,
+            KeyResult.alert_policy,
+            latest_any,
+            evaluated(),
         )
     )
     stmt = stmt.where(*_active()).order_by(Cycle.name, Objective.key, KeyResult.key)
+    # Plain rows, read at once and unpacked by position, not ORM objects: nothing to
+    # track, and 10,000 of them load in a fraction of the time. The dataclass's frozen
+    # __init__ sets each field through object.__setattr__; filling __dict__ directly
+    # gives the same object (StoredKeyResult has no __post_init__ and no __slots__).
+    new = object.__new__
     result = []
-    for kr in conn.execute(stmt):
-        # Plain rows, not ORM objects: nothing to track, and 10,000 of them load fast.
-        result.append(
-            StoredKeyResult(
-                kr_id=kr.id,
-                ref=f"{kr.objective_key}/{kr.key}",
-                cycle=kr.cycle,
-                objective_key=kr.objective_key,
-                kr_key=kr.key,
-                title=kr.title,
-                unit=kr.unit,
-                owner=kr.owner,
-                objective_type=kr.objective_type,
-                success_level=(
-                    kr.success_level
-                    if kr.success_level is not None
-                    else SUCCESS_LEVELS[kr.objective_type]
-                ),
-                cycle_start=kr.start_at,
-                cycle_end=kr.end_at,
-                kind=kr.kind,
-                baseline=kr.baseline,
-                baseline_auto=kr.baseline_auto,
-                target=kr.target,
-                target_value=kr.target_value,
-                floor=kr.floor,
-                weight=kr.weight,
-                schedule=kr.schedule,
-                source=kr.source_json,
-                source_type=kr.source_type,
-                last_as_of=_later(kr.last_as_of, kr.last_evaluated),
-                last_good_as_of=kr.last_good_as_of,
-                alert_policy=kr.alert_policy,
-                latest_as_of=_later(kr.latest_as_of, kr.latest_evaluated),
-            )
+    for (
+        kr_id, objective_key, kr_key, cycle, title, unit, owner, objective_type,
+        success_level, cycle_start, cycle_end, kind, baseline, baseline_auto, target,
+        target_value, floor, weight, schedule, source, source_type, last_measured_at,
+        last_evaluated_at, last_good_as_of, alert_policy, latest_measured_at,
+        latest_evaluated_at,
+    ) in conn.execute(stmt).all():  # fmt: skip
+        item = new(StoredKeyResult)
+        item.__dict__.update(
+            kr_id=kr_id,
+            ref=f"{objective_key}/{kr_key}",
+            cycle=cycle,
+            objective_key=objective_key,
+            kr_key=kr_key,
+            title=title,
+            unit=unit,
+            owner=owner,
+            objective_type=objective_type,
+            success_level=(
+                success_level if success_level is not None else SUCCESS_LEVELS[objective_type]
+            ),
+            cycle_start=cycle_start,
+            cycle_end=cycle_end,
+            kind=kind,
+            baseline=baseline,
+            baseline_auto=baseline_auto,
+            target=target,
+            target_value=target_value,
+            floor=floor,
+            weight=weight,
+            schedule=schedule,
+            source=source,
+            source_type=source_type,
+            last_as_of=_later(last_measured_at, last_evaluated_at),
+            last_good_as_of=last_good_as_of,
+            alert_policy=alert_policy,
+            latest_as_of=_later(latest_measured_at, latest_evaluated_at),
         )
+        result.append(item)
     return result
 
 
@@ -169,9 +214,9 @@ def history(
     """
     ids = sorted(set(kr_ids))
     result: dict[int, list[tuple[datetime, Decimal]]] = {kr_id: [] for kr_id in ids}
-    for start in range(0, len(ids), IN_CHUNK):
+    for among in id_filters(conn, Measurement.kr_id, ids):
         stmt = sa.select(Measurement.kr_id, Measurement.as_of, Measurement.value).where(
-            Measurement.kr_id.in_(ids[start : start + IN_CHUNK]), Measurement.outcome == "ok"
+            among, Measurement.outcome == "ok"
         )
         if since is not None:
             stmt = stmt.where(Measurement.as_of >= since)
@@ -313,11 +358,11 @@ def last_good_before(
     """
     ids = sorted(set(kr_ids))
     result: dict[int, datetime] = {}
-    for start in range(0, len(ids), IN_CHUNK):
+    for among in id_filters(conn, Measurement.kr_id, ids):
         stmt = (
             sa.select(Measurement.kr_id, sa.func.max(Measurement.as_of))
             .where(
-                Measurement.kr_id.in_(ids[start : start + IN_CHUNK]),
+                among,
                 Measurement.outcome == "ok",
                 Measurement.as_of < before,
             )
@@ -344,7 +389,7 @@ def measurements(
     """
     ids = sorted(set(kr_ids))
     rows: list[StoredMeasurement] = []
-    for start in range(0, len(ids), IN_CHUNK):
+    for among in id_filters(conn, Measurement.kr_id, ids):
         stmt = sa.select(
             Measurement.kr_id,
             Measurement.run_id,
@@ -357,7 +402,7 @@ def measurements(
             Measurement.kind,
             Measurement.author,
             Measurement.note,
-        ).where(Measurement.kr_id.in_(ids[start : start + IN_CHUNK]))
+        ).where(among)
         if after is not None:
             stmt = stmt.where(Measurement.as_of > after)
         if at is not None:
@@ -384,10 +429,8 @@ def evaluation_times(
     """
     ids = sorted(set(kr_ids))
     rows: list[tuple[int, int, datetime]] = []
-    for start in range(0, len(ids), IN_CHUNK):
-        stmt = sa.select(Evaluation.kr_id, Evaluation.run_id, Evaluation.evaluated_at).where(
-            Evaluation.kr_id.in_(ids[start : start + IN_CHUNK])
-        )
+    for among in id_filters(conn, Evaluation.kr_id, ids):
+        stmt = sa.select(Evaluation.kr_id, Evaluation.run_id, Evaluation.evaluated_at).where(among)
         if after is not None:
             stmt = stmt.where(Evaluation.evaluated_at > after)
         if at is not None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from okr_pipeline.okr_store.bulk import bulk_insert
 from okr_pipeline.okr_store.models import Evaluation, Measurement, SupersededMeasurement
-from okr_pipeline.okr_store.queries import IN_CHUNK
+from okr_pipeline.okr_store.queries import id_filters
 from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord
 
 MEASUREMENT_COLUMNS = (
@@ -50,9 +50,8 @@ def supersede_measurements(
     table = Measurement.__table__
     moved = 0
     for as_of, ids in _by_time(pairs).items():
-        for start in range(0, len(ids), IN_CHUNK):
-            chunk = ids[start : start + IN_CHUNK]
-            where = (table.c.as_of == as_of, table.c.kr_id.in_(chunk))
+        for among in id_filters(conn, table.c.kr_id, ids):
+            where = (table.c.as_of == as_of, among)
             source = sa.select(
                 table.c.id,
                 *(table.c[name] for name in _AUDITED),
@@ -72,12 +71,8 @@ def drop_evaluations(conn: sa.Connection, pairs: Iterable[tuple[int, datetime]])
     """Delete the evaluations at these ``(kr_id, evaluated_at)``."""
     table = Evaluation.__table__
     for when, ids in _by_time(pairs).items():
-        for start in range(0, len(ids), IN_CHUNK):
-            conn.execute(
-                sa.delete(table).where(
-                    table.c.evaluated_at == when, table.c.kr_id.in_(ids[start : start + IN_CHUNK])
-                )
-            )
+        for among in id_filters(conn, table.c.kr_id, ids):
+            conn.execute(sa.delete(table).where(table.c.evaluated_at == when, among))
 
 
 def write_results(
