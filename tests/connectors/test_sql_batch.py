@@ -79,6 +79,24 @@ def test_a_failing_kr_does_not_affect_the_next(
     engine.dispose()
 
 
+def test_failures_anywhere_in_a_large_batch(source: SqlSource, ctx: SourceContext) -> None:
+    # Through psycopg the batch is sent at once: a failure makes the server skip what
+    # follows it, which must then run all the same, each KR with its own outcome.
+    queries = [f"SELECT v + {i} FROM t" for i in range(60)]
+    failing = {0, 1, 17, 18, 19, 40, 59}
+    for i in failing:
+        queries[i] = f"SELECT v FROM no_table_{i}"
+    queries[30] = "SELECT v FROM t WHERE v < 0"  # no row: an error of its own
+    results = source.fetch_many(items(ctx, *queries))
+    for i, result in enumerate(results):
+        if i in failing:
+            assert isinstance(result, FatalSourceError) and f"no_table_{i}" in str(result)
+        elif i == 30:
+            assert isinstance(result, FatalSourceError) and "returned no rows" in str(result)
+        else:
+            assert result == Decimal(7 + i)
+
+
 @pytest.mark.postgres
 def test_session_changes_are_undone_before_the_next_kr(
     postgres_url: str, ctx: SourceContext, monkeypatch: pytest.MonkeyPatch
