@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.padding import Padding
+from rich.segment import Segment, Segments
+from rich.style import Style
 from rich.text import Text
 
 from okr_pipeline.cli.json_output import dumps
-from okr_pipeline.cli.tables import Cell, Column, Step, build_table, folded, plan
+from okr_pipeline.cli.tables import GAP, Cell, Column, Layout, Step, build_table, folded, plan
 from okr_pipeline.okr_core.alerting.messages import PLAIN_DIGITS, decimal_text
 from okr_pipeline.okr_core.rollup import ObjectiveScore
 from okr_pipeline.okr_store.records import StatusRow
@@ -39,12 +43,16 @@ def progress_bar(progress: float | None, expected: float | None = None) -> Text:
     """A fixed-width bar for a progress in [0, 1], with the expected pace marked ``|``."""
     if progress is None:
         return Text("—".ljust(BAR_WIDTH), style="dim")
+    return Text(_bar(progress, expected))
+
+
+def _bar(progress: float, expected: float | None) -> str:
     filled = round(max(0.0, min(1.0, progress)) * BAR_WIDTH)
     cells = ["█"] * filled + ["░"] * (BAR_WIDTH - filled)
     if expected is not None:
         mark = min(BAR_WIDTH - 1, round(max(0.0, min(1.0, expected)) * BAR_WIDTH))
         cells[mark] = "|"
-    return Text("".join(cells))
+    return "".join(cells)
 
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
@@ -141,6 +149,30 @@ def _objective_title(row: StatusRow, result: ObjectiveScore | None) -> Text:
     return title.append(" · " + " · ".join(parts), style="")
 
 
+def _cells(text: str) -> int:
+    """Terminal cells of ``text``, as Rich counts them (quicker for plain ASCII)."""
+    return len(text) if text.isascii() and text.isprintable() else _wide_cells(text)
+
+
+@lru_cache(maxsize=4096)
+def _wide_cells(text: str) -> int:
+    return cell_len(text)  # remembered: bars and values repeat
+
+
+# The cells of the status table that repeat are made once, shared by the rows (a Text costs
+# microseconds; a table of 10,000 KRs has 20,000 of them). Nothing changes a cell once made.
+@lru_cache(maxsize=64)
+def _status_text(status: str | None) -> Text:
+    return Text(status or "—", style=STATUS_STYLES.get(status or "", ""))
+
+
+@lru_cache(maxsize=4096)
+def _bar_cell(bar: str | None, pct: str) -> Text:
+    if bar is None:
+        return progress_bar(None)
+    return Text(f"{bar} {pct:>4}")
+
+
 def _status_cells(row: StatusRow, now: datetime | None) -> tuple[list[Cell], bool]:
     """The cells of one KR's row, and whether its score is a carried one."""
     # Short units ("%", "h", "ms") fit beside the number; longer ones are in the title.
@@ -159,19 +191,139 @@ def _status_cells(row: StatusRow, now: datetime | None) -> tuple[list[Cell], boo
     carried = counted.score is not None and counted.score != row.score
     if carried:
         score_text += "*"  # the last good score, counted in the objective's: said so below
-    bar = progress_bar(row.progress, row.expected_progress)
-    if row.progress is not None:
-        bar.append(f" {pct:>4}")
+    bar = None if row.progress is None else _bar(row.progress, row.expected_progress)
     cells: list[Cell] = [
         row.kr_key,
         value,
         format_value(row.target_value, unit),
-        (bar, pct),
+        (_bar_cell(bar, pct), pct),
         score_text,
-        Text(row.status or "—", style=STATUS_STYLES.get(row.status or "", "")),
+        _status_text(row.status),
         age(row.measured_at, now),
     ]
     return cells, carried
+
+
+class _Lines:
+    """Lines that need no wrapping, printed in one go.
+
+    Rich's tables and wrapping cost about a millisecond a line, and ``okr status`` over
+    10,000 KRs prints 20,000 lines. :meth:`text` and :meth:`table` write the segments Rich
+    would print, character for character and style for style (tests/cli/test_render_fast.py
+    compares them), or say they cannot (a line too wide, a cell of several styles);
+    :meth:`rich` prints through Rich, after what is pending.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.width = console.width  # asked once: the console asks the terminal each time
+        self.segments: list[Segment] = []
+        self._styles: dict[str | Style, Style] = {}
+        # A terminal that cannot show the table's lines gets Rich's ASCII ones: Rich prints.
+        self.enabled = not console.options.ascii_only
+
+    def _style(self, style: str | Style) -> Style:
+        found = self._styles.get(style)
+        if found is None:
+            found = self._styles[style] = self.console.get_style(style, default=Style.null())
+        return found
+
+    def text(self, text: Text, indent: int = 0) -> bool:
+        """Add ``text`` as a line if it fits the console's width unwrapped."""
+        if not self.enabled or "\n" in text.plain:
+            return False
+        if _cells(text.plain) + indent > self.width:
+            return False
+        if indent:
+            self.segments.append(Segment(" " * indent))
+        if text.spans:
+            # Its own style as a span, as Rich's wrapping leaves it (render() alone drops it).
+            self.segments.extend(Text().append_text(text).render(self.console))
+        else:
+            self.segments.append(Segment(text.plain, self._style(text.style) or None))
+        self.segments.append(Segment.line())
+        return True
+
+    def blank(self) -> None:
+        """Add an empty line."""
+        self.segments.append(Segment.line())
+
+    def table(
+        self, columns: Sequence[Column], rows: Sequence[Sequence[Cell]], layout: Layout
+    ) -> bool:
+        """Add the lines of :func:`build_table`'s table (no caption), if every cell fits."""
+        if not self.enabled or any(columns[i].justify == "center" for i in layout.indices):
+            return False
+        lines = [self._header(columns, layout), [Segment("─" * layout.width), Segment.line()]]
+        for row in rows:
+            line = self._row(columns, row, layout)
+            if line is None:
+                return False
+            lines.append(line)
+        for line in lines:
+            self.segments.extend(line)
+        return True
+
+    def _header(self, columns: Sequence[Column], layout: Layout) -> list[Segment]:
+        # As Rich draws it: each title and its right padding in the header style.
+        style = self._style("table.header")
+        line = []
+        last = len(layout.indices) - 1
+        for n, (index, width) in enumerate(zip(layout.indices, layout.widths, strict=True)):
+            header = columns[index].header
+            pad = " " * (width - _cells(header))
+            line.append(
+                Segment(pad + header if columns[index].justify == "right" else header + pad, style)
+            )
+            if n < last:
+                line += [Segment(" ", style), Segment(" " * (GAP - 1))]
+        line.append(Segment.line())
+        return line
+
+    def _row(
+        self, columns: Sequence[Column], row: Sequence[Cell], layout: Layout
+    ) -> list[Segment] | None:
+        line: list[Segment] = []
+        plain: list[str] = []  # unstyled text not yet in a segment
+        last = len(layout.indices) - 1
+        for n, (index, width) in enumerate(zip(layout.indices, layout.widths, strict=True)):
+            cell = row[index]
+            if isinstance(cell, tuple):
+                cell = cell[1] if index in layout.narrow else cell[0]
+            style: str | Style = ""
+            if isinstance(cell, Text):
+                if cell.spans:
+                    return None  # several styles in one cell: Rich lays it out
+                cell, style = cell.plain, cell.style
+            room = width - _cells(cell)
+            if room < 0 or "\n" in cell:
+                return None  # Rich would fold it
+            padded = " " * room + cell if columns[index].justify == "right" else cell + " " * room
+            if style:
+                # The padding takes the cell's own style, as Rich pads it.
+                if plain:
+                    line.append(Segment("".join(plain)))
+                    plain = []
+                line.append(Segment(padded, self._style(style)))
+            else:
+                plain.append(padded)
+            if n < last:
+                plain.append(" " * GAP)
+        if plain:
+            line.append(Segment("".join(plain)))
+        line.append(Segment.line())
+        return line
+
+    def rich(self, *objects: object, **options: object) -> None:
+        """Print through Rich (what needs wrapping), after the lines pending."""
+        self.flush()
+        self.console.print(*objects, **options)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        """Write the lines pending."""
+        if self.segments:
+            self.console.print(Segments(self.segments), crop=False, end="")
+            self.segments = []
 
 
 def print_status_tables(
@@ -182,28 +334,36 @@ def print_status_tables(
     Every objective's table has the same columns and widths (laid out over all the rows),
     so they line up; the order in which columns give way is :data:`STATUS_STEPS`.
     """
+    _print_status_tables(_Lines(console), rows, now)
+
+
+def _print_status_tables(out: _Lines, rows: Sequence[StatusRow], now: datetime | None) -> None:
     scores = objective_score_map(rows)
     groups: dict[str, list[StatusRow]] = {}
     for row in rows:
         groups.setdefault(row.objective_key, []).append(row)
     cells = {id(row): _status_cells(row, now) for row in rows}
-    layout = plan(STATUS_COLUMNS, [c for c, _ in cells.values()], console.width, STATUS_STEPS)
+    width = out.width
+    layout = plan(STATUS_COLUMNS, [c for c, _ in cells.values()], width, STATUS_STEPS)
     for key, members in groups.items():
         title = _objective_title(members[0], scores.get(key))
         table_rows = [cells[id(row)][0] for row in members]
         caption = CARRIED_CAPTION if any(cells[id(row)][1] for row in members) else None
         if layout is None:
-            console.print(title, highlight=False)
-            for line in folded(STATUS_COLUMNS, table_rows, width=console.width):
-                console.print(line, highlight=False)
+            out.rich(title, highlight=False)
+            for line in folded(STATUS_COLUMNS, table_rows, width=width):
+                out.rich(line, highlight=False)
             if caption:
-                console.print(caption, style="dim", highlight=False)
-            console.print()
+                out.rich(caption, style="dim", highlight=False)
+            out.rich()
             continue
         # The title above the table, not in it: Rich would wrap it to the table's width.
-        console.print(title, highlight=False)
-        console.print(build_table(STATUS_COLUMNS, table_rows, layout, caption=caption))
-        console.print()
+        if not out.text(title):
+            out.rich(title, highlight=False)
+        if caption is not None or not out.table(STATUS_COLUMNS, table_rows, layout):
+            out.rich(build_table(STATUS_COLUMNS, table_rows, layout, caption=caption))
+        out.blank()
+    out.flush()
 
 
 def reasons(rows: Sequence[StatusRow]) -> list[str]:
@@ -276,10 +436,14 @@ def print_rows(console: Console, rows: Sequence[StatusRow]) -> None:
         console: Where to print.
         rows: The KRs, as :func:`judged` returns them.
     """
-    print_status_tables(console, rows)
+    out = _Lines(console)
+    _print_status_tables(out, rows, None)
     lines = reasons(rows)
     if lines:
-        console.print("[bold]Why[/bold]")
+        out.rich("[bold]Why[/bold]")
     for line in lines:
+        if out.text(Text(line), indent=2):
+            continue
         # Wrapped at word boundaries (KR refs stay whole), continuation lines indented.
-        console.print(Padding(Text(line), (0, 0, 0, 2), expand=False), highlight=False)
+        out.rich(Padding(Text(line), (0, 0, 0, 2), expand=False), highlight=False)
+    out.flush()

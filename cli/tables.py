@@ -90,6 +90,8 @@ def _plain(cell: Cell, narrow: bool) -> str:
 
 
 def _natural(text: str) -> int:
+    if text.isascii() and text.isprintable():  # one line of plain text: quick to measure
+        return len(text)
     return max((cell_len(line) for line in text.splitlines()), default=0)
 
 

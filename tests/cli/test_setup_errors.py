@@ -174,13 +174,17 @@ def test_file_in_place_of_the_store_folder(project: Path, cli_env: dict[str, str
 def test_prefect_home_that_cannot_be_written(
     project: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # The temporary Prefect server keeps its database in PREFECT_HOME: where that cannot
-    # be created the server stops at startup, and okr says so instead of "report it".
+    # The temporary Prefect server (okr run --prefect) keeps its database in PREFECT_HOME:
+    # where that cannot be created the server stops at startup, and okr says so instead of
+    # "report it".
     locked = tmp_path / "locked"
     locked.mkdir()
     env = {**cli_env, "PREFECT_HOME": str(locked / "prefect")}
     with read_only(locked):
-        result = okr("run", "--all", "-p", str(project), env=env)
+        result = okr("run", "--all", "--prefect", "-p", str(project), env=env)
+        # Without --prefect, nothing needs PREFECT_HOME: the run goes ahead.
+        plain = okr("run", "--all", "-p", str(project), env=env)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output and "report it" not in output, output
