@@ -460,3 +460,26 @@ def test_resolve_target(target: Any, baseline: str, expected: str) -> None:
     from okr_pipeline.okr_core.definitions import resolve_target
 
     assert resolve_target(target, Decimal(baseline)) == Decimal(expected)
+
+
+def test_lines_are_found_only_for_what_needs_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid file is read without its line-keeping tree; a warning or problem builds it."""
+    from okr_pipeline.okr_core import loader
+
+    built: list[str] = []
+    real = loader.load_tree
+    monkeypatch.setattr(loader, "load_tree", lambda f, d: built.append(f.name) or real(f, d))
+    one = "      - id: k1\n        title: K\n        kind: milestone\n        source: {type: sql}\n"
+    write(tmp_path, "a.yaml", HEADER + objective("a"))
+    write(tmp_path, "b.yaml", HEADER + objective("b") + objective("solo", krs=one))
+    okrs = load_okrs(tmp_path)
+    assert built == []  # nothing to place: no tree
+    (warning,) = okrs.warnings
+    assert built == ["b.yaml"]  # asked for: only that file's tree
+    assert (warning.loc, warning.line) == ("objectives[1].key_results", 20)
+    write(tmp_path, "a.yaml", HEADER + objective("a").replace("target: 10", "target: ten"))
+    (problem,) = problems_of(tmp_path / "a.yaml")
+    assert (problem.loc, problem.line) == ("objectives[0].key_results[0].target", 10)
+    assert built[-1] == "a.yaml"
