@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ from tests.ports import free_port
 pytestmark = pytest.mark.postgres
 
 KRS = 3000
-SLEEP = 0.01  # seconds per query: a shard's fetch lasts long enough to be killed in it
+SLEEP = 0.02  # seconds per query: a shard's fetch lasts long enough to be killed in it
 
 PARENT = """
 import json, sys
@@ -127,7 +128,12 @@ def server(tmp_path: Path, env: dict[str, str], databases: dict[str, str]) -> It
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env={**env, "PREFECT_API_DATABASE_CONNECTION_URL": databases["prefect"]},
+        env={
+            **env,
+            "PREFECT_API_DATABASE_CONNECTION_URL": databases["prefect"],
+            # Events (heartbeats) readable soon after they arrive, for the test's own wait.
+            "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -143,16 +149,34 @@ def server(tmp_path: Path, env: dict[str, str], databases: dict[str, str]) -> It
         log.close()
 
 
-def _flow_runs(api: str, flow_name: str) -> list[dict[str, Any]]:
-    body = json.dumps({"flows": {"name": {"any_": [flow_name]}}, "limit": 100}).encode()
-    import urllib.request
-
+def _post(url: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(
-        f"{api}/flow_runs/filter", data=body, headers={"Content-Type": "application/json"}
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        runs: list[dict[str, Any]] = json.loads(response.read())
+        return json.loads(response.read())
+
+
+def _flow_runs(api: str, flow_name: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = _post(
+        f"{api}/flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "limit": 100}
+    )
     return runs
+
+
+def _heartbeats(api: str, flow_run_id: str) -> int:
+    """How many heartbeats of the flow run the server has (what detects its death)."""
+    page = _post(
+        f"{api}/events/filter",
+        {
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+            },
+            "limit": 5,
+        },
+    )
+    return len(page["events"])
 
 
 def _processes_of(flow_run_id: str) -> list[int]:
@@ -297,7 +321,9 @@ def test_a_sharded_run_survives_a_killed_worker(
             if running and _queries_running(databases["wh"]) > 0:
                 for flow_run in running:
                     pids = _processes_of(flow_run["id"])
-                    if pids:
+                    # Killed before its first heartbeat reached the server, a flow run
+                    # would never be missed: a machine lost that early stays Running.
+                    if pids and _heartbeats(server, flow_run["id"]):
                         victim.update(flow_run=flow_run, pids=pids)
                         return True
             assert parent.poll() is None, log2.read_text()[-3000:]
