@@ -9,12 +9,16 @@ updated when the settings change (the last run to start wins). Its size is
 ``max_concurrency``, or with ``rate_limit_per_second`` the slots the rate is split into
 (``run.limits.share_rate``).
 
-A run's lane takes one slot with a *lease* (``/v2/concurrency_limits/increment-with-lease``)
-and gives it back when it ends: two API calls per lane, none per query or request. While
-slots are held, one thread renews their leases every :data:`RENEW_EVERY_SECONDS`; a run
-that crashes or is killed stops renewing, its leases expire after
-:data:`LEASE_SECONDS` (the server's shortest) and the server's repossessor gives the
-slots back on its next pass (every 15 s by default): within about 75 s.
+A run's lanes take their slots with a *lease* (``/v2/concurrency_limits/increment-with-lease``)
+and give them back when they end, never per query or request. The lanes a run starts
+together ask together: one read of the limit and one lease for as many slots as are
+free, so a run pays three API calls per connection, not two per lane (each call costs a
+SQLite-backed server some 15 ms, and this process makes them one at a time); a lane that
+found no free slot takes one of its own when one frees up. While slots are held, one
+thread renews their leases every :data:`RENEW_EVERY_SECONDS`; a run that crashes or is
+killed stops renewing, its leases expire after :data:`LEASE_SECONDS` (the server's
+shortest) and the server's repossessor gives the slots back on its next pass (every 15 s
+by default): within about 75 s.
 
 Keys that name no connection (a bare host) keep the process's own bound
 (:class:`okr_pipeline.run.limits.LocalLimits`). When the Prefect API refuses or cannot
@@ -23,11 +27,11 @@ be reached, a warning is logged and the run goes on with the process's own bound
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +47,7 @@ from prefect.client.schemas.actions import (
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import get_current_settings
 
 from okr_pipeline.okr_core.redaction import mask_url
 from okr_pipeline.okr_core.settings import ConnectionSettings, Settings
@@ -68,6 +73,11 @@ RENEW_EVERY_SECONDS = 20.0  # a third of the lease: two renewals may fail before
 MAX_POLL_SECONDS = 1.0  # the server's Retry-After can reach 30 s; a freed slot waits less
 
 _log = logging.getLogger(__name__)
+
+# This process's calls to the concurrency limits' routes go one at a time: calls at once
+# (lanes taking and giving back slots) make a SQLite-backed server answer 503, and
+# Prefect's client then waits two seconds or more before it tries again.
+_ONE_CALL = threading.Lock()
 
 
 def limit_name(connection: str, settings: ConnectionSettings) -> str:
@@ -133,13 +143,37 @@ class _Leases:
                 held = list(self._held)
             for lease in held:
                 try:
-                    self._client.renew_concurrency_lease(lease, lease_duration=LEASE_SECONDS)
+                    with _ONE_CALL:
+                        self._client.renew_concurrency_lease(lease, lease_duration=LEASE_SECONDS)
                 except Exception as exc:  # noqa: BLE001 - the next pass tries again
                     _log.warning("Could not renew a connection slot's lease: %s", exc)
 
 
-def _close(client: SyncPrefectClient) -> None:
-    client.__exit__(None, None, None)
+_CLIENTS: dict[str, SyncPrefectClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _shared_client() -> SyncPrefectClient:
+    """One started sync client per Prefect API in this process (making one costs ~40 ms)."""
+    url = str(get_current_settings().api.url or "")
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(url)
+        if client is None:
+            client = get_client(sync_client=True)
+            client.__enter__()
+            _CLIENTS[url] = client
+            atexit.register(client.__exit__, None, None, None)
+        return client
+
+
+class _Group:
+    """Slots of one key held under one lease, handed to the run's lanes one each."""
+
+    def __init__(self, lease: UUID, size: int) -> None:
+        self.lease = lease
+        self.spare = size - 1  # the first is its taker's
+        self.holders = 1
+        self.clears_in = 0.0  # the longest wait of its holders' pacers
 
 
 class PrefectConnectionLimits:
@@ -147,8 +181,8 @@ class PrefectConnectionLimits:
 
     Args:
         connections: The run's connections by name.
-        client: A started sync Prefect client; default: one for the current settings,
-            closed when this object goes away.
+        client: A started sync Prefect client; default: the process's one for the
+            current settings' API.
     """
 
     def __init__(
@@ -158,34 +192,41 @@ class PrefectConnectionLimits:
     ) -> None:
         self._connections = connections
         self._local = LocalLimits(connections)
-        if client is None:
-            client = get_client(sync_client=True)
-            client.__enter__()
-            weakref.finalize(self, _close, client)
-        self._client = client
-        self._leases = _Leases(client)
+        self._client = client or _shared_client()
+        self._leases = _Leases(self._client)
         self._ready: dict[str, str | None] = {}  # key -> limit name (None: kept locally)
         self._lock = threading.Lock()
-        self._asking = threading.Lock()
         self._holder = _holder()
+        self._groups: dict[str, _Group] = {}  # key -> the group lanes may join
+        self._expected: dict[str, int] = {}  # key -> lanes about to start
+        self._asking: set[str] = set()  # keys whose group is being asked for
+        self._changed = threading.Condition()
 
     def bounds(self, key: str) -> KeyBounds:
         """The bounds of ``key`` from the settings."""
         return key_bounds(key, self._connections)
 
+    def expect(self, key: str, lanes: int) -> None:
+        """``lanes`` lanes of ``key`` are about to start: they ask for their slots together."""
+        with self._changed:
+            self._expected[key] = lanes
+
     @contextmanager
     def slot(self, key: str) -> Iterator[Pacer | None]:
         """Hold one slot of the key's Prefect limit while the block runs.
 
-        Blocks while the limit is full (every run and worker counted). With a rate limit,
-        the slot goes back only once its pacer's window is empty, since its next holder
-        may be another process whose pacer starts with an empty window; the block does
-        not wait for that: a timer gives the slot back (within a window, a second).
+        Blocks while the limit is full (every run and worker counted). The slot goes back
+        from a thread of its own once the block has ended; with a rate limit, only once
+        its pacer's window is empty (within a second), since its next holder may be
+        another process whose pacer starts with an empty window.
         """
         bounds = self.bounds(key)
         name = self._limit(key, bounds)
-        lease = self._acquire(key, name) if name is not None else None
-        if lease is None:
+        group = self._join(key, name) if name is not None else None
+        if group is None and name is not None:
+            lease = self._acquire(key, name)
+            group = _Group(lease, 1) if lease is not None else None
+        if group is None:
             with self._local.slot(key) as pacer:
                 yield pacer
             return
@@ -193,12 +234,55 @@ class PrefectConnectionLimits:
         try:
             yield pacer
         finally:
-            delay = pacer.clears_in() if pacer is not None else 0.0
-            if delay > 0:
-                # Not a daemon: the process waits for it before it exits.
-                threading.Timer(delay, self._release, (lease,)).start()
-            else:
-                self._release(lease)
+            self._leave(key, group, pacer.clears_in() if pacer is not None else 0.0)
+
+    def _join(self, key: str, name: str) -> _Group | None:
+        """A slot of the run's group for ``key``, asking for the group if none is there.
+
+        Returns:
+            The group, or None when the lane must ask for a slot of its own.
+        """
+        with self._changed:
+            while True:
+                group = self._groups.get(key)
+                if group is not None and group.spare > 0:
+                    group.spare -= 1
+                    group.holders += 1
+                    return group
+                if key not in self._asking:
+                    break
+                self._changed.wait()  # another lane is asking for the group
+            wanted = self._expected.pop(key, 1)
+            if wanted <= 1:
+                return None
+            self._asking.add(key)
+        taken: tuple[UUID, int] | None = None
+        try:
+            taken = self._acquire_free(name, wanted)
+        finally:
+            with self._changed:
+                self._asking.discard(key)
+                group = _Group(*taken) if taken is not None else None
+                if group is not None:
+                    self._groups[key] = group
+                self._changed.notify_all()
+        return group
+
+    def _leave(self, key: str, group: _Group, clears_in: float) -> None:
+        """One holder is done; the group's lease goes back when the last one is."""
+        with self._changed:
+            group.holders -= 1
+            group.clears_in = max(group.clears_in, clears_in)
+            if group.holders > 0:
+                return
+            if self._groups.get(key) is group:
+                del self._groups[key]  # spare slots go back with it
+        # Given back from a thread of its own, so the lane (and the run) need not wait for
+        # the call; its sessions are closed already. With a rate limit, once the holders'
+        # windows are empty. Not a daemon: the process waits for it before it exits.
+        release = threading.Timer(group.clears_in, self._release, (group.lease,))
+        release.name = "okr-slot-release"
+        release.start()
 
     def _limit(self, key: str, bounds: KeyBounds) -> str | None:
         """The key's limit name, created or resized from the settings once per run."""
@@ -225,6 +309,10 @@ class PrefectConnectionLimits:
 
     def _upsert(self, name: str, size: int) -> None:
         """Create the limit, or resize it to ``size``; another run may create it meanwhile."""
+        with _ONE_CALL:
+            self._upsert_unlocked(name, size)
+
+    def _upsert_unlocked(self, name: str, size: int) -> None:
         for _ in range(2):
             try:
                 existing = self._client.read_global_concurrency_limit_by_name(name)
@@ -243,13 +331,40 @@ class PrefectConnectionLimits:
             return
         raise RuntimeError(f"the limit {name} could be neither read nor created")
 
+    def _acquire_free(self, name: str, wanted: int) -> tuple[UUID, int] | None:
+        """Up to ``wanted`` slots of ``name`` under one lease, as many as are free now.
+
+        Returns:
+            The lease and its slots; None when none is free or the API failed (the lane
+            then asks for one slot of its own, which waits or reports the failure).
+        """
+        try:
+            with _ONE_CALL:
+                limit = self._client.read_global_concurrency_limit_by_name(name)
+                size = min(wanted, limit.limit - limit.active_slots)
+                if size < 1 or not limit.active:
+                    return None
+                response = self._client.increment_concurrency_slots_with_lease(
+                    names=[name],
+                    slots=size,
+                    mode="concurrency",
+                    lease_duration=LEASE_SECONDS,
+                    holder=self._holder,
+                )
+        except Exception:  # noqa: BLE001 - taken by another run meanwhile, or an API failure
+            return None
+        body: dict[str, Any] = response.json()
+        if not body.get("limits"):
+            return None
+        lease = UUID(str(body["lease_id"]))
+        self._leases.add(lease)
+        return lease, size
+
     def _acquire(self, key: str, name: str) -> UUID | None:
         """Take one slot of ``name``, waiting while it is full; None if the API failed."""
         while True:
             try:
-                # One request at a time from this process: lanes asking all at once make
-                # a SQLite-backed server busy, and its client then backs off for seconds.
-                with self._asking:
+                with _ONE_CALL:
                     response = self._client.increment_concurrency_slots_with_lease(
                         names=[name],
                         slots=1,
@@ -293,7 +408,8 @@ class PrefectConnectionLimits:
     def _release(self, lease: UUID) -> None:
         self._leases.remove(lease)
         try:
-            self._client.release_concurrency_slots_with_lease(lease)
+            with _ONE_CALL:
+                self._client.release_concurrency_slots_with_lease(lease)
         except Exception as exc:  # noqa: BLE001 - the lease expires on its own
             _log.warning(
                 "A connection slot was not given back (%s); it returns when its lease "

@@ -272,9 +272,12 @@ def fetch_all(
 
     # Lanes of different keys alternate in the queue, so every connection starts early.
     order = [key for round_ in _round_robin(lanes) for key in round_]
+    workers = max(1, min(max_concurrency, len(order)))
+    for key, count in lanes:
+        # A server's slots are then asked for together: as many as can run at once.
+        slots.expect(key, min(count, workers))
     try:
         if order:
-            workers = max(1, min(max_concurrency, len(order)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
                 futures = [ex.submit(lane, key) for key in order]
                 if progress is not None:

@@ -208,6 +208,15 @@ class ConnectionLimits(Protocol):
         """The bounds of ``key``: slots, and the rate's share per slot."""
         ...
 
+    def expect(self, key: str, lanes: int) -> None:
+        """Say that ``lanes`` lanes of ``key`` are about to ask for a slot each.
+
+        An implementation may then take their slots together (one call to a server
+        rather than one per lane); it must still serve every lane that comes, and may
+        get fewer than ``lanes``.
+        """
+        ...
+
     def slot(self, key: str) -> AbstractContextManager[Pacer | None]:
         """Hold one of the key's slots for the block's duration (blocks until one is free).
 
@@ -291,6 +300,9 @@ class LocalLimits:
     def bounds(self, key: str) -> KeyBounds:
         """The bounds of ``key`` from the settings."""
         return key_bounds(key, self._connections)
+
+    def expect(self, key: str, lanes: int) -> None:
+        """Nothing to prepare: a local slot costs no call."""
 
     @contextmanager
     def slot(self, key: str) -> Iterator[Pacer | None]:
