@@ -39,7 +39,6 @@ from okr_pipeline.cli.app import (
     reader_gone,
     state,
 )
-from okr_pipeline.okr_core.alerting.routing import RoutingError
 from okr_pipeline.okr_core.errors import ConfigError, DefinitionError, OkrError
 from okr_pipeline.okr_core.words import plural
 
@@ -120,6 +119,8 @@ def _report(exc: Exception) -> NoReturn:
             highlight=False,
         )
         sys.exit(ExitCode.USER_ERROR)
+    from okr_pipeline.okr_core.alerting.routing import RoutingError  # YAML readers: not at start
+
     if isinstance(exc, RoutingError) and len(exc.problems) > 1:
         print_problems(exc.problems)
         err_console.print(

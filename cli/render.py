@@ -219,6 +219,7 @@ class _Lines:
         self.width = console.width  # asked once: the console asks the terminal each time
         self.segments: list[Segment] = []
         self._styles: dict[str | Style, Style] = {}
+        self._heads: dict[tuple[tuple[Column, ...], Layout], list[Segment]] = {}
         # A terminal that cannot show the table's lines gets Rich's ASCII ones: Rich prints.
         self.enabled = not console.options.ascii_only
 
@@ -254,9 +255,20 @@ class _Lines:
         """Add the lines of :func:`build_table`'s table (no caption), if every cell fits."""
         if not self.enabled or any(columns[i].justify == "center" for i in layout.indices):
             return False
-        lines = [self._header(columns, layout), [Segment("─" * layout.width), Segment.line()]]
+        key = (tuple(columns), layout)
+        if key not in self._heads:  # every objective's table has the same head
+            self._heads[key] = [
+                *self._header(columns, layout),
+                Segment("─" * layout.width),
+                Segment.line(),
+            ]
+        spec = [
+            (index, width, columns[index].justify == "right", index in layout.narrow)
+            for index, width in zip(layout.indices, layout.widths, strict=True)
+        ]
+        lines = [self._heads[key]]
         for row in rows:
-            line = self._row(columns, row, layout)
+            line = self._row(spec, row)
             if line is None:
                 return False
             lines.append(line)
@@ -281,36 +293,39 @@ class _Lines:
         return line
 
     def _row(
-        self, columns: Sequence[Column], row: Sequence[Cell], layout: Layout
+        self, spec: Sequence[tuple[int, int, bool, bool]], row: Sequence[Cell]
     ) -> list[Segment] | None:
         line: list[Segment] = []
         plain: list[str] = []  # unstyled text not yet in a segment
-        last = len(layout.indices) - 1
-        for n, (index, width) in enumerate(zip(layout.indices, layout.widths, strict=True)):
-            cell = row[index]
-            if isinstance(cell, tuple):
-                cell = cell[1] if index in layout.narrow else cell[0]
+        gap = " " * GAP
+        for index, width, right, narrow in spec:
+            if plain:
+                plain.append(gap)
+            picked = row[index]
+            cell = (picked[1] if narrow else picked[0]) if isinstance(picked, tuple) else picked
             style: str | Style = ""
             if isinstance(cell, Text):
                 if cell.spans:
                     return None  # several styles in one cell: Rich lays it out
-                cell, style = cell.plain, cell.style
-            room = width - _cells(cell)
-            if room < 0 or "\n" in cell:
+                text, style = cell.plain, cell.style
+            else:
+                text = cell
+            room = width - _cells(text)
+            if room < 0 or "\n" in text:
                 return None  # Rich would fold it
-            padded = " " * room + cell if columns[index].justify == "right" else cell + " " * room
+            padded = " " * room + text if right else text + " " * room
             if style:
                 # The padding takes the cell's own style, as Rich pads it.
                 if plain:
                     line.append(Segment("".join(plain)))
                     plain = []
                 line.append(Segment(padded, self._style(style)))
+                plain.append("")  # the gap after it
             else:
                 plain.append(padded)
-            if n < last:
-                plain.append(" " * GAP)
-        if plain:
-            line.append(Segment("".join(plain)))
+        rest = "".join(plain)
+        if rest:
+            line.append(Segment(rest))
         line.append(Segment.line())
         return line
 

@@ -13,11 +13,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from okr_pipeline.okr_core.alerting.model import AlertKind, Notification, Transition
-from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
+
+if TYPE_CHECKING:  # the routing module brings the YAML readers: not for number formatting
+    from okr_pipeline.okr_core.alerting.routing import Route, RoutingConfig
 
 __all__ = [
     "MISSING",
