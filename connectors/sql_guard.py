@@ -20,6 +20,7 @@ function that inserts rows.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from okr_pipeline.connectors.sql_tokens import (
@@ -116,6 +117,7 @@ _DENIED_FUNCTIONS = {
 _DENIED_PREFIXES = tuple(
     (name.rstrip("*"), reason) for names, reason in _DENIED for name in names.split() if "*" in name
 )
+_DENIED_STARTS = tuple(prefix for prefix, _ in _DENIED_PREFIXES)
 _SEQUENCE = "advances a sequence, which a rollback does not undo"
 
 
@@ -143,7 +145,10 @@ def _problem(query: str) -> str | None:
     # Without quotes, comments, brackets or '$' every database splits a query the same
     # way: one reading decides. Most KR queries are such, and a run checks all of them
     # (10,000 at a time) in a fresh process, so this halves a large run's checking time.
-    readings = READINGS[:1] if not READING_DEPENDENT.search(query) else READINGS
+    plain = not READING_DEPENDENT.search(query)
+    if plain and _plainly_read_only(query):
+        return None
+    readings = READINGS[:1] if plain else READINGS
     for reading in readings:
         try:
             tokens = tokenize(query, reading)
@@ -153,6 +158,39 @@ def _problem(query: str) -> str | None:
         if problem is not None:
             return problem
     return None
+
+
+_SPACES = " \t\n\r\f\v"
+_WORD = re.compile(r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]\w*")  # a word token's text
+_CALL = re.compile(r"([^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]\w*)[ \t\n\r\f\v]*\(")
+# Words that make the token rules look closer (FOR UPDATE, NEXT VALUE FOR, LOCK IN).
+_LOOK_CLOSER = frozenset(_WRITING_WORDS) | {"FOR", "NEXT", "LOCK"}
+
+
+def _plainly_read_only(query: str) -> bool:
+    """Whether a plain query (no quotes, comments or '$') passes every rule, told quickly.
+
+    The same rules as the token walk, on the words of the query, without making tokens:
+    10,000 KRs are checked at each validation. True only when the walk would find nothing;
+    anything it might refuse (a word such as FOR, a second ';') is left to the walk, which
+    says what and where.
+    """
+    text = query.strip(_SPACES)
+    if not text:
+        return False
+    if ";" in text and (text.count(";") > 1 or not text.endswith(";")):
+        return False
+    if text[0] != "(":
+        first = _WORD.match(text)
+        if first is None or first[0].upper() not in ALLOWED_FIRST_WORDS:
+            return False
+    if not _LOOK_CLOSER.isdisjoint(word.upper() for word in _WORD.findall(text)):
+        return False
+    for name in _CALL.findall(text):
+        lowered = name.lower()
+        if lowered in _DENIED_FUNCTIONS or lowered.startswith(_DENIED_STARTS):
+            return False
+    return True
 
 
 def _statement_problem(query: str, tokens: list[Token], reading: Reading) -> str | None:

@@ -50,3 +50,41 @@ def test_a_plain_query_goes_the_short_way() -> None:
 def test_quotes_and_comments_take_the_full_scan() -> None:
     sql = "SELECT 'a;b' -- c\n"
     assert tokenize(sql, READINGS[0]) == [Token("word", "SELECT", 0), Token("string", "'a;b'", 7)]
+
+
+# Pieces of queries: allowed and refused first words, writing words, locking clauses,
+# denied functions (by name and by prefix), calls and their spacing, digits and odd spaces.
+_PIECES = [
+    "SELECT", "select", "WITH", "VALUES", "TABLE", "SHOW", "DELETE", "insert", "INTO", "update",
+    "FOR", "SHARE", "NO", "KEY", "NEXT", "VALUE", "LOCK", "IN", "set_config", "pg_advisory_lock",
+    "DBLINK_exec", "nextval", "count", "sum", "x", "1", "(", ")", ";", ",", " ", "  ", "\n",
+    "\t", "\x1c", "\xa0", "é", "€", ".", "=", "*",
+]  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12))
+def test_the_quick_check_passes_only_what_the_token_walk_passes(pieces: list[str]) -> None:
+    from okr_pipeline.connectors.sql_guard import _plainly_read_only, _statement_problem
+
+    sql = "".join(pieces)
+    if READING_DEPENDENT.search(sql) or not _plainly_read_only(sql):
+        return
+    for reading in READINGS:
+        assert _statement_problem(sql, _scanned_tokens(sql, reading), reading) is None, sql
+
+
+def test_the_quick_check_takes_ordinary_queries() -> None:
+    from okr_pipeline.connectors.sql_guard import _plainly_read_only
+
+    assert _plainly_read_only("SELECT sum(value) FROM events WHERE id = 12 AND ts < :as_of;")
+    assert _plainly_read_only("  (select 1) ")
+    for refused in (
+        "SELECT 1; SELECT 2",
+        "SELECT * FROM t FOR UPDATE",
+        "DELETE FROM t",
+        "SELECT set_config ('a', 'b', false)",
+        "SELECT pg_advisory_lock(1)",
+        ";",
+    ):
+        assert not _plainly_read_only(refused), refused  # fmt: skip
