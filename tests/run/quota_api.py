@@ -3,7 +3,8 @@
 The window slides: a request is refused when, counting it, more than ``quota`` requests
 arrived in the second before it (the strictest reading of "N requests a second"). The
 server counts what it answered and refused, so a test can say that no request was ever
-refused. ``GET /value?kr=7`` answers ``{"value": 7}``.
+refused. ``GET /value?kr=7`` answers ``{"value": 7}``; ``GET /flaky?kr=7`` answers 503 the
+first time for each ``kr``, then as ``/value``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class QuotaServer(ThreadingHTTPServer):
         self.first: float | None = None
         self.last: float | None = None
         self.lock = threading.Lock()
+        self.failed_once: set[str] = set()
 
     def admit(self) -> bool:
         """Count one arrival; False when it is over the quota (then it is not counted)."""
@@ -65,8 +67,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.server.admit():
             self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": "1"})
             return
-        query = parse_qs(urlsplit(self.path).query)
-        self._send(200, {"value": int(query.get("kr", ["0"])[0])})
+        parts = urlsplit(self.path)
+        kr = parse_qs(parts.query).get("kr", ["0"])[0]
+        if parts.path == "/flaky":
+            with self.server.lock:
+                first = kr not in self.server.failed_once
+                self.server.failed_once.add(kr)
+            if first:
+                self._send(503, {"error": "try again"})
+                return
+        self._send(200, {"value": int(kr)})
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()

@@ -9,10 +9,14 @@ cassette replays answers without time, so it could not refuse a request sent too
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from okr_pipeline.connectors.api_client import ApiCall, ApiClient, paced
 from okr_pipeline.connectors.base import SourceEnvironment
+from okr_pipeline.okr_core.redaction import Redactor
 from okr_pipeline.okr_core.settings import ConnectionSettings
 from okr_pipeline.run.fetch import FetchRequest, fetch_all
 from tests.run.quota_api import http_sources, quota_api
@@ -46,3 +50,31 @@ def test_300_http_krs_stay_under_a_quota_of_20_a_second() -> None:
     assert server.peak <= 20
     # The time goes to bench/bench_http.py; printed here for whoever runs it with -s.
     print(f"300 KRs at 20/s: {elapsed:.1f} s (the quota's floor: 15 s)")
+
+
+def test_every_attempt_is_paced_retries_included() -> None:
+    """A retried request takes a place in the window each time it is sent."""
+    paced_attempts: list[int] = []
+
+    @contextmanager
+    def pacing() -> Iterator[None]:
+        paced_attempts.append(1)
+        yield
+
+    with quota_api(quota=1000) as server:
+        client = ApiClient(sleep=lambda seconds: None)  # no waiting between attempts
+        call = ApiCall(
+            method="GET",
+            url=f"http://127.0.0.1:{server.server_port}/flaky",
+            params={"kr": "3"},
+            retries=2,
+        )
+        try:
+            with paced(pacing):
+                answer = client.send(call, where="KR o/k", redact=Redactor([]))
+            unpaced = client.send(call, where="KR o/k", redact=Redactor([]))  # outside
+        finally:
+            client.close()
+    assert answer.status == 200 and unpaced.status == 200
+    assert len(paced_attempts) == 2  # the 503, then the retry that answered
+    assert server.answered == 3  # and the one sent outside the block was not paced
