@@ -2,8 +2,9 @@
 request under it, so none is refused.
 
 These tests talk to the live local server rather than a vcrpy cassette: what they check
-is *when* requests arrive (the server counts them in a sliding one-second window), and a
-cassette replays answers without time, so it could not refuse a request sent too early.
+is *when* requests arrive and how many are sent (the server counts them in a sliding
+one-second window), and a cassette replays answers without time, so it could not refuse a
+request sent too early; the requests carry no secret to filter.
 """
 
 from __future__ import annotations
