@@ -133,3 +133,22 @@ def test_with_a_configured_server_the_run_is_a_flow_run_there(
     assert again.returncode == 0, again.stdout + again.stderr
     assert WITHOUT_PREFECT not in again.stdout
     assert all(flow_run_ids(project, cli_env))
+
+
+def test_a_run_without_prefect_writes_the_report_as_the_flow_does(
+    project: Path, cli_env: dict[str, str]
+) -> None:
+    with (project / ".env").open("a") as env_file:
+        env_file.write("OKR_REPORT_DIR=reports\n")
+    result = okr("run", cwd=project, env=cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (report,) = (project / "reports").glob("okr-report-*.html")
+    assert 'data-kr="growth/signups"' in report.read_text(encoding="utf-8")
+    # A report that cannot be written is one line; the run still counts.
+    report.unlink()
+    (project / "reports").rmdir()
+    (project / "reports").write_text("a file where the folder goes")
+    again = okr("run", "--all", cwd=project, env=cli_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "The report could not be written" in again.stdout
+    assert "Traceback" not in again.stdout + again.stderr
