@@ -124,8 +124,7 @@ class _Leases:
     def add(self, lease: UUID) -> None:
         with self._lock:
             self._held.add(lease)
-            if self._thread is None or not self._thread.is_alive():
-                self._wake.clear()
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._renew, name="okr-lease-renewal", daemon=True
                 )
@@ -135,18 +134,25 @@ class _Leases:
         with self._lock:
             self._held.discard(lease)
             if not self._held:
-                self._wake.set()
+                self._wake.set()  # the thread ends rather than wait out its pause
 
     def _renew(self) -> None:
-        while not self._wake.wait(RENEW_EVERY_SECONDS):
+        while True:
+            self._wake.wait(RENEW_EVERY_SECONDS)
             with self._lock:
+                if not self._held:
+                    # Decided under the lock: add() starts a new thread from now on.
+                    self._thread = None
+                    self._wake.clear()
+                    return
+                self._wake.clear()
                 held = list(self._held)
             for lease in held:
                 try:
                     with _ONE_CALL:
                         self._client.renew_concurrency_lease(lease, lease_duration=LEASE_SECONDS)
                 except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                    _log.warning("Could not renew a connection slot's lease: %s", exc)
+                    _log.warning("Could not renew a connection slot's lease: %s", _brief(exc))
 
 
 _CLIENTS: dict[str, SyncPrefectClient] = {}
