@@ -220,6 +220,8 @@ class _Lines:
         self.segments: list[Segment] = []
         self._styles: dict[str | Style, Style] = {}
         self._heads: dict[tuple[tuple[Column, ...], Layout], list[Segment]] = {}
+        # Styled cells repeat (a status, a bar): each padded segment is made once.
+        self._padded: dict[tuple[str, str | Style, int, bool], Segment] = {}
         # A terminal that cannot show the table's lines gets Rich's ASCII ones: Rich prints.
         self.enabled = not console.options.ascii_only
 
@@ -305,6 +307,15 @@ class _Lines:
             cell = (picked[1] if narrow else picked[0]) if isinstance(picked, tuple) else picked
             style: str | Style = ""
             if isinstance(cell, Text):
+                key = (cell.plain, cell.style, width, right)
+                segment = self._padded.get(key)
+                if segment is not None:  # a status or a bar, as in many rows before
+                    if plain:
+                        line.append(Segment("".join(plain)))
+                        plain = []
+                    line.append(segment)
+                    plain.append("")  # the gap after it
+                    continue
                 if cell.spans:
                     return None  # several styles in one cell: Rich lays it out
                 text, style = cell.plain, cell.style
@@ -319,7 +330,9 @@ class _Lines:
                 if plain:
                     line.append(Segment("".join(plain)))
                     plain = []
-                line.append(Segment(padded, self._style(style)))
+                segment = Segment(padded, self._style(style))
+                self._padded[text, style, width, right] = segment
+                line.append(segment)
                 plain.append("")  # the gap after it
             else:
                 plain.append(padded)
