@@ -7,16 +7,14 @@ newest Alembic revision. Alembic runs from code: the configuration is built here
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -26,6 +24,9 @@ from okr_pipeline.okr_store.store_errors import (
     translating_store_errors,
     unsupported_backend,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -127,27 +128,69 @@ def _enable_wal(cursor: Any) -> None:
 
 def alembic_config() -> Config:
     """Return an Alembic configuration for the store's migrations (no ini file needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
+_REVISION_LINE = re.compile(
+    r"^(revision|down_revision)(?:\s*:[^=\n]*)?\s*=\s*(?:\"([^\"\n]*)\"|'([^'\n]*)'|(None))\s*$",
+    re.M,
+)
+
+
+@lru_cache(maxsize=1)
 def head_revision() -> str:
-    """Return the newest migration revision shipped with this package."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the package always ships migrations
+    """Return the newest migration revision shipped with this package.
+
+    Every command that opens the store asks; Alembic (and what it imports) costs a tenth
+    of a second, so the migration files' own ``revision`` and ``down_revision`` lines are
+    read first; Alembic decides when they do not name exactly one head.
+    """
+    head = _head_from_files()
+    if head is not None:
+        return head
+    from alembic.script import ScriptDirectory
+
+    found = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if found is None:  # pragma: no cover - the package always ships migrations
         raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
-    return head
+    return found
+
+
+def _head_from_files() -> str | None:
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = {name: quoted or single or None for name, quoted, single, _ in
+                 _REVISION_LINE.findall(path.read_text(encoding="utf-8"))}  # fmt: skip
+        if not found.get("revision") or "down_revision" not in found:
+            return None  # not written plainly: Alembic reads it
+        revisions.add(str(found["revision"]))
+        if found["down_revision"]:
+            parents.add(str(found["down_revision"]))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def current_revision(engine: Engine) -> str | None:
     """Return the schema revision of the database, or None if it was never migrated.
 
+    Read from Alembic's version table with plain SQL (the migrations are one line, so it
+    holds one row at most).
+
     Raises:
         StoreUnavailableError: the store cannot be reached, opened or read (a setup problem).
     """
     with translating_store_errors(engine.url), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    if len(rows) > 1:  # pragma: no cover - a linear history leaves one row
+        raise RuntimeError(f"the store's version table names {len(rows)} revisions")
+    return str(rows[0][0]) if rows else None
 
 
 class StoreNotReadyError(ConfigError):
@@ -239,6 +282,8 @@ def migrate(engine: Engine, action: str, revision: str) -> None:
         action: ``"upgrade"`` or ``"downgrade"``.
         revision: target revision (``"head"``, ``"0002"``, ...).
     """
+    from alembic import command
+
     config = alembic_config()
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
