@@ -173,6 +173,11 @@ def _bar_cell(bar: str | None, pct: str) -> Text:
     return Text(f"{bar} {pct:>4}")
 
 
+@lru_cache(maxsize=4096)
+def _target_text(target: Decimal | None, unit: str) -> str:
+    return format_value(target, unit)  # targets repeat: formatted once each
+
+
 def _status_cells(row: StatusRow, now: datetime | None) -> tuple[list[Cell], bool]:
     """The cells of one KR's row, and whether its score is a carried one."""
     # Short units ("%", "h", "ms") fit beside the number; longer ones are in the title.
@@ -195,7 +200,7 @@ def _status_cells(row: StatusRow, now: datetime | None) -> tuple[list[Cell], boo
     cells: list[Cell] = [
         row.kr_key,
         value,
-        format_value(row.target_value, unit),
+        _target_text(row.target_value, unit),
         (_bar_cell(bar, pct), pct),
         score_text,
         _status_text(row.status),
@@ -366,6 +371,7 @@ def print_status_tables(
 
 
 def _print_status_tables(out: _Lines, rows: Sequence[StatusRow], now: datetime | None) -> None:
+    now = now or datetime.now(UTC)  # one "now" for every row's age
     scores = objective_score_map(rows)
     groups: dict[str, list[StatusRow]] = {}
     for row in rows:
