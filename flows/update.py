@@ -91,6 +91,19 @@ def fetch_with_progress(
     return fetch_values(krs, settings, as_of, pool, clock, progress=progress, limits=limits)
 
 
+def baselines_within_limits(
+    krs: list[StoredKeyResult],
+    settings: Settings,
+    store: Store | None,
+    pool: SourcePool,
+    now: datetime,
+    clock: Callable[[], datetime],
+) -> list[StoredKeyResult]:
+    """The auto-baselines step, its queries within the connections' shared limits."""
+    limits = connection_limits(settings)
+    return measure_baselines(krs, settings, store, pool, now, clock, limits=limits)
+
+
 def send_alerts(
     krs: list[StoredKeyResult],
     evaluations: list[EvaluationRecord],
@@ -131,7 +144,7 @@ _publish = as_task("publish-results", publish_results)
 #: The run's steps as task runs; each sends its own state to the Prefect API.
 TASK_STEPS = Steps(
     load=as_task("load-definitions", load_key_results),
-    baselines=as_task("measure-auto-baselines", measure_baselines),
+    baselines=as_task("measure-auto-baselines", baselines_within_limits),
     fetch=as_task("fetch-values", fetch_with_progress),
     evaluate_and_store=as_task("evaluate-and-store", evaluate_and_store),
     alerts=as_task("send-alerts", send_alerts),

@@ -55,6 +55,7 @@ def measure_baselines(
     pool: SourcePool,
     now: datetime,
     clock: Callable[[], datetime],
+    limits: ConnectionLimits | None = None,
 ) -> list[StoredKeyResult]:
     """Measure ``baseline: auto`` once: the source's value at the cycle's start.
 
@@ -65,6 +66,7 @@ def measure_baselines(
         pool: The run's open sources.
         now: The present; a cycle's baseline is measured once the cycle has begun.
         clock: Times the fetches.
+        limits: The connections' limits shared with other runs (see ``run/limits.py``).
     """
     missing = [
         kr for kr in krs if kr.baseline_auto and kr.baseline is None and kr.cycle_start <= now
@@ -80,6 +82,7 @@ def measure_baselines(
         max_concurrency=settings.max_concurrency,
         clock=clock,
         pool=pool,
+        limits=limits,
     )
     measured: dict[int, StoredKeyResult] = {}
     for kr, result in zip(missing, results, strict=True):
