@@ -105,7 +105,8 @@ def refuse_prefect_blocks(settings: Settings) -> Settings:
     named = settings_in_blocks(settings)
     if named:
         raise ConfigError(
-            f"prefect-block:// connections need a run on Prefect (okr run): {', '.join(named)}"
+            "prefect-block:// connections need a run on Prefect (a configured PREFECT_API_URL, "
+            f"or okr run --prefect): {', '.join(named)}"
         )
     return settings
 

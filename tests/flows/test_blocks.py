@@ -192,7 +192,8 @@ def test_a_run_without_prefect_refuses_block_references(
     with pytest.raises(ConfigError) as caught:
         run_update(RunRequest(project_dir=project, all_krs=True))
     assert str(caught.value) == (
-        "prefect-block:// connections need a run on Prefect (okr run): "
+        "prefect-block:// connections need a run on Prefect (a configured PREFECT_API_URL, "
+        "or okr run --prefect): "
         "OKR_CONNECTIONS__WAREHOUSE__URL"
     )
 
