@@ -27,6 +27,10 @@ import pytest
 from tests.ports import free_port
 
 PREFECT = [sys.executable, "-m", "prefect"]
+# okr serve stops its runner, the dashboard, then its Prefect server (up to 30 s before it
+# is killed). Usually 2-5 s, under load too; once in CI, with a run in flight, it had not
+# stopped after 60 s (cause not found): the failure says how long it took.
+SHUTDOWN_SECONDS = 150
 OKR = [sys.executable, "-m", "okr_pipeline"]
 
 MEASURED = """\
@@ -283,7 +287,13 @@ def test_ctrl_c_on_serve_with_its_own_server_prints_no_traceback(
             time.sleep(pause)
             # As a terminal sends Ctrl-C: to the whole foreground process group.
             os.killpg(serve.pid, signal.SIGINT)
-            assert serve.wait(timeout=60) == 0, log.read_text()
+            stopping = time.monotonic()
+            try:
+                code = serve.wait(timeout=SHUTDOWN_SECONDS)
+            except subprocess.TimeoutExpired:
+                code = None
+            took = time.monotonic() - stopping
+            assert code == 0, f"exit {code} after {took:.0f} s:\n{log.read_text()}"
         finally:
             if serve.poll() is None:
                 serve.kill()
