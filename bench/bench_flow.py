@@ -176,9 +176,10 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 """
 
 
-#: The issue's first honest baseline: batches of 50 queries per read-only transaction,
-#: one round trip per query. Kept for comparison (``batched_bare_s``).
-BATCHED_BARE_CHILD = """
+#: The bare baselines: psycopg directly, one connection per thread, each session read-only
+#: with its statement timeout, the queries in batches of 50 per read-only transaction;
+#: ``{send_batch}`` is how a batch goes to the server.
+_BARE_CHILD = """
 import json, resource, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -200,10 +201,7 @@ def work(share):
         conn.execute("SET statement_timeout = '30s'")
         conn.commit()
         for batch in share:
-            with conn.transaction():
-                for q in batch:
-                    out.append(conn.execute(q, {"as_of": as_of}).fetchone()[0])
-    return out
+{send_batch}    return out
 started = time.perf_counter()
 with ThreadPoolExecutor(max_workers=concurrency) as pool:
     values = [v for part in pool.map(work, shares) for v in part]
@@ -213,43 +211,28 @@ peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 """
 
-#: The best bare baseline: as BATCHED_BARE_CHILD, and each batch's 50 queries sent at once
-#: in psycopg's pipeline mode (one round trip per batch), the way the flow sends them.
-BEST_BARE_CHILD = """
-import json, resource, sys, time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-import psycopg
-import sqlalchemy as sa
+#: The issue's first honest baseline: one round trip per query. Kept for comparison
+#: (``batched_bare_s``).
+BATCHED_BARE_CHILD = _BARE_CHILD.replace(
+    "{send_batch}",
+    """\
+            with conn.transaction():
+                for q in batch:
+                    out.append(conn.execute(q, {"as_of": as_of}).fetchone()[0])
+""",
+)
 
-url, size, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-as_of = datetime.now(timezone.utc)
-queries = [f"SELECT sum(value) FROM events WHERE metric_id = {i} AND ts < %(as_of)s"
-           for i in range(1, size + 1)]
-BATCH = 50
-batches = [queries[i:i + BATCH] for i in range(0, size, BATCH)]
-shares = [batches[t::concurrency] for t in range(concurrency)]
-def work(share):
-    out = []
-    with psycopg.connect(dsn, autocommit=False) as conn:
-        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        conn.execute("SET statement_timeout = '30s'")
-        conn.commit()
-        for batch in share:
+#: The best bare baseline: each batch's 50 queries sent at once in psycopg's pipeline mode
+#: (one round trip per batch), the way the flow sends them.
+BEST_BARE_CHILD = _BARE_CHILD.replace(
+    "{send_batch}",
+    """\
             with conn.transaction():
                 with conn.pipeline():
                     cursors = [conn.execute(q, {"as_of": as_of}) for q in batch]
                 out.extend(cursor.fetchone()[0] for cursor in cursors)
-    return out
-started = time.perf_counter()
-with ThreadPoolExecutor(max_workers=concurrency) as pool:
-    values = [v for part in pool.map(work, shares) for v in part]
-seconds = time.perf_counter() - started
-assert len(values) == size
-peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
-"""
+""",
+)
 
 #: Where a flow run's time went, read back from the Prefect API: each task run's
 #: duration, and the rest of the flow run (Prefect's flow and task orchestration, opening
