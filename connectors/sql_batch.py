@@ -7,8 +7,9 @@ is rolled back to once it is done, whatever it did: every setting it changed
 next KR runs, and the transaction is never committed. What a rollback does not undo
 (session advisory locks, ``LISTEN``) is released when the connection goes back to the
 pool (:mod:`connectors.sql_engine`). Through psycopg every query of the batch and the
-rollback after it are sent at once (pipeline mode), so a batch costs one round trip while
-no query error gets in the way; with other drivers a KR costs two.
+rollback after it are sent at once (pipeline mode, straight to libpq:
+:mod:`connectors.sql_pipeline`), so a batch costs one round trip while no query error gets
+in the way; with other drivers a KR costs two.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
@@ -26,6 +27,7 @@ from okr_pipeline.connectors.base import SourceContext
 from okr_pipeline.connectors.errors import FatalSourceError, RetriableSourceError, SourceError
 from okr_pipeline.connectors.sql_engine import end_transaction, run_fixed, url_secrets
 from okr_pipeline.connectors.sql_errors import db_error
+from okr_pipeline.connectors.sql_pipeline import Statement, numbered_sql, run_pipeline, timestamptz
 from okr_pipeline.connectors.sql_session import (
     MAX_ROWS_COUNTED,
     StaleConnection,
@@ -45,6 +47,10 @@ __all__ = ["in_one_transaction"]
 
 _SAVEPOINT = "SAVEPOINT okr_kr"
 _BACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT okr_kr"  # the savepoint stays, for the next KR
+_BEGIN: Statement = (b"BEGIN", None)  # read-only: the session opens so (sql_engine)
+_SAVEPOINT_STATEMENT: Statement = (_SAVEPOINT.encode(), None)
+_BACK_STATEMENT: Statement = (_BACK_TO_SAVEPOINT.encode(), None)
+_FAILED = frozenset({5, 7, 11})  # libpq's BAD_RESPONSE, FATAL_ERROR, PIPELINE_ABORTED
 _Outcome = Decimal | Exception | None
 
 
@@ -71,16 +77,16 @@ def in_one_transaction(
     while len(results) < len(items):
         try:
             with engine.connect() as conn:
+                raw: Any = conn.connection.driver_connection
                 try:
-                    _savepoint(conn)
-                    raw: Any = conn.connection.driver_connection
-                    pipelined = hasattr(raw, "pgconn") and _pipeline_supported()
-                    while len(results) < len(items):
-                        rest = items[len(results) :]
-                        if pipelined:
-                            results.extend(_pipelined(conn, raw, rest, timeout, redact))
-                        else:
-                            results.append(_one(conn, *rest[0], timeout, redact))
+                    if hasattr(raw, "pgconn") and _pipeline_supported():
+                        batch = _Pipelined(conn, raw, timeout, redact)
+                        while len(results) < len(items):
+                            results.extend(batch.run(items[len(results) :]))
+                    else:
+                        _savepoint(conn)
+                        while len(results) < len(items):
+                            results.append(_one(conn, *items[len(results)], timeout, redact))
                 finally:
                     end_transaction(conn)  # never commit; clean the session
         except StaleConnection as stale:
@@ -129,115 +135,115 @@ def _one(
     return outcome
 
 
-def _pipelined(
-    conn: Connection,
-    raw: Any,
-    items: Sequence[tuple[SqlSourceConfig, SourceContext]],
-    timeout: float,
-    redact: Redactor,
-) -> list[_Outcome]:
-    """Send the KRs' queries, each followed by the rollback to the savepoint, at once.
+class _Pipelined:
+    """A batch's KRs on one psycopg connection, sent through libpq's pipeline mode.
 
-    psycopg's pipeline mode sends every message of the batch before reading the first
-    answer, so the batch costs one round trip instead of one per KR; each KR still runs
-    after the rollback that undid the previous one. A failed query makes the server skip
-    what follows it until the end of the pipeline: its KR gets its error, the savepoint
-    is restored, and the outcomes up to it are returned (the caller sends the rest again).
-
-    Returns:
-        The outcomes of the first items (at least one), in order.
+    The first pipeline opens the transaction and its savepoint; every KR's query is
+    followed by the rollback to that savepoint, and the whole batch (with the sync that
+    ends it) costs one round trip (:mod:`connectors.sql_pipeline`).
     """
-    import psycopg  # the driver of this connection, so installed
 
-    outcomes: list[_Outcome] = [None] * len(items)
-    sent: list[tuple[int, Any, str, dict[str, Any]]] = []  # (index, cursor, sql, params)
-    failure: psycopg.Error | None = None
-    back = raw.cursor()  # runs every rollback; its results are never read
-    try:
-        try:
-            with raw.pipeline():
-                for index, (config, ctx) in enumerate(items):
-                    try:
-                        sql_guard.check_query(config.query)
-                    except sql_guard.UnsafeQueryError as exc:
-                        outcomes[index] = FatalSourceError(f"{_where(config, ctx)}: {exc}")
-                        continue  # never sent: the session is untouched
-                    sql = driver_sql(config.query, conn.dialect)
-                    bound = params(config.query, ctx)
-                    cursor = raw.cursor()
-                    sent.append((index, cursor, sql, bound))
-                    try:
-                        cursor.execute(sql, bound)
-                        back.execute(_BACK_TO_SAVEPOINT)
-                    except psycopg.Error as exc:
-                        # An earlier query's error, read while sending: stop sending.
-                        failure = exc
-                        break
-        except psycopg.Error as exc:
-            failure = failure or exc
-        if failure is None:
-            for index, cursor, _, _ in sent:
-                outcomes[index] = _value(cursor, *items[index])
+    def __init__(self, conn: Connection, raw: Any, timeout: float, redact: Redactor) -> None:
+        from psycopg.adapt import Transformer  # the driver of this connection, so installed
+
+        self.conn, self.raw, self.timeout, self.redact = conn, raw, timeout, redact
+        self.encoding: str = raw.info.encoding
+        self.loader = Transformer(raw)
+        self.opened = False  # the transaction and its savepoint exist
+
+    def run(self, items: Sequence[tuple[SqlSourceConfig, SourceContext]]) -> list[_Outcome]:
+        """Send the KRs' queries, each followed by the rollback to the savepoint, at once.
+
+        A failed query makes the server skip what follows it until the end of the
+        pipeline: its KR gets its error, the savepoint is restored, and the outcomes up to
+        it are returned (the caller sends the rest again).
+
+        Returns:
+            The outcomes of the first items (at least one), in order.
+        """
+        outcomes: list[_Outcome] = [None] * len(items)
+        statements: list[Statement] = [] if self.opened else [_BEGIN, _SAVEPOINT_STATEMENT]
+        sent: list[int] = []
+        for index, (config, ctx) in enumerate(items):
+            try:
+                sql_guard.check_query(config.query)
+            except sql_guard.UnsafeQueryError as exc:
+                outcomes[index] = FatalSourceError(f"{_where(config, ctx)}: {exc}")
+                continue  # never sent: the session is untouched
+            sql, names = numbered_sql(config.query)
+            values = {
+                "as_of": ctx.as_of,
+                "cycle_start": ctx.cycle_start,
+                "cycle_end": ctx.cycle_end,
+            }
+            statements.append(
+                (sql.encode(self.encoding), [timestamptz(values[name]) for name in names])
+            )
+            statements.append(_BACK_STATEMENT)
+            sent.append(index)
+        if not sent:
             return outcomes
-        return _up_to_failure(conn, raw, items, outcomes, sent, failure, timeout, redact)
-    finally:
-        for _, cursor, _, _ in sent:
-            cursor.close()
-        back.close()
+        results = self._exchange(statements)
+        if not self.opened:
+            results = results[2:]  # BEGIN and SAVEPOINT cannot fail on a working session
+            self.opened = True
+        for position, index in enumerate(sent):
+            query, back = results[2 * position], results[2 * position + 1]
+            if query.status in _FAILED:
+                # The failed query left the transaction aborted: back to the savepoint.
+                _back_to_savepoint(self.conn)
+                outcomes[index] = self._error(query, *items[index])
+                return outcomes[: index + 1]
+            if back.status in _FAILED:
+                # The rollback to the savepoint failed: the session cannot be trusted, so
+                # this KR and the rest run again on a new connection.
+                self._drop(RuntimeError(_BACK_TO_SAVEPOINT))
+            outcomes[index] = self._value(query, *items[index])
+        return outcomes
 
+    def _exchange(self, statements: list[Statement]) -> list[Any]:
+        import psycopg
 
-def _value(cursor: Any, config: SqlSourceConfig, ctx: SourceContext) -> _Outcome:
-    where = _where(config, ctx)
-    if cursor.description is None:
-        return no_result_set(where)
-    columns = [description.name for description in cursor.description]
-    try:
-        return value_of(columns, cursor.fetchmany(MAX_ROWS_COUNTED + 1), config.column, where)
-    except SourceError as exc:
-        return exc
+        try:
+            with self.raw.lock:
+                return run_pipeline(self.raw.pgconn, statements)
+        except psycopg.Error as exc:
+            # The connection broke, or the protocol went wrong: it cannot be reused.
+            self._drop(exc)
 
+    def _drop(self, cause: Exception) -> NoReturn:
+        import psycopg
 
-def _up_to_failure(
-    conn: Connection,
-    raw: Any,
-    items: Sequence[tuple[SqlSourceConfig, SourceContext]],
-    outcomes: list[_Outcome],
-    sent: Sequence[tuple[int, Any, str, dict[str, Any]]],
-    failure: Exception,
-    timeout: float,
-    redact: Redactor,
-) -> list[_Outcome]:
-    """The outcomes up to the KR whose query failed (the first sent without a result)."""
-    import psycopg
-
-    failed = next((entry for entry in sent if entry[1].pgresult is None), None)
-    if failed is None:
-        # Every query answered: a rollback to the savepoint failed, so the session
-        # cannot be trusted; this batch runs again on a new connection.
         error = sa_exc.DBAPIError.instance(
-            _BACK_TO_SAVEPOINT, None, failure, psycopg.Error, connection_invalidated=True
+            None, None, cause, psycopg.Error, connection_invalidated=True
         )
-        conn.invalidate()
-        raise StaleConnection(error) from failure  # type: ignore[arg-type]
-    index, cursor, sql, bound = failed
-    for before, done, _, _ in sent:
-        if before >= index:
-            break
-        outcomes[before] = _value(done, *items[before])
-    caught: Any = failure
-    invalidated = conn.dialect.is_disconnect(caught, raw, cursor)
-    error = sa_exc.DBAPIError.instance(
-        sql, bound, failure, psycopg.Error, connection_invalidated=invalidated
-    )
-    if not isinstance(error, sa_exc.DBAPIError):
-        raise failure
-    if invalidated:
-        conn.invalidate()
-        raise StaleConnection(error) from failure
-    # The failed query left the transaction aborted: back to the savepoint first.
-    _back_to_savepoint(conn)
-    outcomes[index] = db_error(error, False, timeout, _where(*items[index]), redact)
-    return outcomes[: index + 1]
+        self.conn.invalidate()
+        raise StaleConnection(error) from cause  # type: ignore[arg-type]
+
+    def _error(self, result: Any, config: SqlSourceConfig, ctx: SourceContext) -> _Outcome:
+        import psycopg
+        from psycopg.errors import error_from_result
+
+        failure = error_from_result(result, encoding=self.encoding)
+        sql, _ = numbered_sql(config.query)
+        error = sa_exc.DBAPIError.instance(sql, None, failure, psycopg.Error)
+        if not isinstance(error, sa_exc.DBAPIError):
+            return FatalSourceError(f"{_where(config, ctx)}: {failure}")
+        return db_error(error, False, self.timeout, _where(config, ctx), self.redact)
+
+    def _value(self, result: Any, config: SqlSourceConfig, ctx: SourceContext) -> _Outcome:
+        from psycopg import pq
+
+        where = _where(config, ctx)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return no_result_set(where)
+        columns = [(result.fname(i) or b"").decode(self.encoding) for i in range(result.nfields)]
+        self.loader.set_pgresult(result)
+        rows = self.loader.load_rows(0, min(result.ntuples, MAX_ROWS_COUNTED + 1), tuple)
+        try:
+            return value_of(columns, rows, config.column, where)
+        except SourceError as exc:
+            return exc
 
 
 @lru_cache(maxsize=1)
