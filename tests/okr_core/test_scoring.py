@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -102,12 +101,11 @@ def test_forecast_needs_points_and_span() -> None:
     assert forecast(_line(5, per_day=1.0, days=10), START, END) is not None
 
 
-def test_forecast_many_points_is_fast_and_deterministic() -> None:
+def test_forecast_of_many_points_is_deterministic() -> None:
+    # Past MAX_PAIRS pairs are sampled; the same history must give the same forecast.
     points = _line(3000, per_day=0.5, days=60, noise=True)
-    began = time.perf_counter()
     first = forecast(points, START, END)
-    assert time.perf_counter() - began < 1.0
-    assert first == forecast(points, START, END)
+    assert first == forecast(list(reversed(points)), START, END)
     assert first is not None and first.value == pytest.approx(146.0, abs=1.0)
 
 
