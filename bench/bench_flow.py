@@ -18,10 +18,11 @@ For each size N it writes N SQL KRs with distinct queries, syncs them with a fir
   * batched bare: the same without the pipeline (one round trip per query);
   * naive bare: the same queries through one SQLAlchemy engine and a thread pool, one
     connection checkout (and transaction) per query, as the first version of this bench did;
-  * flow: one ``update_key_results`` run measuring all N KRs (definitions unchanged, as in
-    a scheduled run): fetch, score, store in batches, publish the artifact. Its time by
-    step is read back from the Prefect API afterwards (each task run's duration, and the
-    rest of the flow run).
+  * flow: one ``update_key_results`` run measuring all N KRs, started as ``okr run`` starts
+    it (``flows.update.update_here``: in this process, without Prefect's heartbeat thread;
+    definitions unchanged, as in a scheduled run): fetch, score, store in batches, publish
+    the artifact. Its time by step is read back from the Prefect API afterwards (each task
+    run's duration, and the rest of the flow run).
 It prints flow / best bare (target at 10,000: 1.5 or less), the peak memory of each
 process and the flow's time by step; ``--json`` prints one JSON object per size instead,
 with ``krs``, ``flow_s``, ``best_bare_s``, ``batched_bare_s``, ``naive_bare_s``,
@@ -139,10 +140,10 @@ def write_project(folder: Path, size: int, warehouse: str, store: str, concurren
 
 FLOW_CHILD = """
 import json, resource, sys, time
-from okr_pipeline.flows.update import update_key_results
+from okr_pipeline.flows.update import update_here
 project = sys.argv[1]
 started = time.perf_counter()
-state = update_key_results(project_dir=project, all_krs=True, return_state=True)
+state = update_here(project_dir=project, all_krs=True, return_state=True)
 seconds = time.perf_counter() - started
 summary = state.result()
 print(json.dumps({"seconds": seconds, "measured": summary.measured, "errors": summary.errors,

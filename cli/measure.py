@@ -27,9 +27,9 @@ Runner = Callable[..., RunSummary]
 
 
 def _flow() -> Runner:
-    from okr_pipeline.flows.update import update_key_results  # imports Prefect: seconds
+    from okr_pipeline.flows.update import update_here  # imports Prefect: seconds
 
-    return update_key_results
+    return update_here
 
 
 def run_once(

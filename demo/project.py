@@ -179,9 +179,9 @@ def demo_running(
     from okr_pipeline.okr_core.settings import load_settings
 
     if update is None:
-        from okr_pipeline.flows.update import update_key_results
+        from okr_pipeline.flows.update import update_here
 
-        update = update_key_results
+        update = update_here
 
     project = directory.resolve()
     earlier = is_earlier_demo(directory)

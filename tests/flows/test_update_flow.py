@@ -170,3 +170,27 @@ def test_the_flow_emits_an_event_per_alert_transition(
         fired += sum(n for name, n in transitions if name.endswith("firing"))
     assert fired > 0, summary.alerts.transitions
     assert len([e for e in emitted if e[2] == "firing"]) == fired
+
+
+def test_okr_runs_the_flow_without_prefect_heartbeats(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prefect's heartbeat thread made each in-process run up to a second longer; okr's own
+    # run lease marks a crashed run's flow run instead. Runs Prefect starts keep theirs.
+    import prefect.flow_engine
+
+    from okr_pipeline.flows.update import update_here
+
+    beats: list[object] = []
+    emit = prefect.flow_engine.FlowRunEngine._emit_flow_run_heartbeat
+
+    def counted(engine: object, *args: object) -> None:
+        beats.append(engine)
+        emit(engine, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(prefect.flow_engine.FlowRunEngine, "_emit_flow_run_heartbeat", counted)
+    state = update_here(project_dir=str(demo_project), all_krs=True, return_state=True)
+    assert state.is_completed() and state.result().measured == DEMO_KRS
+    assert beats == []
+    update_key_results(project_dir=str(demo_project), all_krs=True)
+    assert len(beats) >= 1  # the flow called directly beats at once
