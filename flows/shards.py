@@ -12,8 +12,9 @@ again is reported, its KRs stored as errors by the parent.
 A shard whose machine dies leaves its flow run Running: nothing is left to report the end.
 Prefect notices it by the flow run's heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, set
 for the shard deployment in ``prefect.yaml``): the parent makes sure the automation
-:data:`CRASH_AUTOMATION` exists, which sets a shard's flow run to Crashed once its heartbeats
-stop for :data:`SILENCE` (Prefect's documented zombie-flow automation, limited to this flow).
+:data:`CRASH_AUTOMATION` exists, which sets a shard's flow run to Crashed once it has been
+silent for :data:`SILENCE` since it started or since its last heartbeat (Prefect's
+documented zombie-flow automation, limited to this flow).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import get_type_hints
+from typing import Any, get_type_hints
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -135,26 +136,46 @@ def check_shard_deployment(settings: Settings) -> str:
 
 
 def ensure_crash_detection() -> None:
-    """Create :data:`CRASH_AUTOMATION` unless the Prefect server has it already."""
+    """Create :data:`CRASH_AUTOMATION`, or bring the server's copy up to date."""
+    from prefect.automations import Automation
+
+    wanted = crash_automation()
+    # Synchronous here (no event loop runs in a flow's thread), though typed as either.
+    try:
+        found: Automation = Automation.read(name=CRASH_AUTOMATION)  # type: ignore[assignment]
+    except ValueError:  # not found
+        _ = wanted.create()
+        return
+    if found.trigger == wanted.trigger and found.actions == wanted.actions:
+        return
+    # Made by an earlier version (which waited for a first heartbeat): updated in place.
+    found.description, found.trigger, found.actions = (
+        wanted.description,
+        wanted.trigger,
+        wanted.actions,
+    )
+    found.update()
+
+
+def crash_automation() -> Any:
+    """The automation that sets a shard's flow run to Crashed once it falls silent.
+
+    Its clock starts when the flow run starts (the ``Running`` state's event) and again at
+    each heartbeat: a shard whose process dies before its first heartbeat is caught too.
+    """
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
-    # Synchronous here (no event loop runs in a flow's thread), though typed as either.
-    try:
-        _ = Automation.read(name=CRASH_AUTOMATION)
-        return
-    except ValueError:  # not found
-        pass
     ends = ("Completed", "Failed", "Cancelled", "Crashed")
-    _ = Automation(
+    return Automation(
         name=CRASH_AUTOMATION,
-        description="Mark a shard of an okr-pipeline run Crashed when its heartbeats stop "
+        description="Mark a shard of an okr-pipeline run Crashed when it falls silent "
         "(its machine or process died); the parent run then starts it again.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
             expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{end}" for end in ends)},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             match_related=ResourceSpecification(
@@ -172,7 +193,7 @@ def ensure_crash_detection() -> None:
                 "process or machine is gone.",
             )
         ],
-    ).create()
+    )
 
 
 def _start(job: ShardJob, attempt: int, parent: str) -> UUID:

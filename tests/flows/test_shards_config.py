@@ -2,7 +2,8 @@
 
 Against the suite's temporary Prefect server: a missing ``okr-shard`` deployment and a work
 pool other than ``shards.work_pool`` are one clear error each; the crash-detection
-automation is created once, proactive on the heartbeats of ``measure-shard`` flow runs.
+automation is created once (an earlier version's is updated), proactive on the start and
+heartbeats of ``measure-shard`` flow runs, and it crashes a shard silent from its start.
 """
 
 from __future__ import annotations
@@ -83,9 +84,62 @@ def test_crash_detection_is_created_once() -> None:
     trigger = found[0].trigger
     assert trigger.posture == Posture.Proactive  # type: ignore[union-attr]
     assert trigger.within == SILENCE  # type: ignore[union-attr]
-    assert trigger.after == {"prefect.flow-run.heartbeat"}  # type: ignore[union-attr]
+    # Its clock starts with the run, not at a first heartbeat that may never come.
+    assert trigger.after == {  # type: ignore[union-attr]
+        "prefect.flow-run.Running",
+        "prefect.flow-run.heartbeat",
+    }
     matched = trigger.match_related  # type: ignore[union-attr]
     related = [spec.root for spec in (matched if isinstance(matched, list) else [matched])]
     assert {"prefect.resource.role": "flow", "prefect.resource.name": SHARD_FLOW} in related
     [action] = found[0].actions
     assert action.type == "change-flow-run-state" and action.state == "CRASHED"  # type: ignore[union-attr]
+
+
+def test_crash_detection_of_an_earlier_version_is_updated() -> None:
+    from prefect.automations import Automation
+    from prefect.client.orchestration import get_client
+
+    from okr_pipeline.flows.shards import crash_automation
+
+    with get_client(sync_client=True) as client:
+        for found in client.read_automations_by_name(CRASH_AUTOMATION):
+            client.delete_automation(found.id)
+    earlier = crash_automation()
+    earlier.trigger.after = {"prefect.flow-run.heartbeat"}  # as the first version made it
+    earlier.create()
+    ensure_crash_detection()
+    updated = Automation.read(name=CRASH_AUTOMATION)
+    assert updated.trigger.after == crash_automation().trigger.after  # type: ignore[union-attr]
+    with get_client(sync_client=True) as client:
+        assert len(client.read_automations_by_name(CRASH_AUTOMATION)) == 1
+
+
+def test_a_shard_silent_from_its_start_is_marked_crashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A shard whose process dies before its first heartbeat: Running, then nothing.
+    import time
+    from datetime import timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from okr_pipeline.flows import shards
+
+    monkeypatch.setattr(shards, "SILENCE", timedelta(seconds=10))  # 90 s in production
+    with get_client(sync_client=True) as client:
+        for found in client.read_automations_by_name(CRASH_AUTOMATION):
+            client.delete_automation(found.id)
+    ensure_crash_detection()
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(measure_shard, name="silent-shard")
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
+        deadline = time.monotonic() + 90
+        state = client.read_flow_run(flow_run.id).state
+        while state is not None and state.is_running() and time.monotonic() < deadline:
+            time.sleep(1)
+            state = client.read_flow_run(flow_run.id).state
+        for found in client.read_automations_by_name(CRASH_AUTOMATION):
+            client.delete_automation(found.id)  # its 10 s are for this test only
+    assert state is not None and state.is_crashed(), state
