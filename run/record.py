@@ -46,6 +46,11 @@ def run_status(outcomes: Counter[str]) -> str:
     return "failed" if errors == sum(outcomes.values()) else "partial"
 
 
+#: KRs evaluated together: their histories are in memory at once (45 points a KR
+#: mid-quarter with daily runs: 10,000 KRs' took 130 MiB).
+EVALUATE_CHUNK = 2000
+
+
 def evaluate_at(
     store: Store,
     settings: Settings,
@@ -53,24 +58,33 @@ def evaluate_at(
     results: Sequence[FetchResult],
     as_of: datetime,
 ) -> list[EvaluationRecord]:
-    """Evaluate the fetched values as of ``as_of`` from the history stored before it."""
-    ids = list(key_results)
-    since = min((kr.cycle_start for kr in key_results.values()), default=as_of)
-    history = store.history(ids, since=since, before=as_of)
-    # The last good as-of is the last point of the history; only KRs with none in this
-    # cycle need a look further back.
-    last_good = {kr_id: points[-1][0] for kr_id, points in history.items() if points}
-    missing = [kr_id for kr_id in ids if kr_id not in last_good]
-    if missing:
-        last_good.update(store.last_good_before(missing, as_of))
-    return evaluate_results(
-        key_results,
-        results,
-        history,
-        as_of=as_of,
-        last_good=last_good,
-        stale_after_periods=settings.stale_after_periods,
-    )
+    """Evaluate the fetched values as of ``as_of`` from the history stored before it.
+
+    The results are evaluated :data:`EVALUATE_CHUNK` KRs at a time, each chunk's
+    history read just before it is used, so memory does not grow with KRs times points.
+    """
+    evaluations: list[EvaluationRecord] = []
+    for start in range(0, len(results), EVALUATE_CHUNK):
+        chunk = results[start : start + EVALUATE_CHUNK]
+        ids = [result.kr_id for result in chunk]
+        since = min((key_results[kr_id].cycle_start for kr_id in ids), default=as_of)
+        history = store.history(ids, since=since, before=as_of)
+        # The last good as-of is the last point of the history; only KRs with none in this
+        # cycle need a look further back.
+        last_good = {kr_id: points[-1][0] for kr_id, points in history.items() if points}
+        missing = [kr_id for kr_id in ids if kr_id not in last_good]
+        if missing:
+            last_good.update(store.last_good_before(missing, as_of))
+        evaluations += evaluate_results(
+            key_results,
+            chunk,
+            history,
+            as_of=as_of,
+            last_good=last_good,
+            stale_after_periods=settings.stale_after_periods,
+        )
+        del history  # before the next chunk's is read
+    return evaluations
 
 
 def store_results(

@@ -268,3 +268,25 @@ def test_check_as_of_tolerates_clock_skew_only() -> None:
     with pytest.raises(ConfigError, match="--allow-future"):
         check_as_of(now + timedelta(hours=1), now, allow_future=False)
     check_as_of(now + timedelta(days=9), now, allow_future=True)
+
+
+def test_evaluating_in_chunks_changes_nothing(
+    project: Path,
+    tmp_path: Path,
+    make_demo: Callable[[Path], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Runs evaluate their KRs a chunk at a time (bounded memory); 3 splits the 8 demo KRs
+    # into chunks of 3, 3 and 2, and every evaluation must be what one chunk gives.
+    from okr_pipeline.run import record
+
+    chunked = make_demo(tmp_path / "b")
+    for week in WEEKS[:4]:
+        update_key_results(project_dir=str(project), as_of=week, all_krs=True)
+    monkeypatch.setattr(record, "EVALUATE_CHUNK", 3)
+    for week in WEEKS[:4]:
+        update_key_results(project_dir=str(chunked), as_of=week, all_krs=True)
+    whole = _rows(project, EVALUATIONS)
+    assert len(whole) == DEMO_KRS * 4
+    assert _rows(chunked, EVALUATIONS) == whole
+    assert any(r[7] is not None for r in whole)  # forecasts are compared too
