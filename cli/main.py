@@ -75,8 +75,6 @@ app.command()(report_commands.report)
 
 def main() -> None:
     """Entry point of the ``okr`` console script: one handler for every error."""
-    from okr_pipeline.flows.temporary_api import start_temporary_api
-
     # What was imported lives as long as the process: the collector need not scan it again,
     # and a command makes objects by the ten thousand (rows, lines) and keeps most of them,
     # so its scans every 700 allocations cost a tenth of 'okr status' over 10,000 KRs.
@@ -85,7 +83,12 @@ def main() -> None:
     try:
         # A flow command with no Prefect API configured gets a temporary server that dies
         # with this process; started now (Prefect not imported yet), it boots meanwhile.
-        start_temporary_api(sys.argv[1:])
+        # Only a command line with --prefect may need one: the others (okr status) do not
+        # import the module (and the HTTP client it brings).
+        if "--prefect" in sys.argv[1:]:
+            from okr_pipeline.flows.temporary_api import start_temporary_api
+
+            start_temporary_api(sys.argv[1:])
         # Without standalone mode click returns the exit code instead of exiting.
         code = app(standalone_mode=False)
         sys.stdout.flush()  # a reader that went away (okr status | head -2) shows here

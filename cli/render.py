@@ -229,6 +229,10 @@ class _Lines:
         self._padded: dict[tuple[str, str | Style, int, bool], Segment] = {}
         # A terminal that cannot show the table's lines gets Rich's ASCII ones: Rich prints.
         self.enabled = not console.options.ascii_only
+        # Without a colour system (output to a pipe or a file) Rich writes each segment's
+        # text alone, styles dropped: a row can then be one segment, not one per cell. A
+        # recording console keeps the styles, so it gets them.
+        self.plain = console.color_system is None and not console.record
 
     def _style(self, style: str | Style) -> Style:
         found = self._styles.get(style)
@@ -275,7 +279,11 @@ class _Lines:
         ]
         lines = [self._heads[key]]
         for row in rows:
-            line = self._row(spec, row)
+            if self.plain:
+                text = self._plain_row(spec, row)
+                line = None if text is None else [Segment(text)]
+            else:
+                line = self._row(spec, row)
             if line is None:
                 return False
             lines.append(line)
@@ -346,6 +354,24 @@ class _Lines:
             line.append(Segment(rest))
         line.append(Segment.line())
         return line
+
+    def _plain_row(
+        self, spec: Sequence[tuple[int, int, bool, bool]], row: Sequence[Cell]
+    ) -> str | None:
+        # _row's line as text alone, its newline included, or None where _row gives up.
+        parts: list[str] = []
+        for index, width, right, narrow in spec:
+            picked = row[index]
+            cell = (picked[1] if narrow else picked[0]) if isinstance(picked, tuple) else picked
+            if isinstance(cell, Text):
+                if cell.spans:
+                    return None
+                cell = cell.plain
+            room = width - _cells(cell)
+            if room < 0 or "\n" in cell:
+                return None
+            parts.append(" " * room + cell if right else cell + " " * room)
+        return (" " * GAP).join(parts) + "\n"
 
     def rich(self, *objects: object, **options: object) -> None:
         """Print through Rich (what needs wrapping), after the lines pending."""

@@ -101,7 +101,7 @@ def _longest_word(text: str) -> int:
 
 def _widths(column: Column, cells: Sequence[str]) -> tuple[int, int]:
     """The narrowest and the full width of ``column`` with these cells (header included)."""
-    texts = [column.header, *cells]
+    texts = {column.header, *cells}  # each text measured once: statuses, bars, ages repeat
     natural = max(_natural(text) for text in texts)
     if not column.wrap:
         return natural, natural

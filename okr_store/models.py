@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
+from okr_pipeline.okr_store import vocabulary
 from okr_pipeline.okr_store.types import ExactDecimal, UtcDateTime
 
 #: Deterministic constraint names: Alembic batch mode on SQLite needs names to alter
@@ -40,26 +41,18 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-OUTCOMES = ("ok", "no_data", "error")
-STATUSES = ("on_track", "at_risk", "off_track", "no_data", "error", "stale")
-#: ``partial``: some KRs failed, others were measured; ``crashed``: the run stopped without
-#: closing its row (killed), and a later run closed it when its lease ran out.
-RUN_STATUSES = ("running", "completed", "partial", "failed", "crashed")
-# The values of okr_core.alerting.model's Literal types, spelled out because the migrations
-# must keep describing the same CHECK constraints (a test compares them).
-ALERT_KINDS = ("off_track", "source_failing", "stale")
-ALERT_PHASES = ("pending", "firing")
-TRANSITIONS = ("firing", "repeat", "resolved")
-#: ``recorded``: the route has no channel (no ``alerts.yaml``): kept for ``okr alerts``, sent
-#: nowhere, and counted as delivered (there is nowhere to try again).
-DELIVERIES = ("sent", "silenced", "inhibited", "failed", "recorded", "dry_run")
-#: ``measured``: a metric source answered; ``checkin``: a person entered the value.
-MEASUREMENT_KINDS = ("measured", "checkin")
-#: What started a run: ``run`` (``okr run``, the schedule), ``backfill``, ``checkin`` (a value
-#: entered by hand, scored at once) or ``replay`` (values spooled by a run the store failed).
-RUN_TRIGGERS = ("run", "backfill", "checkin", "replay")
-#: Longest author name kept with a check-in or a note.
-AUTHOR_LENGTH = 200
+# Defined apart (the records and the reading commands name them without the ORM), and
+# here too, where the CHECK constraints below are made of them.
+OUTCOMES = vocabulary.OUTCOMES
+STATUSES = vocabulary.STATUSES
+RUN_STATUSES = vocabulary.RUN_STATUSES
+ALERT_KINDS = vocabulary.ALERT_KINDS
+ALERT_PHASES = vocabulary.ALERT_PHASES
+TRANSITIONS = vocabulary.TRANSITIONS
+DELIVERIES = vocabulary.DELIVERIES
+MEASUREMENT_KINDS = vocabulary.MEASUREMENT_KINDS
+RUN_TRIGGERS = vocabulary.RUN_TRIGGERS
+AUTHOR_LENGTH = vocabulary.AUTHOR_LENGTH
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

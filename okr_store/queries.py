@@ -1,4 +1,4 @@
-"""Read queries of the store: active KRs, history, latest status, runs.
+"""Read queries of the store: active KRs, history, runs (latest status: ``status_query``).
 
 Each is one SQL statement (``history`` one per 1,000 KR ids). "Latest per KR" is written as
 correlated subqueries that the (kr_id, time) indexes answer with one seek per KR, so the
@@ -7,7 +7,6 @@ cost grows with the number of KRs, not with the length of their history.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -15,11 +14,11 @@ from typing import Any, TypeVarTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import QueryableAttribute, aliased
+from sqlalchemy.orm import QueryableAttribute
 
 from okr_pipeline.okr_core.definitions import SUCCESS_LEVELS
 from okr_pipeline.okr_store.models import Cycle, Evaluation, KeyResult, Measurement, Objective, Run
-from okr_pipeline.okr_store.records import RunRow, StatusRow, StoredKeyResult, StoredMeasurement
+from okr_pipeline.okr_store.records import RunRow, StoredKeyResult, StoredMeasurement
 
 #: Bound on the ids in one IN list: SQLite and drivers cap parameters per statement.
 IN_CHUNK = 1000
@@ -228,117 +227,6 @@ def history(
         for kr_id, as_of, value in conn.execute(stmt):
             # Not None: the value_iff_ok check constraint gives every "ok" row a value.
             result[kr_id].append((as_of, cast(Decimal, value)))
-    return result
-
-
-def latest_status(
-    conn: sa.Connection, cycle: str | None = None, at: datetime | None = None
-) -> list[StatusRow]:
-    """Return where each non-archived KR stands (optionally of one cycle only).
-
-    "Latest" is by as-of, the time the values describe, not by when they were fetched: a
-    backfill run made today does not replace the current state with an old one.
-
-    Args:
-        conn: connection.
-        cycle: only this cycle's KRs (by name); all cycles if None.
-        at: where they stood as of this time (nothing later is shown); None for no bound.
-    """
-    latest_eval = aliased(Evaluation, name="latest_eval")
-    latest_meas = aliased(Measurement, name="latest_meas")
-    last_good = aliased(Measurement, name="last_good")
-    inner_eval = aliased(Evaluation, name="inner_eval")
-    inner_meas = aliased(Measurement, name="inner_meas")
-    eval_bound = () if at is None else (inner_eval.evaluated_at <= at,)
-    meas_bound = () if at is None else (inner_meas.as_of <= at,)
-    latest_eval_id = (
-        sa.select(inner_eval.id)
-        .where(inner_eval.kr_id == KeyResult.id, *eval_bound)
-        .order_by(inner_eval.evaluated_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    latest_meas_id = (
-        sa.select(inner_meas.id)
-        .where(inner_meas.kr_id == KeyResult.id, *meas_bound)
-        .order_by(inner_meas.as_of.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    last_good_id = (
-        sa.select(inner_meas.id)
-        .where(inner_meas.kr_id == KeyResult.id, inner_meas.outcome == "ok", *meas_bound)
-        .order_by(inner_meas.as_of.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    columns: dict[str, QueryableAttribute[Any] | sa.ColumnElement[Any]] = {
-        "kr_id": KeyResult.id,
-        "cycle": Cycle.name,
-        "objective_key": Objective.key,
-        "objective_title": Objective.title,
-        "owner": Objective.owner,
-        "objective_type": Objective.type,
-        "parent_key": Objective.parent_key,
-        "kr_key": KeyResult.key,
-        "kr_title": KeyResult.title,
-        "unit": KeyResult.unit,
-        "kind": KeyResult.kind,
-        "weight": KeyResult.weight,
-        "schedule": KeyResult.schedule,
-        "baseline": KeyResult.baseline,
-        "target": KeyResult.target,
-        "target_value": KeyResult.target_value,
-        "floor": KeyResult.floor,
-        "value": latest_eval.value,
-        "progress": latest_eval.progress,
-        "score": latest_eval.score,
-        "expected_progress": latest_eval.expected_progress,
-        "forecast_value": latest_eval.forecast_value,
-        "forecast_score": latest_eval.forecast_score,
-        "forecast_low": latest_eval.forecast_low,
-        "forecast_high": latest_eval.forecast_high,
-        "status": latest_eval.status,
-        "reason": sa.func.coalesce(latest_eval.reason, ""),
-        "evaluated_at": latest_eval.evaluated_at,
-        "measured_at": latest_meas.measured_at,
-        "outcome": latest_meas.outcome,
-        "error_message": latest_meas.error_message,
-        "last_good_value": last_good.value,
-        "last_good_at": last_good.measured_at,
-        "last_good_as_of": last_good.as_of,
-        "measured_as_of": latest_meas.as_of,
-    }
-    # Selected in the order of StatusRow's fields, so that each row fills one positionally.
-    stmt = _definitions_join(sa.select(*(columns[name].label(name) for name in _STATUS_FIELDS)))
-    stmt = (
-        stmt.outerjoin(latest_eval, latest_eval.id == latest_eval_id)
-        .outerjoin(latest_meas, latest_meas.id == latest_meas_id)
-        .outerjoin(last_good, last_good.id == last_good_id)
-        .where(*_active())
-    )
-    if cycle is not None:
-        stmt = stmt.where(Cycle.name == cycle)
-    stmt = stmt.order_by(Cycle.name, Objective.key, KeyResult.key)
-    return _status_rows(conn.execute(stmt))
-
-
-#: StatusRow's fields in their order (``latest_status`` selects its columns so).
-_STATUS_FIELDS = tuple(field.name for field in dataclasses.fields(StatusRow))
-
-
-def _status_rows(rows: Iterable[Sequence[Any]]) -> list[StatusRow]:
-    # The overview of 10,000 KRs spent most of its Python time building these rows: a
-    # frozen dataclass's __init__ sets each of its 35 fields through object.__setattr__,
-    # after Row._asdict built a dict per row. The values are the store's own typed
-    # columns, in the fields' order, so each row fills a new instance's __dict__ at once
-    # (StatusRow has no __post_init__ and no __slots__: nothing is skipped).
-    new = object.__new__
-    result = []
-    for row in rows:
-        item = new(StatusRow)
-        item.__dict__.update(zip(_STATUS_FIELDS, row, strict=True))
-        result.append(item)
     return result
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from okr_pipeline.okr_store.models import (
+from okr_pipeline.okr_store.vocabulary import (
     MEASUREMENT_KINDS,
     OUTCOMES,
     RUN_STATUSES,

@@ -3,7 +3,8 @@
 :class:`okr_store.store.Store` inherits them from :class:`StoreReads` and adds the writes
 (one transaction each), so the store's public API is one class; this module only keeps the
 read queries' facade apart from the writes. The queries themselves live in
-:mod:`okr_store.queries`, :mod:`okr_store.alerts` and :mod:`okr_store.notes`.
+:mod:`okr_store.queries`, :mod:`okr_store.status_query`, :mod:`okr_store.alerts` and
+:mod:`okr_store.notes`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from okr_pipeline.okr_store import alerts as _alerts
 from okr_pipeline.okr_store import notes as _notes
-from okr_pipeline.okr_store import queries
+from okr_pipeline.okr_store import queries, status_query
 from okr_pipeline.okr_store import sync as _sync
 from okr_pipeline.okr_store.models import Meta
 from okr_pipeline.okr_store.records import (
@@ -144,7 +145,7 @@ class StoreReads:
             at: as it stood as of this time (later as-ofs ignored); None for no bound.
         """
         with self._read() as conn:
-            return queries.latest_status(conn, cycle, at)
+            return status_query.latest_status(conn, cycle, at)
 
     def kr_history(self, kr_id: int, limit: int = 20) -> list[MeasurementRow]:
         """Return the KR's latest ``limit`` measurements (any outcome), newest first.
