@@ -1,14 +1,16 @@
 """Benchmark: the update flow against the same queries run bare, at 1,000 and 10,000 KRs.
 
     python bench/bench_flow.py [--sizes 1000 10000] [--concurrency 8] [--json]
-        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+        [--history-days 45] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 What it does, once per run of the script:
   * creates a synthetic warehouse on PostgreSQL (one ``events`` table, 20 rows per metric)
     and a store database, both fresh and dropped at the end;
   * starts a Prefect server (not timed) and points the flow at it.
 For each size N it writes N SQL KRs with distinct queries, syncs them with a first flow run
-(reported as "first run", not the headline), then times, each in a fresh process:
+(reported as "first run", not the headline), with ``--history-days D`` gives every KR D
+daily values before now (a run mid-cycle reads and forecasts from them; by default none,
+as right after a first run), then times, each in a fresh process:
   * best bare: the fastest plain way a skilled user would run the same N queries without
     the product: the driver (psycopg) directly, one connection per thread of the same
     concurrency, each opened read-only with the statement timeout, the queries in batches
@@ -95,6 +97,29 @@ def build_warehouse(url: str, metrics: int) -> None:
 def query_for(i: int) -> str:
     """The distinct query of KR number ``i``."""
     return f"SELECT sum(value) FROM events WHERE metric_id = {i} AND ts < :as_of"
+
+
+def add_history(store: str, days: int) -> None:
+    """Give every KR one good value a day for the ``days`` days before now.
+
+    As a scheduled daily run leaves them (values rising towards the target), written in
+    one statement under the first run's id: what a later run reads and forecasts from.
+    """
+    if days <= 0:
+        return
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO measurements (kr_id, run_id, measured_at, as_of, value, outcome, "
+                "kind) SELECT k.id, r.id, now() - d * interval '1 day', "
+                "now() - d * interval '1 day', greatest(0, 300 - 3 * d), 'ok', 'measured' "
+                "FROM key_results k CROSS JOIN generate_series(1, :days) AS d "
+                "CROSS JOIN (SELECT max(id) AS id FROM runs) AS r"
+            ),
+            {"days": days},
+        )
+    engine.dispose()
 
 
 def write_project(folder: Path, size: int, warehouse: str, store: str, concurrency: int) -> None:
@@ -286,6 +311,13 @@ def main() -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per size, nothing else"
     )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="before the timed run, give every KR this many daily values in the store (a "
+        "run mid-cycle reads and forecasts from them); default 0, as after a first run",
+    )
     args = parser.parse_args()
     say = (lambda *_: None) if args.json else print
     work = Path(tempfile.mkdtemp(prefix="okr-bench-"))
@@ -315,6 +347,7 @@ def main() -> None:
             project = work / f"project-{size}"
             write_project(project, size, warehouse, store, args.concurrency)
             first = run_child(FLOW_CHILD, str(project), env=env)  # parses and syncs
+            add_history(store, args.history_days)
             naive = run_child(BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env)
             batched = run_child(
                 BATCHED_BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env
