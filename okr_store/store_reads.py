@@ -65,15 +65,19 @@ class StoreReads:
                 sa.select(Meta.value).where(Meta.key == _sync.FINGERPRINT_KEY)
             ).scalar_one_or_none()
 
-    def active_key_results(self, at: datetime | None = None) -> list[StoredKeyResult]:
+    def active_key_results(
+        self, at: datetime | None = None, kr_ids: Iterable[int] | None = None
+    ) -> list[StoredKeyResult]:
         """Return every KR to fetch and score: not archived, objective not archived.
 
         Args:
             at: read each KR's last measurement as it stood as of this time (a run for
                 an earlier as-of sees the KR as it was then); None for no bound.
+            kr_ids: only these KRs (those still active); None for all.
         """
         with self._read() as conn:
-            return queries.active_key_results(conn, at)
+            ids = None if kr_ids is None else list(kr_ids)
+            return queries.active_key_results(conn, at, ids)
 
     # -- runs --------------------------------------------------------------------------
 

@@ -202,8 +202,8 @@ def run_shard(
     clock = clock or utcnow
     store = open_store(settings)
     try:
-        wanted = set(job.kr_ids)
-        krs = [kr for kr in store.active_key_results(job.as_of) if kr.kr_id in wanted]
+        # Only this shard's KRs are read: each of N shards reading them all cost N times.
+        krs = store.active_key_results(job.as_of, kr_ids=job.kr_ids)
         done = stored_by_run(store, job.run_id, job.as_of)
         todo = [kr for kr in krs if kr.kr_id not in done]
         outcomes: Counter[str] = Counter(skipped=len(krs) - len(todo))

@@ -235,3 +235,16 @@ def test_forecast_band_is_stored_and_returned(store: Store, krs: dict[str, int])
     assert (rows["never"].forecast_low, rows["never"].forecast_high) == (None, None)
     with pytest.raises((sa.exc.SQLAlchemyError, TypeError)):
         store.record_results(run_id, [], [_eval(a, T0, forecast_low=1.5)])  # type: ignore[arg-type]
+
+
+def test_active_key_results_of_some_krs(store: Store) -> None:
+    # A shard reads only its KRs; past 1,000 ids SQLite takes them in several IN lists,
+    # and the rows still come in the order of the full list.
+    many = [kr(f"k{i:04d}") for i in range(1205)]
+    store.sync_definitions(okr_set([objective("b", many[600:]), objective("a", many[:600])]))
+    everything = store.active_key_results()
+    wanted = {k.kr_id for k in everything[::2]} | {k.kr_id for k in everything[-3:]}
+    some = store.active_key_results(kr_ids=list(wanted) + [999_999])  # unknown: ignored
+    assert some == [k for k in everything if k.kr_id in wanted]
+    assert len(some) == len(wanted) > 600
+    assert store.active_key_results(kr_ids=[]) == []
