@@ -185,7 +185,11 @@ class _Pipelined:
             return outcomes
         results = self._exchange(statements)
         if not self.opened:
-            results = results[2:]  # BEGIN and SAVEPOINT cannot fail on a working session
+            opening, results = results[:2], results[2:]
+            if any(result.status in _FAILED for result in opening):
+                # BEGIN and SAVEPOINT fail only on a session in a bad state: not reused.
+                message = opening[0].error_message or opening[1].error_message or b""
+                self._drop(RuntimeError(message.decode(errors="replace").strip()))
             self.opened = True
         for position, index in enumerate(sent):
             query, back = results[2 * position], results[2 * position + 1]

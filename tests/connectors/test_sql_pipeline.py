@@ -131,3 +131,17 @@ def test_a_second_statement_is_refused_in_a_batch(
     assert first == 7 and third == 8
     assert isinstance(second, FatalSourceError)
     assert "cannot insert multiple commands" in str(second)
+
+
+@pytest.mark.postgres
+def test_a_session_that_cannot_open_the_batch_is_not_trusted(
+    source: SqlSource, ctx: SourceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BEGIN and SAVEPOINT fail only on a session in a bad state: the batch goes to a new
+    # connection once, then its KRs fail with the database's words; no value is read.
+    from okr_pipeline.connectors import sql_batch
+
+    monkeypatch.setattr(sql_batch, "_BEGIN", (b"SELECT 1/0", None))
+    configs = [(SqlSourceConfig(type="sql", connection="wh", query=q), ctx) for q in TYPED[:3]]
+    results = source.fetch_many(configs)
+    assert all(isinstance(r, Exception) and "division by zero" in str(r) for r in results)
