@@ -367,6 +367,12 @@ class _Lines:
                 if cell.spans:
                     return None
                 cell = cell.plain
+            if cell.isascii() and cell.isprintable():
+                # One cell a character (most cells): str pads it, as below, without a count.
+                if len(cell) > width:
+                    return None
+                parts.append(cell.rjust(width) if right else cell.ljust(width))
+                continue
             room = width - _cells(cell)
             if room < 0 or "\n" in cell:
                 return None
