@@ -244,7 +244,7 @@ def test_active_key_results_of_some_krs(store: Store) -> None:
     store.sync_definitions(okr_set([objective("b", many[600:]), objective("a", many[:600])]))
     everything = store.active_key_results()
     wanted = {k.kr_id for k in everything[::2]} | {k.kr_id for k in everything[-3:]}
-    some = store.active_key_results(kr_ids=list(wanted) + [999_999])  # unknown: ignored
+    some = store.active_key_results(kr_ids=[*wanted, 999_999])  # unknown: ignored
     assert some == [k for k in everything if k.kr_id in wanted]
     assert len(some) == len(wanted) > 600
     assert store.active_key_results(kr_ids=[]) == []
