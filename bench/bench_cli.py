@@ -51,6 +51,7 @@ from bench_flow import (  # type: ignore[import-not-found]  # noqa: E402
     build_warehouse,
     create_database,
     drop_database,
+    run_child,
     write_project,
 )
 
@@ -120,16 +121,6 @@ def best(command: Sequence[str], cwd: Path, env: dict[str, str], repeat: int) ->
     return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "median_wall_s": round(median, 3)}
 
 
-def child_json(code: str, *args: str, env: dict[str, str]) -> dict[str, float]:
-    """Run ``code`` in a fresh interpreter; the JSON object it prints last."""
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"benchmark step failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 @contextlib.contextmanager
 def demo_api(project: Path, env: dict[str, str]) -> Iterator[None]:
     """``okr demo-api`` for the demo's HTTP KRs, for the duration of the block."""
@@ -193,7 +184,7 @@ def large_project(work: Path, size: int, repeat: int, admin_url: str) -> dict[st
             write_project(project, size, warehouse, store, concurrency=8)
             if backend == "sqlite":
                 figures["validate"] = best([*OKR, "validate"], project, env, repeat)
-            first = child_json(LOAD_AND_SYNC, str(project), env=env)
+            first = run_child(LOAD_AND_SYNC, str(project), env=env)
             if first["added"] != size:
                 raise SystemExit(f"the first sync added {first['added']} of {size} KRs")
             figures[f"first_load_sync_{backend}"] = {
@@ -218,7 +209,7 @@ def large_project(work: Path, size: int, repeat: int, admin_url: str) -> dict[st
             )
             if reset.returncode != 0:
                 raise SystemExit(reset.stderr[-2000:])
-            run = child_json(FIRST_RUN, str(project), env=env)
+            run = run_child(FIRST_RUN, str(project), env=env)
             if run["measured"] != size or run["errors"]:
                 raise SystemExit(f"unexpected first run at {size} KRs: {run}")
             figures[f"first_run_plain_{backend}_s"] = round(run["seconds"], 3)

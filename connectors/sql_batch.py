@@ -171,13 +171,9 @@ class _Pipelined:
                 outcomes[index] = FatalSourceError(f"{_where(config, ctx)}: {exc}")
                 continue  # never sent: the session is untouched
             sql, names = numbered_sql(config.query)
-            values = {
-                "as_of": ctx.as_of,
-                "cycle_start": ctx.cycle_start,
-                "cycle_end": ctx.cycle_end,
-            }
+            bound = params(config.query, ctx)
             statements.append(
-                (sql.encode(self.encoding), [timestamptz(values[name]) for name in names])
+                (sql.encode(self.encoding), [timestamptz(bound[name]) for name in names])
             )
             statements.append(_BACK_STATEMENT)
             sent.append(index)

@@ -22,12 +22,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from okr_pipeline.connectors.sql_session import BIND_PARAM
+
 __all__ = ["Statement", "numbered_sql", "run_pipeline", "timestamptz"]
 
-# SQLAlchemy's text() rules (TextClause._bind_params_regex, compiler.BIND_PARAMS_ESC): a
-# ":name" that follows no ':', word character or backslash is a parameter; "\:name" is
-# the literal ":name". A test checks this agrees with SQLAlchemy's own "$n" compilation.
-_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+# SQLAlchemy's text() rules: a parameter as sql_session.BIND_PARAM finds it, and "\:name"
+# for the literal ":name" (compiler.BIND_PARAMS_ESC). A test checks this agrees with
+# SQLAlchemy's own "$n" compilation.
 _ESCAPED = re.compile(r"\x5c(:\w*)(?![:\w])", re.UNICODE)
 
 #: The type of every parameter a KR query binds (as_of, cycle_start, cycle_end).
@@ -55,7 +56,7 @@ def numbered_sql(query: str) -> tuple[str, tuple[str, ...]]:
             names.append(name)
         return f"${names.index(name) + 1}"
 
-    return _ESCAPED.sub(lambda m: m.group(1), _BIND.sub(number, query)), tuple(names)
+    return _ESCAPED.sub(lambda m: m.group(1), BIND_PARAM.sub(number, query)), tuple(names)
 
 
 def timestamptz(value: datetime) -> bytes:

@@ -25,6 +25,7 @@ from okr_pipeline.connectors.sql_engine import end_transaction, ms
 from okr_pipeline.connectors.values import NotANumberError, to_decimal
 
 __all__ = [
+    "BIND_PARAM",
     "MAX_ROWS_COUNTED",
     "StaleConnection",
     "bind_names",
@@ -43,7 +44,7 @@ MAX_ROWS_COUNTED = 1000
 # '::' casts and '\:' escapes. Matching it here costs microseconds where compiling the
 # statement to ask SQLAlchemy costs ~0.1 ms, which adds up over 10,000 KRs a run; a test
 # checks that both agree.
-_BIND_PARAM = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+BIND_PARAM = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
 
 
 @lru_cache(maxsize=65536)  # sized for every query of a large company (thousands of KRs)
@@ -56,7 +57,7 @@ def bind_names(query: str) -> frozenset[str]:
     Returns:
         The parameter names, without colons.
     """
-    return frozenset(_BIND_PARAM.findall(query))
+    return frozenset(BIND_PARAM.findall(query))
 
 
 class StaleConnection(Exception):
