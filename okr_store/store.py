@@ -9,7 +9,7 @@ queue on the busy timeout instead of failing); reads run on their own connection
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +33,7 @@ from okr_pipeline.okr_store.records import (
     RunRow,
     SyncResult,
 )
+from okr_pipeline.okr_store.results_writer import ResultsWriter, gains_from_thread
 from okr_pipeline.okr_store.store_reads import StoreReads
 
 if TYPE_CHECKING:
@@ -176,6 +177,50 @@ class Store(StoreReads):
                 raise
             with self._write() as conn:
                 _results.write_results(conn, run_id, measurements, evaluations, None)
+
+    @contextmanager
+    def writing_results(
+        self,
+        run_id: int,
+        measurements: Sequence[MeasurementRecord],
+        replacing: Collection[int] | None = None,
+    ) -> Iterator[Callable[[Sequence[EvaluationRecord]], None]]:
+        """:meth:`record_results`, the evaluations handed over as they are made.
+
+        Yields a function to call with each batch of evaluations. On PostgreSQL a thread
+        writes the measurements at once and each batch as it comes (see
+        :mod:`okr_store.results_writer`), so the server stores while the run evaluates;
+        elsewhere everything is written on leaving the block. Either way it is one
+        transaction, committed on leaving the block and rolled back if the block raises.
+
+        Args:
+            run_id: from :meth:`start_run`.
+            measurements: the run's measurements.
+            replacing: as for :meth:`record_results`.
+        """
+        added: list[EvaluationRecord] = []
+        if not gains_from_thread(self.engine):
+            yield added.extend
+            self.record_results(run_id, measurements, added, replacing)
+            return
+        writer = ResultsWriter(self.engine, run_id, measurements, replacing)
+
+        def add(evaluations: Sequence[EvaluationRecord]) -> None:
+            added.extend(evaluations)
+            writer.add(evaluations)
+
+        try:
+            yield add
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            writer.finish()
+        except sa.exc.IntegrityError:
+            if replacing is None:
+                raise
+            # Another writer stored a row at one of these as-ofs meanwhile: as record_results.
+            self.record_results(run_id, measurements, added, None)
 
     def replace_evaluations(self, evaluations: Sequence[tuple[int, EvaluationRecord]]) -> None:
         """Replace the evaluations at their (KR, as-of) with these ``(run_id, row)`` pairs.

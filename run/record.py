@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -57,11 +57,13 @@ def evaluate_at(
     key_results: Mapping[int, StoredKeyResult],
     results: Sequence[FetchResult],
     as_of: datetime,
+    on_chunk: Callable[[Sequence[EvaluationRecord]], None] | None = None,
 ) -> list[EvaluationRecord]:
     """Evaluate the fetched values as of ``as_of`` from the history stored before it.
 
     The results are evaluated :data:`EVALUATE_CHUNK` KRs at a time, each chunk's
     history read just before it is used, so memory does not grow with KRs times points.
+    ``on_chunk`` is given each chunk's evaluations as soon as they are made.
     """
     evaluations: list[EvaluationRecord] = []
     for start in range(0, len(results), EVALUATE_CHUNK):
@@ -75,7 +77,7 @@ def evaluate_at(
         missing = [kr_id for kr_id in ids if kr_id not in last_good]
         if missing:
             last_good.update(store.last_good_before(missing, as_of))
-        evaluations += evaluate_results(
+        evaluated = evaluate_results(
             key_results,
             chunk,
             history,
@@ -84,6 +86,9 @@ def evaluate_at(
             stale_after_periods=settings.stale_after_periods,
         )
         del history  # before the next chunk's is read
+        if on_chunk is not None:
+            on_chunk(evaluated)
+        evaluations += evaluated
     return evaluations
 
 
@@ -109,10 +114,11 @@ def store_results(
     """
     measurements = measurement_records(results, as_of)
     try:
-        evaluations = evaluate_at(store, settings, key_results, results, as_of)
         # Read at this as-of, a KR's last as-of equals it only when it was measured then.
         again = {kr.kr_id for kr in key_results.values() if kr.last_as_of == as_of}
-        store.record_results(run_id, measurements, evaluations, replacing=again)
+        # The store writes each chunk while the next one is evaluated, in one transaction.
+        with store.writing_results(run_id, measurements, replacing=again) as write:
+            evaluations = evaluate_at(store, settings, key_results, results, as_of, on_chunk=write)
         # Later as-ofs were evaluated without this value (a backfill): evaluate them again.
         later = [
             kr.kr_id

@@ -1,0 +1,109 @@
+"""A run's rows written while the run still evaluates: one transaction, in a thread.
+
+Storing 10,000 KRs' measurements and evaluations keeps a PostgreSQL server busy for a
+few tenths of a second (each row checked against six indexes and four foreign keys).
+Written at the end, that is time the run waits; written by a thread while the run
+evaluates the next chunk of KRs, the server works while the client computes. The thread
+holds one connection and one transaction from first row to last, so the run's rows are
+still stored all or nothing.
+
+Only PostgreSQL gains: on SQLite the writing is this process's own work, so
+:meth:`~okr_store.store.Store.writing_results` writes there at the end as before.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Collection, Sequence
+
+from sqlalchemy.engine import Engine
+
+from okr_pipeline.okr_store import results as _results
+from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord
+
+
+class _Done:
+    """Put on the queue: commit what was written."""
+
+
+class _Abort(Exception):
+    """Put on the queue, then raised in the thread: roll everything back."""
+
+
+class ResultsWriter:
+    """Writes a run's measurements at once and its evaluations as they come, in a thread.
+
+    Nothing is visible to other connections until :meth:`finish` commits; :meth:`abort`
+    (or an error in the thread) rolls everything back.
+
+    Args:
+        engine: the store's engine (PostgreSQL).
+        run_id: the run the rows belong to.
+        measurements: the run's measurements, written first.
+        replacing: only these KRs may have rows at these as-ofs already; None: any.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: int,
+        measurements: Sequence[MeasurementRecord],
+        replacing: Collection[int] | None,
+    ) -> None:
+        self._engine = engine
+        self._run_id = run_id
+        self._measurements = measurements
+        self._replacing = replacing
+        self._queue: queue.SimpleQueue[Sequence[EvaluationRecord] | _Done | _Abort] = (
+            queue.SimpleQueue()
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="okr-store-writer", daemon=True)
+        self._thread.start()
+
+    def add(self, evaluations: Sequence[EvaluationRecord]) -> None:
+        """Queue evaluations to be written in the run's transaction."""
+        if evaluations:
+            self._queue.put(evaluations)
+
+    def finish(self) -> None:
+        """Commit once everything queued is written.
+
+        Raises:
+            Exception: what the thread failed with (nothing of the run is stored then).
+        """
+        self._queue.put(_Done())
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Roll back whatever was written, and wait for the thread to end."""
+        self._queue.put(_Abort())
+        self._thread.join()
+
+    def _write(self) -> None:
+        wanted = (lambda kr_id: True) if self._replacing is None else self._replacing.__contains__
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                _results.write_results(conn, self._run_id, self._measurements, [], self._replacing)
+                while True:
+                    item = self._queue.get()
+                    if isinstance(item, _Done):
+                        return
+                    if isinstance(item, _Abort):
+                        raise item
+                    _results.drop_evaluations(
+                        conn, ((e.kr_id, e.evaluated_at) for e in item if wanted(e.kr_id))
+                    )
+                    _results.insert_evaluations(conn, [(self._run_id, e) for e in item])
+        except _Abort:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller in finish()
+            self._error = exc
+
+
+def gains_from_thread(engine: Engine) -> bool:
+    """Whether writing in a thread helps: the database works in a process of its own."""
+    return engine.dialect.name != "sqlite"
