@@ -20,15 +20,21 @@ as right after a first run), then times, each in a fresh process:
   * batched bare: the same without the pipeline (one round trip per query);
   * naive bare: the same queries through one SQLAlchemy engine and a thread pool, one
     connection checkout (and transaction) per query, as the first version of this bench did;
+  * same work: what the flow does, done the fastest plain way: the KRs' queries, baselines
+    and targets read from the store in one query, the queries run as best bare runs them,
+    each KR's progress, score and status computed, one row a KR written by COPY in one
+    transaction (still less than the flow: no history, forecast, alerts or artifacts);
   * flow: one ``update_key_results`` run measuring all N KRs, started as ``okr run`` starts
     it (``flows.update.update_here``: in this process, without Prefect's heartbeat thread;
     definitions unchanged, as in a scheduled run): fetch, score, store in batches, publish
     the artifact. Its time by step is read back from the Prefect API afterwards (each task
     run's duration, and the rest of the flow run).
-It prints flow / best bare (target at 10,000: 1.5 or less), the peak memory of each
-process and the flow's time by step; ``--json`` prints one JSON object per size instead,
-with ``krs``, ``flow_s``, ``best_bare_s``, ``batched_bare_s``, ``naive_bare_s``,
-``flow_over_best_bare``, ``flow_peak_mib``, ``best_bare_peak_mib``, ``first_run_s`` and
+It prints flow / best bare (target at 10,000: 1.5 or less) and flow / same work, the peak
+memory of each process, the first run and its setup step (parse, check, sync: the
+``load-definitions`` task) and the flow's time by step; ``--json`` prints one JSON object
+per size instead, with ``krs``, ``flow_s``, ``best_bare_s``, ``batched_bare_s``,
+``naive_bare_s``, ``same_work_s``, ``flow_over_best_bare``, ``flow_over_same_work``,
+``flow_peak_mib``, ``best_bare_peak_mib``, ``first_run_s``, ``first_run_setup_s`` and
 ``flow_steps_s`` (seconds by step).
 """
 
@@ -260,6 +266,69 @@ BEST_BARE_CHILD = _BARE_CHILD.replace(
 """,
 )
 
+#: The same work as the flow, done the fastest plain way (``same_work_s``): read the KRs'
+#: queries, baselines and targets from the store in one query, run the queries as best bare
+#: does, compute each KR's progress, score and status, and COPY one row a KR into a table
+#: of its own (primary key on KR and as-of) in one transaction. It still does less than the
+#: flow: no history, forecast, staleness, alerts, artifacts or orchestration.
+SAME_WORK_CHILD = """
+import json, resource, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+import psycopg
+import sqlalchemy as sa
+
+store_url, warehouse_url, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def dsn(url):
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+with psycopg.connect(dsn(store_url), autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS plain_results")
+    conn.execute("CREATE TABLE plain_results (kr_id int, as_of timestamptz, value numeric, "
+                 "progress float8, score float8, status text, PRIMARY KEY (kr_id, as_of))")
+as_of = datetime.now(timezone.utc)
+BATCH = 50
+def work(share):
+    out = []
+    with psycopg.connect(dsn(warehouse_url), autocommit=False) as conn:
+        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        conn.execute("SET statement_timeout = '30s'")
+        conn.commit()
+        for batch in share:
+            with conn.transaction():
+                with conn.pipeline():
+                    cursors = [conn.execute(q, {"as_of": as_of}) for _, q in batch]
+                out.extend((kr_id, c.fetchone()[0]) for (kr_id, _), c in zip(batch, cursors))
+    return out
+started = time.perf_counter()
+with psycopg.connect(dsn(store_url)) as store:
+    krs = store.execute(
+        "SELECT k.id, k.source_json->>'query', k.baseline, k.target_value, c.start_at, c.end_at "
+        "FROM key_results k JOIN objectives o ON o.id = k.objective_id "
+        "JOIN cycles c ON c.id = o.cycle_id "
+        "WHERE k.archived_at IS NULL AND o.archived_at IS NULL").fetchall()
+    queries = [(k[0], k[1].replace(":as_of", "%(as_of)s")) for k in krs]
+    batches = [queries[i:i + BATCH] for i in range(0, len(queries), BATCH)]
+    shares = [batches[t::concurrency] for t in range(concurrency)]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        values = dict(v for part in pool.map(work, shares) for v in part)
+    rows = []
+    for kr_id, _, baseline, target, start, end in krs:
+        value = values[kr_id]
+        progress = float((value - baseline) / (target - baseline))
+        expected = (as_of - start) / (end - start)
+        status = "on_track" if progress >= 0.7 * expected else "at_risk"
+        rows.append((kr_id, as_of, value, progress, min(1.0, max(0.0, progress)), status))
+    with store.cursor() as cursor, cursor.copy(
+        "COPY plain_results (kr_id, as_of, value, progress, score, status) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+seconds = time.perf_counter() - started
+assert len(rows) == int(sys.argv[4])
+peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
+"""
+
 #: Where a flow run's time went, read back from the Prefect API: each task run's
 #: duration, and the rest of the flow run (Prefect's flow and task orchestration, opening
 #: the store, recording the run).
@@ -338,7 +407,8 @@ def main() -> None:
         }
         say(
             f"{'KRs':>7} {'best bare s':>11} {'batched bare s':>14} {'naive bare s':>12} "
-            f"{'flow s':>8} {'flow/best':>9} {'flow MiB':>9} {'first run s':>11}"
+            f"{'same work s':>11} {'flow s':>8} {'flow/best':>9} {'flow/same':>9} "
+            f"{'flow MiB':>9} {'first run s':>11} {'(setup s)':>9}"
         )
         profiles: dict[int, dict[str, float]] = {}
         for size in args.sizes:
@@ -353,11 +423,17 @@ def main() -> None:
                 BATCHED_BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env
             )
             best = run_child(BEST_BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env)
+            same = run_child(
+                SAME_WORK_CHILD, store, warehouse, str(args.concurrency), str(size), env=env
+            )
             flow = run_child(FLOW_CHILD, str(project), env=env)
             if flow["measured"] != size or flow["errors"] or flow["synced"]:
                 raise SystemExit(f"unexpected flow result at {size} KRs: {flow}")
             steps = run_child(
                 PROFILE_CHILD, str(flow["flow_run_id"]), str(flow["seconds"]), env=env
+            )
+            first_steps = run_child(
+                PROFILE_CHILD, str(first["flow_run_id"]), str(first["seconds"]), env=env
             )
             figures = {
                 "krs": size,
@@ -368,7 +444,11 @@ def main() -> None:
                 "flow_over_best_bare": round(flow["seconds"] / best["seconds"], 2),
                 "flow_peak_mib": round(flow["peak_mib"]),
                 "best_bare_peak_mib": round(best["peak_mib"]),
+                "same_work_s": round(same["seconds"], 3),
+                "flow_over_same_work": round(flow["seconds"] / same["seconds"], 2),
                 "first_run_s": round(first["seconds"], 3),
+                # Parsing the YAML, checking every source, syncing, reading the KRs back.
+                "first_run_setup_s": first_steps.get("load-definitions"),
                 "flow_steps_s": steps,
             }
             if args.json:
@@ -376,9 +456,10 @@ def main() -> None:
                 continue
             print(
                 f"{size:>7} {best['seconds']:>11.2f} {batched['seconds']:>14.2f} "
-                f"{naive['seconds']:>12.2f} {flow['seconds']:>8.2f} "
-                f"{figures['flow_over_best_bare']:>9.2f} {flow['peak_mib']:>9.0f} "
-                f"{first['seconds']:>11.2f}"
+                f"{naive['seconds']:>12.2f} {same['seconds']:>11.2f} {flow['seconds']:>8.2f} "
+                f"{figures['flow_over_best_bare']:>9.2f} {figures['flow_over_same_work']:>9.2f} "
+                f"{flow['peak_mib']:>9.0f} {first['seconds']:>11.2f} "
+                f"{first_steps.get('load-definitions', 0.0):>9.2f}"
             )
             profiles[size] = steps
         for size, steps in profiles.items():
