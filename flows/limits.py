@@ -49,6 +49,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
+from okr_pipeline.flows.busy_retry import retry_busy_quickly
 from okr_pipeline.okr_core.redaction import mask_url
 from okr_pipeline.okr_core.settings import ConnectionSettings, Settings
 from okr_pipeline.run.limits import (
@@ -165,7 +166,7 @@ def _shared_client() -> SyncPrefectClient:
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(url)
         if client is None:
-            client = get_client(sync_client=True)
+            client = retry_busy_quickly(get_client(sync_client=True))
             client.__enter__()
             _CLIENTS[url] = client
             atexit.register(client.__exit__, None, None, None)
