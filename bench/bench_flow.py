@@ -1,6 +1,6 @@
 """Benchmark: the update flow against the same queries run bare, at 1,000 and 10,000 KRs.
 
-    python bench/bench_flow.py [--sizes 1000 10000] [--concurrency 8] [--json]
+    python bench/bench_flow.py [--sizes 1000 10000] [--concurrency 8] [--json] [--repeat 3]
         [--history-days 45] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 What it does, once per run of the script:
@@ -10,7 +10,8 @@ What it does, once per run of the script:
 For each size N it writes N SQL KRs with distinct queries, syncs them with a first flow run
 (reported as "first run", not the headline), with ``--history-days D`` gives every KR D
 daily values before now (a run mid-cycle reads and forecasts from them; by default none,
-as right after a first run), then times, each in a fresh process:
+as right after a first run), then times, each in a fresh process and (but naive bare) three
+times (``--repeat``), interleaved, reporting the median try:
   * best bare: the fastest plain way a skilled user would run the same N queries without
     the product: the driver (psycopg) directly, one connection per thread of the same
     concurrency, each opened read-only with the statement timeout, the queries in batches
@@ -51,6 +52,7 @@ import tempfile
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -355,6 +357,12 @@ print(json.dumps({name: round(seconds, 3) for name, seconds in steps.items()}))
 """
 
 
+def median_try(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The try of median time (the lower middle one of an even number)."""
+    ordered = sorted(tries, key=lambda t: float(t["seconds"]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def run_child(code: str, *args: str, env: dict[str, str]) -> dict[str, float]:
     """Run ``code`` in a fresh interpreter and return the JSON it prints last."""
     out = subprocess.run(
@@ -379,6 +387,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object per size, nothing else"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="tries of each timed step but naive bare, interleaved; the median is reported",
     )
     parser.add_argument(
         "--history-days",
@@ -419,16 +433,24 @@ def main() -> None:
             first = run_child(FLOW_CHILD, str(project), env=env)  # parses and syncs
             add_history(store, args.history_days)
             naive = run_child(BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env)
-            batched = run_child(
-                BATCHED_BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env
-            )
-            best = run_child(BEST_BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env)
-            same = run_child(
-                SAME_WORK_CHILD, store, warehouse, str(args.concurrency), str(size), env=env
-            )
-            flow = run_child(FLOW_CHILD, str(project), env=env)
-            if flow["measured"] != size or flow["errors"] or flow["synced"]:
-                raise SystemExit(f"unexpected flow result at {size} KRs: {flow}")
+            bare = (warehouse, str(size), str(args.concurrency))
+            tries: dict[str, list[dict[str, Any]]] = {"batched": [], "best": [], "same": []}
+            flows: list[dict[str, Any]] = []
+            # Interleaved, so that a slow minute of the machine slows each of them alike.
+            for _ in range(args.repeat):
+                tries["batched"].append(run_child(BATCHED_BARE_CHILD, *bare, env=env))
+                tries["best"].append(run_child(BEST_BARE_CHILD, *bare, env=env))
+                tries["same"].append(
+                    run_child(
+                        SAME_WORK_CHILD, store, warehouse, str(args.concurrency), str(size), env=env
+                    )
+                )
+                flow = run_child(FLOW_CHILD, str(project), env=env)
+                if flow["measured"] != size or flow["errors"] or flow["synced"]:
+                    raise SystemExit(f"unexpected flow result at {size} KRs: {flow}")
+                flows.append(flow)
+            batched, best, same = (median_try(tries[name]) for name in ("batched", "best", "same"))
+            flow = median_try(flows)
             steps = run_child(
                 PROFILE_CHILD, str(flow["flow_run_id"]), str(flow["seconds"]), env=env
             )
