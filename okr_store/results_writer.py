@@ -1,7 +1,8 @@
 """A run's rows written while the run still evaluates: one transaction, in a thread.
 
 Storing 10,000 KRs' measurements and evaluations keeps a PostgreSQL server busy for a
-few tenths of a second (each row checked against six indexes and four foreign keys).
+few tenths of a second (a measurement goes into six indexes, each row is checked against
+two foreign keys).
 Written at the end, that is time the run waits; written by a thread while the run
 evaluates the next chunk of KRs, the server works while the client computes. The thread
 holds one connection and one transaction from first row to last, so the run's rows are
