@@ -10,8 +10,8 @@ What it does, once per run of the script:
 For each size N it writes N SQL KRs with distinct queries, syncs them with a first flow run
 (reported as "first run", not the headline), with ``--history-days D`` gives every KR D
 daily values before now (a run mid-cycle reads and forecasts from them; by default none,
-as right after a first run), then times, each in a fresh process and (but naive bare) three
-times (``--repeat``), interleaved, reporting the median try:
+as right after a first run), then times, each in a fresh process and, but naive bare (and
+the first run), three times (``--repeat``), interleaved, reporting the median try:
   * best bare: the fastest plain way a skilled user would run the same N queries without
     the product: the driver (psycopg) directly, one connection per thread of the same
     concurrency, each opened read-only with the statement timeout, the queries in batches
