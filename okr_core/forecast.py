@@ -57,7 +57,7 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def _slopes(data: Sequence[tuple[float, float]]) -> list[float]:
-    """The slope of each pair of points (:func:`_pairs`) whose times differ, in any order."""
+    """The slope of each pair of points whose times differ (a sample past MAX_PAIRS pairs)."""
     n = len(data)
     if n * (n - 1) // 2 <= MAX_PAIRS:
         # Every pair, without indexing: a quarter of daily points is 2,000 pairs per KR,
@@ -70,7 +70,7 @@ def _slopes(data: Sequence[tuple[float, float]]) -> list[float]:
         ]
     times = [t for t, _ in data]
     values = [y for _, y in data]
-    firsts, seconds = _pairs(n)
+    firsts, seconds = _sampled_pairs(n)
     return [
         (values[j] - values[i]) / (times[j] - times[i])
         for i, j in zip(firsts, seconds, strict=True)
@@ -79,14 +79,11 @@ def _slopes(data: Sequence[tuple[float, float]]) -> list[float]:
 
 
 @lru_cache(maxsize=1024)
-def _pairs(n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    # The same n always gives the same pairs, so they are made once per n: sampling them
-    # took most of a forecast's time (7 ms at 90 points, 70 s over 10,000 KRs).
-    total = n * (n - 1) // 2
-    if total <= MAX_PAIRS:
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        return tuple(i for i, _ in pairs), tuple(j for _, j in pairs)
-    # Seeded by n so the same history always gives the same forecast.
+def _sampled_pairs(n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    # MAX_PAIRS of the pairs of n points (which have more than that). The same n always
+    # gives the same pairs, so they are made once per n: sampling them took most of a
+    # forecast's time (7 ms at 90 points, 70 s over 10,000 KRs). Seeded by n so the same
+    # history always gives the same forecast.
     rng = random.Random(n)
     pairs = []
     for _ in range(MAX_PAIRS):

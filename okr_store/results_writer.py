@@ -85,20 +85,18 @@ class ResultsWriter:
         self._thread.join()
 
     def _write(self) -> None:
-        wanted = (lambda kr_id: True) if self._replacing is None else self._replacing.__contains__
+        run_id, replacing = self._run_id, self._replacing
         try:
             with self._engine.connect() as conn, conn.begin():
-                _results.write_results(conn, self._run_id, self._measurements, [], self._replacing)
+                _results.write_results(conn, run_id, self._measurements, [], replacing)
                 while True:
                     item = self._queue.get()
                     if isinstance(item, _Done):
                         return
                     if isinstance(item, _Abort):
                         raise item
-                    _results.drop_evaluations(
-                        conn, ((e.kr_id, e.evaluated_at) for e in item if wanted(e.kr_id))
-                    )
-                    _results.insert_evaluations(conn, [(self._run_id, e) for e in item])
+                    # The chunk's rows at these as-ofs replaced, as write_results does.
+                    _results.write_results(conn, run_id, [], item, replacing)
         except _Abort:
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the caller in finish()
