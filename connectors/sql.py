@@ -50,6 +50,9 @@ __all__ = ["BIND_PARAMETERS", "SqlSource", "SqlSourceConfig"]
 
 BIND_PARAMETERS = ("as_of", "cycle_start", "cycle_end")
 
+#: ``:as_of::date`` is read as text followed by a cast, never as the parameter.
+_CAST_PARAMETER = re.compile(r"(?<![:\w]):(as_of|cycle_start|cycle_end)::")
+
 
 class SqlSourceConfig(BaseSourceConfig):
     """A SQL query returning the KR's current value."""
@@ -81,7 +84,9 @@ class SqlSourceConfig(BaseSourceConfig):
     @field_validator("query")
     @classmethod
     def _known_parameters(cls, query: str) -> str:
-        cast = re.search(r"(?<![:\w]):(as_of|cycle_start|cycle_end)::", query)
+        # The substring test first: a run checks every stored query again, and most have
+        # no "::" at all.
+        cast = _CAST_PARAMETER.search(query) if "::" in query else None
         if cast:
             raise ValueError(
                 f"':{cast[1]}::' is read as text, not as a parameter; write "

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from uuid import UUID
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.exceptions import MissingContextError, ObjectNotFound
 
+from okr_pipeline.flows.parameters import plain_flow
 from okr_pipeline.okr_core.errors import ConfigError
 from okr_pipeline.okr_core.settings import Settings, load_settings
 from okr_pipeline.run.shards import ShardFailures, ShardJob, run_shard
@@ -53,7 +54,7 @@ POLL_SECONDS = 2.0
 WAIT_NOTICE_SECONDS = 60.0
 
 
-@flow(name=SHARD_FLOW, log_prints=False)
+@plain_flow(name=SHARD_FLOW, log_prints=False)
 def measure_shard(
     project_dir: str,
     run_id: int,

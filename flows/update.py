@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
@@ -22,6 +22,7 @@ from prefect.utilities.annotations import quote
 from okr_pipeline.flows.artifacts import FetchProgress, publish_results
 from okr_pipeline.flows.blocks import resolve_blocks
 from okr_pipeline.flows.limits import connection_limits
+from okr_pipeline.flows.parameters import plain_flow
 from okr_pipeline.flows.shards import run_shard_jobs
 from okr_pipeline.notify.events import emit_transition_events
 from okr_pipeline.okr_core.alerting.routing import RoutingConfig
@@ -183,7 +184,7 @@ def write_run_report(settings: Settings) -> None:
     logger.info("Report written to %s", written.html)
 
 
-@flow(name="update-key-results", log_prints=False)
+@plain_flow(name="update-key-results", log_prints=False)
 def update_key_results(
     project_dir: str = ".",
     kr: list[str] | None = None,
