@@ -176,8 +176,8 @@ def fetch_all(
         clock: Returns the current time (aware UTC); stamps each measurement.
         pool: Source instances to reuse; a private one is opened and closed otherwise.
         progress: Told ``(done, total)`` in the calling thread (never in a worker): once
-            before fetching, at most every ``progress_every`` seconds while fetching, and
-            once at the end.
+            as the fetch starts (the KRs done before it: those with an invalid source), at
+            most every ``progress_every`` seconds while fetching, and once at the end.
         progress_every: Seconds between two calls of ``progress``.
         limits: Where lanes take their connections' slots (shared with other runs
             through Prefect); default: this process's own (:class:`LocalLimits`).
@@ -219,8 +219,7 @@ def fetch_all(
 
     done = [sum(1 for r in results if r is not None)]  # invalid sources are done already
     done_lock = threading.Lock()
-    if progress is not None:
-        progress(done[0], len(requests))
+    told_first = False
 
     def lane(key: str) -> None:
         queue = queues[key]
@@ -279,8 +278,13 @@ def fetch_all(
     try:
         if order:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
+                before = done[0]
                 futures = [ex.submit(lane, key) for key in order]
                 if progress is not None:
+                    # Told once the lanes run: a progress hook that calls an API (Prefect's
+                    # artifact) then no longer holds back the first query.
+                    progress(before, len(requests))
+                    told_first = True
                     _report_while_running(futures, done, len(requests), progress, progress_every)
                 for future in futures:
                     future.result()
@@ -288,6 +292,8 @@ def fetch_all(
         if own_pool:
             sources.close()
     if progress is not None:
+        if not told_first:
+            progress(done[0], len(requests))
         progress(len(requests), len(requests))
     missing = [requests[i].kr_ref for i, r in enumerate(results) if r is None]
     if missing:  # every lane drains its queue, so this is a bug, not a source failure

@@ -117,3 +117,47 @@ def test_a_broken_batch_still_counts_as_done() -> None:
     # A connector's exception fails its batch, not the run; the count still ends complete.
     assert results[0].error_kind == "internal"
     assert recorder.calls[-1] == (1, 1)
+
+
+def test_the_first_count_does_not_hold_back_the_first_query() -> None:
+    """A hook that calls an API (Prefect's artifact) is told while the lanes already run."""
+    started = threading.Event()
+
+    class Marking(SlowSource):
+        def fetch(self, config: SlowConfig, ctx: SourceContext) -> Decimal | None:
+            started.set()
+            return super().fetch(config, ctx)
+
+    calls: list[tuple[int, int, bool]] = []
+
+    def slow_api(done: int, total: int) -> None:
+        if not calls:
+            started.wait(timeout=5)  # the first query goes out while this call is under way
+        calls.append((done, total, started.is_set()))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fetch, "get_source_class", lambda name: Marking)
+        fetch_all(
+            [FetchRequest(i, f"obj/kr-{i}", {"type": "slow"}, NOW, NOW, NOW) for i in range(3)],
+            SourceEnvironment(),
+            max_concurrency=1,
+            clock=lambda: NOW,
+            progress=slow_api,
+        )
+    assert calls[0] == (0, 3, True)
+    assert calls[-1] == (3, 3, True)
+
+
+def test_with_every_source_invalid_the_count_is_still_told_from_the_start() -> None:
+    recorder = Recorder()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fetch, "parse_source_config", lambda raw: SlowConfig(**raw))
+        results = fetch_all(
+            [FetchRequest(0, "obj/kr-0", {"type": "slow", "nope": 1}, NOW, NOW, NOW)],
+            SourceEnvironment(),
+            max_concurrency=1,
+            clock=lambda: NOW,
+            progress=recorder,
+        )
+    assert results[0].error_kind == "config"
+    assert recorder.calls == [(1, 1), (1, 1)]
