@@ -6,13 +6,17 @@
 
 It creates a synthetic warehouse on PostgreSQL (one indexed ``events`` table, 20 rows per
 metric; dropped at the end) and times, on one connection and one thread:
-  * plain: psycopg directly, the N distinct queries in one read-only transaction, each
-    executed and its one row fetched; the least any Python program can do;
+  * pipelined: the fastest plain way, the baseline of the ratios: the queries straight to
+    libpq through ``psycopg.pq`` in pipeline mode, ``SqlSource.max_batch`` a batch, each
+    batch ``BEGIN``, its queries and ``COMMIT`` in one round trip (``bench_flow``'s
+    ``LIBPQ_PIPELINE``, the best bare baseline of the flow's bench);
+  * plain: psycopg's cursor, the N distinct queries in one read-only transaction, each
+    executed and its one row fetched (one round trip per query);
   * batched: ``SqlSource.fetch_many`` in batches of ``SqlSource.max_batch``, as the flow
     hands them over (statement check, a savepoint per KR, session cleanup per batch);
   * single: ``SqlSource.fetch`` KR by KR (begin, query, rollback and cleanup each).
 Each figure is the median of ``--repeat`` runs after a warm-up; it prints the ratios to
-plain. ``--compare-with DIR`` runs the SqlSource figures a second time with the code of
+pipelined. ``--compare-with DIR`` runs the SqlSource figures a second time with the code of
 another checkout (e.g. a ``git worktree`` of an older commit) for before/after figures.
 """
 
@@ -28,10 +32,15 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_flow import LIBPQ_PIPELINE  # type: ignore[import-not-found]
+
 ROWS_PER_METRIC = 20
+BATCH = 50  # SqlSource.max_batch, as the flow hands KRs over
 AS_OF = datetime(2026, 11, 15, tzinfo=UTC)
 
 
@@ -83,16 +92,24 @@ class PlainRunner:
     def __init__(self, url: str, queries: list[str]) -> None:
         import psycopg
 
-        u = sa.make_url(url)
-        self.conn = psycopg.connect(
-            host=u.host,
-            port=u.port or 5432,
-            user=u.username,
-            password=u.password,
-            dbname=u.database,
-        )
+        dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conn = psycopg.connect(dsn)
+        # The pipelined runs send their own BEGIN and COMMIT: a session of their own.
+        self.auto = psycopg.connect(dsn, autocommit=True)
+        self.auto.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         self.queries = [q.replace(":as_of", "%(as_of)s") for q in queries]
         self.time()  # warm-up
+
+    def pipelined(self, batch: int) -> float:
+        """Seconds for one run of the queries ``batch`` at a time through libpq's pipeline."""
+        namespace: dict[str, Any] = {}
+        exec(LIBPQ_PIPELINE, namespace)  # the bench's own code, shared with bench_flow
+        send = namespace["pipelined"]
+        numbered = [q.replace("%(as_of)s", "$1").encode() for q in self.queries]
+        started = time.perf_counter()
+        for i in range(0, len(numbered), batch):
+            send(self.auto, numbered[i : i + batch], AS_OF)
+        return time.perf_counter() - started
 
     def time(self) -> float:
         """Seconds for one run."""
@@ -107,8 +124,9 @@ class PlainRunner:
         return time.perf_counter() - started
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
         self.conn.close()
+        self.auto.close()
 
 
 SOURCE_CHILD = """
@@ -213,6 +231,8 @@ def main() -> None:
         # Round robin, so that a busy machine slows every contender alike.
         for _ in range(args.repeat):
             times.setdefault(("plain", ""), []).append(plain_runner.time())
+            pipelined = plain_runner.pipelined(BATCH)
+            times.setdefault(("pipelined", ""), []).append(pipelined)
             for label, runner in runners.items():
                 for kind in ("batched", "single"):
                     times.setdefault((label, kind), []).append(runner.time(kind))
@@ -222,6 +242,7 @@ def main() -> None:
     finally:
         drop_database(args.postgres, url)
     plain = statistics.median(times[("plain", "")])
+    best = statistics.median(times[("pipelined", "")])
     now = {k: statistics.median(times[("this code", k)]) for k in ("batched", "single")}
     before = (
         {k: statistics.median(times[("compared code", k)]) for k in ("batched", "single")}
@@ -231,7 +252,12 @@ def main() -> None:
     n = args.n
     print(f"{n} KR queries on PostgreSQL, one connection, median of {args.repeat} runs")
     print(
+        f"  pipelined libpq, {BATCH} a transaction        {best:7.3f} s  "
+        f"{best / n * 1e6:6.0f} us/KR"
+    )
+    print(
         f"  plain psycopg, one read-only transaction  {plain:7.3f} s  {plain / n * 1e6:6.0f} us/KR"
+        f"  x{plain / best:.2f} pipelined"
     )
     rows = [("this code", now)] + ([("compared code", before)] if before else [])
     for label, figures in rows:
@@ -239,7 +265,7 @@ def main() -> None:
             seconds = figures[kind]
             print(
                 f"  SqlSource {kind:<8} ({label:<13})      {seconds:7.3f} s  "
-                f"{seconds / n * 1e6:6.0f} us/KR  x{seconds / plain:.2f} plain"
+                f"{seconds / n * 1e6:6.0f} us/KR  x{seconds / best:.2f} pipelined"
             )
     if before:
         for kind in ("batched", "single"):
