@@ -158,19 +158,27 @@ def publish_results(summary: RunSummary, report_url: str | None = None) -> None:
 
 
 class FetchProgress:
-    """A progress artifact for the fetch step, created on the first count it is told.
+    """A progress artifact for the fetch step, created on the second count it is told.
 
-    Call it with ``(done, total)``; ``fetch_all`` already calls at most once a second. A
-    Prefect API that fails here is logged once and never fails the run: the bar is a view.
+    Call it with ``(done, total)``; ``fetch_all`` already calls at most once a second. Its
+    first count comes as the fetch starts and is not shown: the artifact is created on the
+    next one (a second later, or the last), so a fetch shorter than a second costs one API
+    call, not two, and none while the lanes take their connections' slots from the same
+    server. A Prefect API that fails here is logged once and never fails the run: the bar
+    is a view.
     """
 
     def __init__(self) -> None:
         self.artifact_id: UUID | None = None
+        self._started = False
         self._broken = False
 
     def __call__(self, done: int, total: int) -> None:
-        """Show ``done`` of ``total`` KRs fetched."""
+        """Show ``done`` of ``total`` KRs fetched (from the second call on)."""
         if self._broken:
+            return
+        if not self._started:
+            self._started = True
             return
         percent = 100.0 if total <= 0 else round(100.0 * done / total, 1)
         description = f"{done} of {total} KRs fetched"

@@ -175,3 +175,46 @@ def test_a_run_with_nothing_due_says_so(demo_project: Path) -> None:
     digest = _artifacts(state.state_details.flow_run_id)[DIGEST_KEY]
     text = str(digest.data)
     assert "0 of 8 KRs measured" in text and "Nothing was due." in text
+
+
+class _ProgressCalls:
+    """Stands in for Prefect's progress artifact functions, recording each call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from okr_pipeline.flows import artifacts
+
+        self.calls: list[tuple[Any, ...]] = []
+        monkeypatch.setattr(artifacts, "create_progress_artifact", self.create)
+        monkeypatch.setattr(artifacts, "update_progress_artifact", self.update)
+
+    def create(self, percent: float, key: str, description: str) -> UUID:
+        self.calls.append(("create", percent, key, description))
+        return UUID(int=7)
+
+    def update(self, artifact_id: UUID, percent: float, description: str) -> None:
+        self.calls.append(("update", artifact_id, percent, description))
+
+
+def test_a_fetch_shorter_than_a_second_costs_one_api_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from okr_pipeline.flows.artifacts import FetchProgress
+
+    api = _ProgressCalls(monkeypatch)
+    bar = FetchProgress()
+    bar(0, 40)  # the fetch starts
+    assert api.calls == []
+    bar(40, 40)  # and ends
+    assert api.calls == [("create", 100.0, PROGRESS_KEY, "40 of 40 KRs fetched")]
+
+
+def test_a_longer_fetch_is_shown_from_its_second_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from okr_pipeline.flows.artifacts import FetchProgress
+
+    api = _ProgressCalls(monkeypatch)
+    bar = FetchProgress()
+    for done in (0, 12, 30, 40):
+        bar(done, 40)
+    assert api.calls == [
+        ("create", 30.0, PROGRESS_KEY, "12 of 40 KRs fetched"),
+        ("update", UUID(int=7), 75.0, "30 of 40 KRs fetched"),
+        ("update", UUID(int=7), 100.0, "40 of 40 KRs fetched"),
+    ]
