@@ -11,10 +11,11 @@ updated when the settings change (the last run to start wins). Its size is
 
 A run's lanes take their slots with a *lease* (``/v2/concurrency_limits/increment-with-lease``)
 and give them back when they end, never per query or request. The lanes a run starts
-together ask together: one read of the limit and one lease for as many slots as are
-free, so a run pays three API calls per connection, not two per lane (each call costs a
-SQLite-backed server some 15 ms, and this process makes them one at a time); a lane that
-found no free slot takes one of its own when one frees up. While slots are held, one
+together ask together: one lease for as many slots as the read of the limit that created
+or resized it found free (read again if that was over a second ago), so a run pays two
+API calls per connection, not two per lane (each call costs a SQLite-backed server some
+15 ms, and this process makes them one at a time); a lane that found no free slot takes
+one of its own when one frees up. While slots are held, one
 thread renews their leases every :data:`RENEW_EVERY_SECONDS`; a run that crashes or is
 killed stops renewing, its leases expire after :data:`LEASE_SECONDS` (the server's
 shortest) and the server's repossessor gives the slots back on its next pass (every 15 s
@@ -72,6 +73,7 @@ __all__ = [
 LEASE_SECONDS = 60.0  # the shortest lease the Prefect server grants
 RENEW_EVERY_SECONDS = 20.0  # a third of the lease: two renewals may fail before it expires
 MAX_POLL_SECONDS = 1.0  # the server's Retry-After can reach 30 s; a freed slot waits less
+FRESH_SECONDS = 1.0  # a read of a limit this recent tells its free slots well enough
 
 _log = logging.getLogger(__name__)
 
@@ -202,6 +204,7 @@ class PrefectConnectionLimits:
         self._client = client or _shared_client()
         self._leases = _Leases(self._client)
         self._ready: dict[str, str | None] = {}  # key -> limit name (None: kept locally)
+        self._read: dict[str, _Reading] = {}  # key -> the limit as _limit last read it
         self._lock = threading.Lock()
         self._holder = _holder()
         self._groups: dict[str, _Group] = {}  # key -> the group lanes may join
@@ -264,8 +267,10 @@ class PrefectConnectionLimits:
                 return None
             self._asking.add(key)
         taken: tuple[UUID, int] | None = None
+        with self._lock:
+            reading = self._read.pop(key, None)
         try:
-            taken = self._acquire_free(name, wanted)
+            taken = self._acquire_free(name, wanted, reading)
         finally:
             with self._changed:
                 self._asking.discard(key)
@@ -301,7 +306,7 @@ class PrefectConnectionLimits:
             name = None if settings is None else limit_name(connection, settings)
             if name is not None:
                 try:
-                    self._upsert(name, bounds.slots)
+                    self._read[key] = self._upsert(name, bounds.slots)
                 except Exception as exc:  # noqa: BLE001 - the run goes on, bounded locally
                     _log.warning(
                         "Connection %r is bounded in this process only: the Prefect API "
@@ -314,12 +319,16 @@ class PrefectConnectionLimits:
             self._ready[key] = name
             return name
 
-    def _upsert(self, name: str, size: int) -> None:
-        """Create the limit, or resize it to ``size``; another run may create it meanwhile."""
-        with _ONE_CALL:
-            self._upsert_unlocked(name, size)
+    def _upsert(self, name: str, size: int) -> _Reading:
+        """Create the limit, or resize it to ``size``; another run may create it meanwhile.
 
-    def _upsert_unlocked(self, name: str, size: int) -> None:
+        Returns:
+            The limit as it stands now (read, or just created).
+        """
+        with _ONE_CALL:
+            return self._upsert_unlocked(name, size)
+
+    def _upsert_unlocked(self, name: str, size: int) -> _Reading:
         for _ in range(2):
             try:
                 existing = self._client.read_global_concurrency_limit_by_name(name)
@@ -328,18 +337,24 @@ class PrefectConnectionLimits:
                     self._client.create_global_concurrency_limit(
                         GlobalConcurrencyLimitCreate(name=name, limit=size)
                     )
-                    return
+                    return _Reading(size, 0, True)
                 except ObjectAlreadyExists:
                     continue  # another run created it first: read it again
             if existing.limit != size:
                 self._client.update_global_concurrency_limit(
                     name, GlobalConcurrencyLimitUpdate(limit=size)
                 )
-            return
+            return _Reading(size, existing.active_slots, existing.active)
         raise RuntimeError(f"the limit {name} could be neither read nor created")
 
-    def _acquire_free(self, name: str, wanted: int) -> tuple[UUID, int] | None:
+    def _acquire_free(
+        self, name: str, wanted: int, reading: _Reading | None = None
+    ) -> tuple[UUID, int] | None:
         """Up to ``wanted`` slots of ``name`` under one lease, as many as are free now.
+
+        ``reading`` is the limit as :meth:`_limit` read it; when it is older than
+        :data:`FRESH_SECONDS` (or missing) the limit is read again. Should slots have been
+        taken since, the server refuses the lease and the lanes ask one slot each.
 
         Returns:
             The lease and its slots; None when none is free or the API failed (the lane
@@ -347,9 +362,11 @@ class PrefectConnectionLimits:
         """
         try:
             with _ONE_CALL:
-                limit = self._client.read_global_concurrency_limit_by_name(name)
-                size = min(wanted, limit.limit - limit.active_slots)
-                if size < 1 or not limit.active:
+                if reading is None or reading.age() > FRESH_SECONDS:
+                    limit = self._client.read_global_concurrency_limit_by_name(name)
+                    reading = _Reading(limit.limit, limit.active_slots, limit.active)
+                size = min(wanted, reading.size - reading.active_slots)
+                if size < 1 or not reading.active:
                     return None
                 response = self._client.increment_concurrency_slots_with_lease(
                     names=[name],
@@ -424,6 +441,22 @@ class PrefectConnectionLimits:
                 _brief(exc),
                 LEASE_SECONDS,
             )
+
+
+class _Reading:
+    """A limit's size and taken slots as read from the server, and when."""
+
+    __slots__ = ("active", "active_slots", "read_at", "size")
+
+    def __init__(self, size: int, active_slots: int, active: bool) -> None:
+        self.size = size
+        self.active_slots = active_slots
+        self.active = active
+        self.read_at = time.monotonic()
+
+    def age(self) -> float:
+        """Seconds since the read."""
+        return time.monotonic() - self.read_at
 
 
 def _holder() -> ConcurrencyLeaseHolder | None:

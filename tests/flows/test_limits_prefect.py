@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,73 @@ def test_a_runs_lanes_share_one_lease_and_give_it_back(prefect_harness: None) ->
     holding.wait(timeout=30)
     for thread in lanes:
         thread.join()
+    assert _given_back(name) == (4, 0)
+
+
+def _counting_reads(limits: PrefectConnectionLimits, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the limits ``limits`` reads from the server, as it reads them."""
+    reads: list[str] = []
+    read = limits._client.read_global_concurrency_limit_by_name
+
+    def counted(name: str) -> Any:
+        reads.append(name)
+        return read(name)
+
+    monkeypatch.setattr(limits._client, "read_global_concurrency_limit_by_name", counted)
+    return reads
+
+
+def _lanes(limits: PrefectConnectionLimits, key: str, count: int) -> list[threading.Thread]:
+    """``count`` lanes of ``key`` started together, each holding its slot for 0.2 s."""
+    limits.expect(key, count)
+
+    def lane() -> None:
+        with limits.slot(key):
+            time.sleep(0.2)
+
+    lanes = [threading.Thread(target=lane) for _ in range(count)]
+    for thread in lanes:
+        thread.start()
+    return lanes
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_runs_group_is_taken_after_one_read_of_the_limit(
+    prefect_harness: None, monkeypatch: pytest.MonkeyPatch, fresh: bool
+) -> None:
+    """The read that makes or resizes the limit tells how many slots are free."""
+    from okr_pipeline.flows import limits as module
+
+    if not fresh:  # the read is too old by the time the lanes ask: read again
+        monkeypatch.setattr(module, "FRESH_SECONDS", -1.0)
+    connections = {"read-once": ConnectionSettings(url=URL, max_concurrency=4)}
+    name = limit_name("read-once", connections["read-once"])
+    limits = PrefectConnectionLimits(connections)
+    reads = _counting_reads(limits, monkeypatch)
+    for thread in _lanes(limits, "sql:read-once", 3):
+        thread.join(timeout=30)
+    assert reads == [name] if fresh else reads == [name, name]
+    assert _given_back(name) == (4, 0)
+
+
+def test_slots_taken_since_the_read_still_bound_the_run(prefect_harness: None) -> None:
+    """A read that is out of date asks for too many slots: the server refuses, and the
+    lanes take one slot each as they free up, never more than the limit at once."""
+    connections = {"raced": ConnectionSettings(url=URL, max_concurrency=4)}
+    name = limit_name("raced", connections["raced"])
+    late = PrefectConnectionLimits(connections)
+    late._limit("sql:raced", late.bounds("sql:raced"))  # reads 4 free slots
+    other = PrefectConnectionLimits(connections)  # another run takes 3 of them meanwhile
+    others = _lanes(other, "sql:raced", 3)
+    deadline = time.monotonic() + 30
+    while _active(name)[1] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seen: list[int] = []
+    lanes = _lanes(late, "sql:raced", 3)
+    while any(thread.is_alive() for thread in lanes + others):
+        seen.append(_active(name)[1])
+        time.sleep(0.02)
+    assert seen and max(seen) <= 4, seen
     assert _given_back(name) == (4, 0)
 
 
