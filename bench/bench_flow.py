@@ -279,8 +279,8 @@ CURSOR_BARE_CHILD = _CURSOR_CHILD.replace(
 #: of it (``psycopg.pq``), in pipeline mode. A batch is ``BEGIN``, its queries (one
 #: ``PQsendQueryParams`` each, the as-of a text ``timestamptz``) and ``COMMIT``, sent at
 #: once and read back as they come: one round trip, and none of a cursor's tens of
-#: microseconds of Python per statement. ``pipelined(conn, sqls)`` returns each query's
-#: value as a ``Decimal``, as a cursor would; ``conn`` is in autocommit mode.
+#: microseconds of Python per statement. ``pipelined(conn, sqls, as_of)`` returns each
+#: query's value as a ``Decimal``, as a cursor would; ``conn`` has no transaction open.
 LIBPQ_PIPELINE = """
 import selectors
 from decimal import Decimal
@@ -314,7 +314,7 @@ def pipelined(conn, sqls, as_of):
     try:
         pg.send_query_params(b"BEGIN", None)
         for sql in sqls:
-            pg.send_query_params(sql, as_of_text, param_types=AS_OF_TYPE)
+            pg.send_query_params(sql.encode(), as_of_text, param_types=AS_OF_TYPE)
         pg.send_query_params(b"COMMIT", None)
         pg.pipeline_sync()
         results = _results(pg)
@@ -335,10 +335,6 @@ def pipelined(conn, sqls, as_of):
 BEST_BARE_CHILD = (
     _BARE_CHILD.replace("{prelude}", LIBPQ_PIPELINE)
     .replace("{as_of}", "$1")
-    .replace(
-        "for i in range(1, size + 1)]",
-        "for i in range(1, size + 1)]\nqueries = [q.encode() for q in queries]",
-    )
     .replace(
         "{send_batch}",
         """\
@@ -387,7 +383,7 @@ with psycopg.connect(dsn(store_url)) as store:
         "FROM key_results k JOIN objectives o ON o.id = k.objective_id "
         "JOIN cycles c ON c.id = o.cycle_id "
         "WHERE k.archived_at IS NULL AND o.archived_at IS NULL").fetchall()
-    queries = [(k[0], k[1].replace(":as_of", "$1").encode()) for k in krs]
+    queries = [(k[0], k[1].replace(":as_of", "$1")) for k in krs]
     batches = [queries[i:i + BATCH] for i in range(0, len(queries), BATCH)]
     shares = [batches[t::concurrency] for t in range(concurrency)]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:

@@ -105,7 +105,7 @@ class PlainRunner:
         namespace: dict[str, Any] = {}
         exec(LIBPQ_PIPELINE, namespace)  # the bench's own code, shared with bench_flow
         send = namespace["pipelined"]
-        numbered = [q.replace("%(as_of)s", "$1").encode() for q in self.queries]
+        numbered = [q.replace("%(as_of)s", "$1") for q in self.queries]
         started = time.perf_counter()
         for i in range(0, len(numbered), batch):
             send(self.auto, numbered[i : i + batch], AS_OF)

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -443,16 +444,14 @@ class PrefectConnectionLimits:
             )
 
 
+@dataclass(frozen=True, slots=True)
 class _Reading:
     """A limit's size and taken slots as read from the server, and when."""
 
-    __slots__ = ("active", "active_slots", "read_at", "size")
-
-    def __init__(self, size: int, active_slots: int, active: bool) -> None:
-        self.size = size
-        self.active_slots = active_slots
-        self.active = active
-        self.read_at = time.monotonic()
+    size: int
+    active_slots: int
+    active: bool
+    read_at: float = field(default_factory=time.monotonic)
 
     def age(self) -> float:
         """Seconds since the read."""

@@ -219,7 +219,6 @@ def fetch_all(
 
     done = [sum(1 for r in results if r is not None)]  # invalid sources are done already
     done_lock = threading.Lock()
-    told_first = False
 
     def lane(key: str) -> None:
         queue = queues[key]
@@ -275,6 +274,8 @@ def fetch_all(
     for key, count in lanes:
         # A server's slots are then asked for together: as many as can run at once.
         slots.expect(key, min(count, workers))
+    if progress is not None and not order:
+        progress(done[0], len(requests))  # nothing to fetch: no lane to wait for
     try:
         if order:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
@@ -284,7 +285,6 @@ def fetch_all(
                     # Told once the lanes run: a progress hook that calls an API (Prefect's
                     # artifact) then no longer holds back the first query.
                     progress(before, len(requests))
-                    told_first = True
                     _report_while_running(futures, done, len(requests), progress, progress_every)
                 for future in futures:
                     future.result()
@@ -292,8 +292,6 @@ def fetch_all(
         if own_pool:
             sources.close()
     if progress is not None:
-        if not told_first:
-            progress(done[0], len(requests))
         progress(len(requests), len(requests))
     missing = [requests[i].kr_ref for i, r in enumerate(results) if r is None]
     if missing:  # every lane drains its queue, so this is a bug, not a source failure
