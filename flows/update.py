@@ -31,7 +31,7 @@ from okr_pipeline.okr_core.settings import Settings, load_settings
 from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.alerting import AlertSummary, run_alerts
-from okr_pipeline.run.fetch import FetchResult, SourcePool
+from okr_pipeline.run.fetch import FetchResult, ResultsHook, SourcePool
 from okr_pipeline.run.progress import chained, fetch_counts
 from okr_pipeline.run.steps import (
     evaluate_and_store,
@@ -82,14 +82,25 @@ def fetch_with_progress(
     as_of: datetime,
     pool: SourcePool,
     clock: Callable[[], datetime],
+    on_results: ResultsHook | None = None,
 ) -> list[FetchResult]:
     """The fetch step, showing how far it got as a Prefect progress artifact.
 
-    The counts go to :mod:`okr_pipeline.run.progress` too, for the CLI's progress bar.
+    The counts go to :mod:`okr_pipeline.run.progress` too, for the CLI's progress bar;
+    ``on_results`` is given each batch of values as it arrives (see ``run/recorder.py``).
     """
     progress = chained(FetchProgress(), fetch_counts)
     limits = connection_limits(settings)
-    return fetch_values(krs, settings, as_of, pool, clock, progress=progress, limits=limits)
+    return fetch_values(
+        krs,
+        settings,
+        as_of,
+        pool,
+        clock,
+        progress=progress,
+        limits=limits,
+        on_results=on_results,
+    )
 
 
 def baselines_within_limits(

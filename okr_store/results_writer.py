@@ -17,11 +17,27 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Collection, Sequence
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
 from okr_pipeline.okr_store import results as _results
 from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord
+
+
+class RowsWriter(Protocol):
+    """Hands a run's rows to its transaction: evaluations, and the measurements they score."""
+
+    def __call__(
+        self,
+        evaluations: Sequence[EvaluationRecord],
+        measurements: Sequence[MeasurementRecord] = (),
+    ) -> None:
+        """Queue ``evaluations`` and the ``measurements`` not given at the start."""
+
+
+#: A chunk of rows to write: measurements, then evaluations.
+_Rows = tuple[Sequence[MeasurementRecord], Sequence[EvaluationRecord]]
 
 
 class _Done:
@@ -33,7 +49,7 @@ class _Abort(Exception):
 
 
 class ResultsWriter:
-    """Writes a run's measurements at once and its evaluations as they come, in a thread.
+    """Writes a run's measurements at once, then its rows as they come, in a thread.
 
     Nothing is visible to other connections until :meth:`finish` commits; :meth:`abort`
     (or an error in the thread) rolls everything back.
@@ -41,7 +57,8 @@ class ResultsWriter:
     Args:
         engine: the store's engine (PostgreSQL).
         run_id: the run the rows belong to.
-        measurements: the run's measurements, written first.
+        measurements: measurements written first (a run that streams its rows gives none
+            here and hands them to :meth:`add` with their evaluations).
         replacing: only these KRs may have rows at these as-ofs already; None: any.
     """
 
@@ -56,17 +73,19 @@ class ResultsWriter:
         self._run_id = run_id
         self._measurements = measurements
         self._replacing = replacing
-        self._queue: queue.SimpleQueue[Sequence[EvaluationRecord] | _Done | _Abort] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Rows | _Done | _Abort] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="okr-store-writer", daemon=True)
         self._thread.start()
 
-    def add(self, evaluations: Sequence[EvaluationRecord]) -> None:
-        """Queue evaluations to be written in the run's transaction."""
-        if evaluations:
-            self._queue.put(evaluations)
+    def add(
+        self,
+        evaluations: Sequence[EvaluationRecord],
+        measurements: Sequence[MeasurementRecord] = (),
+    ) -> None:
+        """Queue rows to be written in the run's transaction (measurements first)."""
+        if evaluations or measurements:
+            self._queue.put((measurements, evaluations))
 
     def finish(self) -> None:
         """Commit once everything queued is written.
@@ -96,7 +115,7 @@ class ResultsWriter:
                     if isinstance(item, _Abort):
                         raise item
                     # The chunk's rows at these as-ofs replaced, as write_results does.
-                    _results.write_results(conn, run_id, [], item, replacing)
+                    _results.write_results(conn, run_id, item[0], item[1], replacing)
         except _Abort:
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the caller in finish()

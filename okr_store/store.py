@@ -9,7 +9,7 @@ queue on the busy timeout instead of failing); reads run on their own connection
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +33,7 @@ from okr_pipeline.okr_store.records import (
     RunRow,
     SyncResult,
 )
-from okr_pipeline.okr_store.results_writer import ResultsWriter, gains_from_thread
+from okr_pipeline.okr_store.results_writer import ResultsWriter, RowsWriter, gains_from_thread
 from okr_pipeline.okr_store.store_reads import StoreReads
 
 if TYPE_CHECKING:
@@ -184,31 +184,41 @@ class Store(StoreReads):
         run_id: int,
         measurements: Sequence[MeasurementRecord],
         replacing: Collection[int] | None = None,
-    ) -> Iterator[Callable[[Sequence[EvaluationRecord]], None]]:
-        """:meth:`record_results`, the evaluations handed over as they are made.
+    ) -> Iterator[RowsWriter]:
+        """:meth:`record_results`, the rows handed over as they are made.
 
-        Yields a function to call with each batch of evaluations. On PostgreSQL a thread
-        writes the measurements at once and each batch as it comes (see
+        Yields a function to call with each batch of evaluations, and the measurements
+        that came with them if they were not all known at the start. On PostgreSQL a
+        thread writes the first measurements at once and each batch as it comes (see
         :mod:`okr_store.results_writer`), so the server stores while the run evaluates;
         elsewhere everything is written on leaving the block. Either way it is one
         transaction, committed on leaving the block and rolled back if the block raises.
 
         Args:
             run_id: from :meth:`start_run`.
-            measurements: the run's measurements.
+            measurements: the run's measurements known at the start (may be none).
             replacing: as for :meth:`record_results`.
         """
+        measured: list[MeasurementRecord] = list(measurements)
         added: list[EvaluationRecord] = []
-        if not gains_from_thread(self.engine):
-            yield added.extend
-            self.record_results(run_id, measurements, added, replacing)
-            return
-        writer = ResultsWriter(self.engine, run_id, measurements, replacing)
+        writer = (
+            ResultsWriter(self.engine, run_id, measurements, replacing)
+            if gains_from_thread(self.engine)
+            else None
+        )
 
-        def add(evaluations: Sequence[EvaluationRecord]) -> None:
+        def add(
+            evaluations: Sequence[EvaluationRecord], measurements: Sequence[MeasurementRecord] = ()
+        ) -> None:
+            measured.extend(measurements)
             added.extend(evaluations)
-            writer.add(evaluations)
+            if writer is not None:
+                writer.add(evaluations, measurements)
 
+        if writer is None:
+            yield add
+            self.record_results(run_id, measured, added, replacing)
+            return
         try:
             yield add
         except BaseException:
@@ -220,7 +230,7 @@ class Store(StoreReads):
             if replacing is None:
                 raise
             # Another writer stored a row at one of these as-ofs meanwhile: as record_results.
-            self.record_results(run_id, measurements, added, None)
+            self.record_results(run_id, measured, added, None)
 
     def replace_evaluations(self, evaluations: Sequence[tuple[int, EvaluationRecord]]) -> None:
         """Replace the evaluations at their (KR, as-of) with these ``(run_id, row)`` pairs.

@@ -21,10 +21,12 @@ sets its own network and statement timeouts; here we only bound how many run at 
 from __future__ import annotations
 
 import math
+import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -48,12 +50,16 @@ __all__ = [
     "FetchRequest",
     "FetchResult",
     "Progress",
+    "ResultsHook",
     "SourcePool",
     "fetch_all",
 ]
 
 #: Told ``(done, total)`` while a run fetches (the Prefect flow updates a progress artifact).
 Progress = Callable[[int, int], None]
+
+#: Given each batch of results as it arrives (a run scores and stores them meanwhile).
+ResultsHook = Callable[[Sequence["FetchResult"]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +172,7 @@ def fetch_all(
     progress: Progress | None = None,
     progress_every: float = 1.0,
     limits: ConnectionLimits | None = None,
+    on_results: ResultsHook | None = None,
 ) -> list[FetchResult]:
     """Fetch every request concurrently; one failure never stops the others.
 
@@ -181,6 +188,8 @@ def fetch_all(
         progress_every: Seconds between two calls of ``progress``.
         limits: Where lanes take their connections' slots (shared with other runs
             through Prefect); default: this process's own (:class:`LocalLimits`).
+        on_results: Given every result once, in the calling thread, a batch at a time as
+            the batches arrive (those of invalid sources first), while the lanes go on.
 
     Returns:
         One result per request, in the order of ``requests``.
@@ -219,20 +228,27 @@ def fetch_all(
 
     done = [sum(1 for r in results if r is not None)]  # invalid sources are done already
     done_lock = threading.Lock()
+    # Each lane puts the indexes of every batch it finished, then None once it ends.
+    finished: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+    if on_results is not None and done[0]:
+        on_results([r for r in results if r is not None])
 
     def lane(key: str) -> None:
-        queue = queues[key]
-        if not queue:
-            return  # the other lanes took every batch: no slot needed
-        with slots.slot(key) as pacer:
-            used: dict[str, BaseSource[Any]] = {}
-            try:
-                run_lane(queue, pacer, used)
-            finally:
-                # Before the slot goes back: the session this lane leaves idle in a pool
-                # is closed, so the run holds no more sessions than slots.
-                for source in used.values():
-                    _release_session(source, key)
+        try:
+            batches = queues[key]
+            if not batches:
+                return  # the other lanes took every batch: no slot needed
+            with slots.slot(key) as pacer:
+                used: dict[str, BaseSource[Any]] = {}
+                try:
+                    run_lane(batches, pacer, used)
+                finally:
+                    # Before the slot goes back: the session this lane leaves idle in a
+                    # pool is closed, so the run holds no more sessions than slots.
+                    for source in used.values():
+                        _release_session(source, key)
+        finally:
+            finished.put(None)
 
     def run_lane(
         queue: deque[list[tuple[int, BaseSourceConfig]]],
@@ -267,6 +283,10 @@ def fetch_all(
                 results[i] = _result(requests[i].kr_id, outcome, when, requests[i].source)
             with done_lock:
                 done[0] += len(batch)
+            finished.put([i for i, _ in batch])
+
+    def arrived(indexes: list[int]) -> list[FetchResult]:
+        return [result for i in indexes if (result := results[i]) is not None]
 
     # Lanes of different keys alternate in the queue, so every connection starts early.
     order = [key for round_ in _round_robin(lanes) for key in round_]
@@ -285,7 +305,16 @@ def fetch_all(
                     # Told once the lanes run: a progress hook that calls an API (Prefect's
                     # artifact) then no longer holds back the first query.
                     progress(before, len(requests))
-                    _report_while_running(futures, done, len(requests), progress, progress_every)
+                _follow_lanes(
+                    len(futures),
+                    finished,
+                    arrived,
+                    lambda: done[0],
+                    len(requests),
+                    progress,
+                    progress_every,
+                    on_results,
+                )
                 for future in futures:
                     future.result()
     finally:
@@ -323,25 +352,37 @@ def _fetch_paced(
         return source.fetch_many(items)
 
 
-def _report_while_running(
-    futures: Sequence[Future[None]],
-    done: list[int],
+def _follow_lanes(
+    lanes: int,
+    finished: queue.SimpleQueue[list[int] | None],
+    results_of: Callable[[list[int]], list[FetchResult]],
+    done: Callable[[], int],
     total: int,
-    progress: Progress,
+    progress: Progress | None,
     every: float,
+    on_results: ResultsHook | None,
 ) -> None:
     # The caller's thread waits here rather than in a worker: a driver's hook (Prefect's
-    # client) may rely on the caller's context, and the calls are throttled by the wait.
-    last = done[0]  # already told
-    pending: set[Future[None]] = set(futures)
-    while pending:
-        finished, pending = wait(pending, timeout=every, return_when=FIRST_EXCEPTION)
-        if any(f.exception() is not None for f in finished):
-            return
-        now = done[0]
-        if pending and now != last:
-            progress(now, total)
-            last = now
+    # client, the run's recorder and its store) may rely on the caller's context, and the
+    # progress calls are throttled by the wait.
+    last = done()  # already told
+    next_count = time.monotonic() + every
+    ended = 0
+    while ended < lanes:
+        try:
+            batch = finished.get(timeout=max(0.0, next_count - time.monotonic()))
+        except queue.Empty:
+            batch = []
+        if batch is None:
+            ended += 1
+        elif batch and on_results is not None:
+            on_results(results_of(batch))
+        if progress is not None and ended < lanes and time.monotonic() >= next_count:
+            next_count = time.monotonic() + every
+            now = done()
+            if now != last:
+                progress(now, total)
+                last = now
 
 
 def _round_robin(lanes: Sequence[tuple[str, int]]) -> list[list[str]]:

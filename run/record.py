@@ -1,4 +1,4 @@
-"""Store what a run measured, and never lose it: evaluate, write, spool on failure, lease.
+"""Keep what a run measured safe: open the store, spool on failure, replay spools, lease.
 
 Prefect-free: the flow's tasks call these, and so can tests and other drivers.
 """
@@ -8,17 +8,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from okr_pipeline.okr_core.errors import StoreUnavailableError
 from okr_pipeline.okr_core.settings import Settings, mask_url
-from okr_pipeline.okr_store.records import EvaluationRecord, MeasurementRecord, StoredKeyResult
+from okr_pipeline.okr_store.records import MeasurementRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.okr_store.store_errors import store_unavailable
-from okr_pipeline.run.evaluate import evaluate_results, measurement_records
-from okr_pipeline.run.fetch import FetchResult
 from okr_pipeline.run.history import reevaluate
 from okr_pipeline.run.spool import pending_spools, write_spool
 
@@ -44,98 +42,6 @@ def run_status(outcomes: Counter[str]) -> str:
     if not errors:
         return "completed"
     return "failed" if errors == sum(outcomes.values()) else "partial"
-
-
-#: KRs evaluated together: their histories are in memory at once (45 points a KR
-#: mid-quarter with daily runs: 10,000 KRs' took 130 MiB).
-EVALUATE_CHUNK = 2000
-
-
-def evaluate_at(
-    store: Store,
-    settings: Settings,
-    key_results: Mapping[int, StoredKeyResult],
-    results: Sequence[FetchResult],
-    as_of: datetime,
-    on_chunk: Callable[[Sequence[EvaluationRecord]], None] | None = None,
-) -> list[EvaluationRecord]:
-    """Evaluate the fetched values as of ``as_of`` from the history stored before it.
-
-    The results are evaluated :data:`EVALUATE_CHUNK` KRs at a time, each chunk's
-    history read just before it is used, so memory does not grow with KRs times points.
-    ``on_chunk`` is given each chunk's evaluations as soon as they are made.
-    """
-    evaluations: list[EvaluationRecord] = []
-    for start in range(0, len(results), EVALUATE_CHUNK):
-        chunk = results[start : start + EVALUATE_CHUNK]
-        ids = [result.kr_id for result in chunk]
-        since = min((key_results[kr_id].cycle_start for kr_id in ids), default=as_of)
-        history = store.history(ids, since=since, before=as_of)
-        # The last good as-of is the last point of the history; only KRs with none in this
-        # cycle need a look further back.
-        last_good = {kr_id: points[-1][0] for kr_id, points in history.items() if points}
-        missing = [kr_id for kr_id in ids if kr_id not in last_good]
-        if missing:
-            last_good.update(store.last_good_before(missing, as_of))
-        evaluated = evaluate_results(
-            key_results,
-            chunk,
-            history,
-            as_of=as_of,
-            last_good=last_good,
-            stale_after_periods=settings.stale_after_periods,
-        )
-        del history  # before the next chunk's is read
-        if on_chunk is not None:
-            on_chunk(evaluated)
-        evaluations += evaluated
-    return evaluations
-
-
-def store_results(
-    store: Store,
-    settings: Settings,
-    key_results: Mapping[int, StoredKeyResult],
-    results: Sequence[FetchResult],
-    *,
-    run_id: int,
-    as_of: datetime,
-    flow_run_id: str | None,
-) -> list[EvaluationRecord]:
-    """Evaluate the fetched values as of ``as_of``, store them, and re-evaluate later as-ofs.
-
-    Each evaluation sees only the history before its as-of. If the store fails on the
-    way, the measurements are written to a spool file first (see :mod:`run.spool`).
-
-    Raises:
-        StoreUnavailableError: the store failed for a setup reason (the message says
-            where the values were kept).
-        RunNotStoredError: it failed for another reason (values kept all the same).
-    """
-    measurements = measurement_records(results, as_of)
-    try:
-        # Read at this as-of, a KR's last as-of equals it only when it was measured then.
-        again = {kr.kr_id for kr in key_results.values() if kr.last_as_of == as_of}
-        # The store writes each chunk while the next one is evaluated, in one transaction.
-        with store.writing_results(run_id, measurements, replacing=again) as write:
-            evaluations = evaluate_at(store, settings, key_results, results, as_of, on_chunk=write)
-        # Later as-ofs were evaluated without this value (a backfill): evaluate them again.
-        later = [
-            kr.kr_id
-            for kr in key_results.values()
-            if kr.latest_as_of is not None and kr.latest_as_of > as_of
-        ]
-        if later:
-            reevaluate(
-                store,
-                key_results,
-                later,
-                after=as_of,
-                stale_after_periods=settings.stale_after_periods,
-            )
-    except Exception as exc:
-        raise spool_failed_run(exc, settings, as_of, flow_run_id, measurements) from exc
-    return evaluations
 
 
 def spool_failed_run(

@@ -41,6 +41,7 @@ from okr_pipeline.run.fetch import FetchResult, SourcePool
 from okr_pipeline.run.formulas import compute_formulas, is_formula
 from okr_pipeline.run.manual import is_manual, manual_results
 from okr_pipeline.run.record import open_store
+from okr_pipeline.run.recorder import RunRecorder
 
 if TYPE_CHECKING:
     # Types only: run/update.py imports this module, and these from there.
@@ -211,8 +212,20 @@ def run_shard(
             return outcomes
         with SourcePool(source_environment(settings)) as pool:
             todo = run.baselines(todo, settings, store, pool, clock(), clock)
-            results = run.fetch(todo, settings, job.as_of, pool, clock)
-        run.evaluate_and_store(todo, results, store, settings, job.run_id, job.as_of, flow_run_id)
+            with RunRecorder(
+                store,
+                settings,
+                {kr.kr_id: kr for kr in todo},
+                run_id=job.run_id,
+                as_of=job.as_of,
+                flow_run_id=flow_run_id,
+            ) as recorder:
+                # Scored and stored as they arrive; committed by the last step.
+                results = run.fetch(todo, settings, job.as_of, pool, clock, on_results=recorder.add)
+                pool.close()
+                run.evaluate_and_store(
+                    todo, results, store, settings, job.run_id, job.as_of, flow_run_id, recorder
+                )
         outcomes.update(outcome_of(r) for r in results)
         return outcomes
     finally:

@@ -18,11 +18,18 @@ from okr_pipeline.okr_core.settings import Settings
 from okr_pipeline.okr_store.records import EvaluationRecord, StoredKeyResult
 from okr_pipeline.okr_store.store import Store
 from okr_pipeline.run.definitions import load_definitions, source_environment
-from okr_pipeline.run.fetch import FetchRequest, FetchResult, Progress, SourcePool, fetch_all
+from okr_pipeline.run.fetch import (
+    FetchRequest,
+    FetchResult,
+    Progress,
+    ResultsHook,
+    SourcePool,
+    fetch_all,
+)
 from okr_pipeline.run.formulas import is_formula
 from okr_pipeline.run.limits import ConnectionLimits
 from okr_pipeline.run.progress import fetch_counts
-from okr_pipeline.run.record import evaluate_at, store_results
+from okr_pipeline.run.recorder import RunRecorder, store_results
 
 
 def load_key_results(
@@ -102,12 +109,15 @@ def fetch_values(
     clock: Callable[[], datetime],
     progress: Progress | None = None,
     limits: ConnectionLimits | None = None,
+    on_results: ResultsHook | None = None,
 ) -> list[FetchResult]:
     """Fetch every KR's value concurrently (bounded per connection and overall).
 
     Formula KRs are left out: they have nothing to fetch (see ``run/formulas.py``).
-    ``progress`` is told ``(done, total)`` now and then (see :func:`fetch_all`); ``limits``
-    are the connections' limits shared with other runs (see ``run/limits.py``).
+    ``progress`` is told ``(done, total)`` now and then, ``on_results`` each batch of
+    values as it arrives (a :class:`~okr_pipeline.run.recorder.RunRecorder` scores and
+    stores them meanwhile; see :func:`fetch_all`); ``limits`` are the connections' limits
+    shared with other runs (see ``run/limits.py``).
     """
     requests = [
         FetchRequest(
@@ -130,6 +140,7 @@ def fetch_values(
         pool=pool,
         progress=progress,
         limits=limits,
+        on_results=on_results,
     )
 
 
@@ -139,13 +150,16 @@ def fetch_counted(
     as_of: datetime,
     pool: SourcePool,
     clock: Callable[[], datetime],
+    on_results: ResultsHook | None = None,
 ) -> list[FetchResult]:
     """:func:`fetch_values`, telling how many KRs are fetched to :mod:`okr_pipeline.run.progress`.
 
     The fetch step of a run without Prefect: the CLI's progress bar (``fetching 12/40 KRs``)
     listens there.
     """
-    return fetch_values(krs, settings, as_of, pool, clock, progress=fetch_counts)
+    return fetch_values(
+        krs, settings, as_of, pool, clock, progress=fetch_counts, on_results=on_results
+    )
 
 
 def evaluate_and_store(
@@ -156,18 +170,23 @@ def evaluate_and_store(
     run_id: int | None,
     as_of: datetime,
     flow_run_id: str | None,
+    recorder: RunRecorder | None = None,
 ) -> list[EvaluationRecord]:
     """Score the values as of ``as_of`` and store them (replacing that as-of's rows).
 
     Without a ``run_id`` (a dry run) nothing is stored. A store failure keeps the values
-    in a spool file (see :mod:`okr_pipeline.run.spool`) and raises.
+    in a spool file (see :mod:`okr_pipeline.run.spool`) and raises. With the ``recorder``
+    the fetch fed, only the values it was not given are scored here before the commit.
+
+    Returns:
+        One evaluation per result, in their order.
     """
+    if recorder is not None:
+        return recorder.finish(results)
     by_id = {kr.kr_id: kr for kr in krs}
-    if run_id is not None:
-        return store_results(
-            store, settings, by_id, results, run_id=run_id, as_of=as_of, flow_run_id=flow_run_id
-        )
-    return evaluate_at(store, settings, by_id, results, as_of)
+    return store_results(
+        store, settings, by_id, results, run_id=run_id, as_of=as_of, flow_run_id=flow_run_id
+    )
 
 
 def backfill_candidates(

@@ -37,6 +37,7 @@ from okr_pipeline.run.record import (
     replay_spools,
     run_status,
 )
+from okr_pipeline.run.recorder import RunRecorder
 from okr_pipeline.run.select import select_key_results
 from okr_pipeline.run.shards import RunJobs, measure_in_shards, shard_count
 from okr_pipeline.run.steps import (
@@ -326,18 +327,32 @@ def _measure_here(
     Returns:
         The KRs (with any auto baseline measured now), their results and evaluations.
     """
-    with SourcePool(source_environment(settings)) as pool:
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(SourcePool(source_environment(settings)))
         baseline_store = None if dry_run else store
         chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
+        # The values are scored and stored as they arrive (run/recorder.py), the rows
+        # committed by the evaluate-and-store step once the last ones are in.
+        recorder = stack.enter_context(
+            RunRecorder(
+                store,
+                settings,
+                {kr.kr_id: kr for kr in chosen},
+                run_id=run_id,
+                as_of=when,
+                flow_run_id=flow_run_id,
+            )
+        )
         # Manual KRs are never fetched: their check-ins are read (run/manual.py).
         fetched = [k for k in chosen if not is_manual(k.source)]
         report(f"fetching {len(fetched)} KR{'' if len(fetched) == 1 else 's'}")
-        results = run.fetch(fetched, settings, when, pool, clock)
-    results = manual_results(chosen, results, store, when, clock, checkin)
-    # Formula KRs (issue 8) are computed from the values just fetched, after them.
-    results = compute_formulas(chosen, results, krs, store, when, clock)
-    report("storing the results")
-    evaluations = run.evaluate_and_store(
-        chosen, results, store, settings, run_id, when, flow_run_id
-    )
+        results = run.fetch(fetched, settings, when, pool, clock, on_results=recorder.add)
+        pool.close()  # the sources' sessions are not needed while the rest is stored
+        results = manual_results(chosen, results, store, when, clock, checkin)
+        # Formula KRs (issue 8) are computed from the values just fetched, after them.
+        results = compute_formulas(chosen, results, krs, store, when, clock)
+        report("storing the results")
+        evaluations = run.evaluate_and_store(
+            chosen, results, store, settings, run_id, when, flow_run_id, recorder=recorder
+        )
     return chosen, results, evaluations

@@ -292,7 +292,7 @@ CASES = [
     ("flows", "from okr_pipeline.cli.main import app\n", "flows imports"),
     ("flows", "from okr_pipeline.demo import project\n", "flows imports"),
     ("flows", "from okr_pipeline import cli\n", "flows imports"),
-    ("flows", "from okr_pipeline.run.record import store_results\n", None),
+    ("flows", "from okr_pipeline.run.recorder import store_results\n", None),
     ("demo", "from okr_pipeline.cli.main import app\n", "demo imports"),
     ("cli", "from okr_pipeline.demo.project import create_demo_project\n", None),
     ("okr_pipeline", "from okr_pipeline.cli.main import main\n", "okr_pipeline imports"),

@@ -161,3 +161,52 @@ def test_with_every_source_invalid_the_count_is_still_told_from_the_start() -> N
         )
     assert results[0].error_kind == "config"
     assert recorder.calls == [(1, 1), (1, 1)]
+
+
+def test_each_result_is_handed_over_once_in_the_callers_thread_while_others_run() -> None:
+    arrived: list[tuple[list[int], int, int]] = []
+    threads: set[int] = set()
+    requests = _requests(30, delay=0.01)
+    requests.append(FetchRequest(30, "obj/kr-30", {"type": "slow", "nope": 1}, NOW, NOW, NOW))
+    queried = [0]
+
+    class Counting(SlowSource):
+        def fetch(self, config: SlowConfig, ctx: SourceContext) -> Decimal | None:
+            queried[0] += 1
+            return super().fetch(config, ctx)
+
+    def on_results(results: Any) -> None:
+        threads.add(threading.get_ident())
+        arrived.append(([r.kr_id for r in results], queried[0], len(results)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fetch, "get_source_class", lambda name: Counting)
+        results = fetch_all(
+            requests,
+            SourceEnvironment(),
+            max_concurrency=2,
+            clock=lambda: NOW,
+            on_results=on_results,
+        )
+    handed = [kr_id for ids, _, _ in arrived for kr_id in ids]
+    assert sorted(handed) == list(range(31))  # every result once
+    assert arrived[0][0] == [30]  # the invalid source's result first, before any query
+    assert threads == {threading.get_ident()}
+    # Batches came while the lanes still had queries to run.
+    assert arrived[1][1] < 30
+    by_id = {r.kr_id: r for r in results}
+    assert by_id[30].error_kind == "config" and by_id[0].value == Decimal(1)
+
+
+def test_a_hook_that_fails_stops_the_fetch_with_its_error() -> None:
+    def broken(results: Any) -> None:
+        raise ValueError("the store went away")
+
+    with pytest.raises(ValueError, match="the store went away"):
+        fetch_all(
+            _requests(6, delay=0.01),
+            SourceEnvironment(),
+            max_concurrency=2,
+            clock=lambda: NOW,
+            on_results=broken,
+        )

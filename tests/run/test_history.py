@@ -278,12 +278,12 @@ def test_evaluating_in_chunks_changes_nothing(
 ) -> None:
     # Runs evaluate their KRs a chunk at a time (bounded memory); 3 splits the 8 demo KRs
     # into chunks of 3, 3 and 2, and every evaluation must be what one chunk gives.
-    from okr_pipeline.run import record
+    from okr_pipeline.run import recorder
 
     chunked = make_demo(tmp_path / "b")
     for week in WEEKS[:4]:
         update_key_results(project_dir=str(project), as_of=week, all_krs=True)
-    monkeypatch.setattr(record, "EVALUATE_CHUNK", 3)
+    monkeypatch.setattr(recorder, "EVALUATE_CHUNK", 3)
     for week in WEEKS[:4]:
         update_key_results(project_dir=str(chunked), as_of=week, all_krs=True)
     whole = _rows(project, EVALUATIONS)
