@@ -1,7 +1,8 @@
 """Benchmark: the update flow against the same queries run bare, at 1,000 and 10,000 KRs.
 
     python bench/bench_flow.py [--sizes 1000 10000] [--concurrency 8] [--json] [--repeat 3]
-        [--history-days 45] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+        [--history-days 45] [--query-delay-ms 2]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 What it does, once per run of the script:
   * creates a synthetic warehouse on PostgreSQL (one ``events`` table, 20 rows per metric)
@@ -10,8 +11,10 @@ What it does, once per run of the script:
 For each size N it writes N SQL KRs with distinct queries, syncs them with a first flow run
 (reported as "first run", not the headline), with ``--history-days D`` gives every KR D
 daily values before now (a run mid-cycle reads and forecasts from them; by default none,
-as right after a first run), then times, each in a fresh process and, but naive bare (and
-the first run), three times (``--repeat``), interleaved, reporting the median try:
+as right after a first run), with ``--query-delay-ms M`` makes every query (the flow's and
+the baselines' alike) wait M ms on the server, as a slower warehouse's do, then times, each
+in a fresh process and, but naive bare (and the first run), three times (``--repeat``),
+interleaved, reporting the median try:
   * best bare: the fastest plain way a skilled user would run the same N queries without
     the product: one connection per thread of the same concurrency, each opened read-only
     with the statement timeout, the queries in batches of 50, each batch (``BEGIN``, its
@@ -105,9 +108,19 @@ def build_warehouse(url: str, metrics: int) -> None:
     engine.dispose()
 
 
-def query_for(i: int) -> str:
-    """The distinct query of KR number ``i``."""
-    return f"SELECT sum(value) FROM events WHERE metric_id = {i} AND ts < :as_of"
+def waiting(delay_ms: float) -> str:
+    """What a query joins to wait ``delay_ms`` on the server ("" for none): ``pg_sleep``."""
+    return f", pg_sleep({delay_ms / 1000})" if delay_ms else ""
+
+
+def query_for(i: int, delay_ms: float = 0.0) -> str:
+    """The distinct query of KR number ``i``, waiting ``delay_ms`` on the server."""
+    return f"SELECT sum(value) FROM events{waiting(delay_ms)} WHERE metric_id = {i} AND ts < :as_of"
+
+
+def with_delay(code: str, delay_ms: float) -> str:
+    """A bare child's code, its queries waiting ``delay_ms`` each as the KRs' do."""
+    return code.replace("FROM events WHERE", f"FROM events{waiting(delay_ms)} WHERE")
 
 
 def add_history(store: str, days: int) -> None:
@@ -133,8 +146,10 @@ def add_history(store: str, days: int) -> None:
     engine.dispose()
 
 
-def write_project(folder: Path, size: int, warehouse: str, store: str, concurrency: int) -> None:
-    """An OKR project of ``size`` SQL KRs, settings in okr.toml."""
+def write_project(
+    folder: Path, size: int, warehouse: str, store: str, concurrency: int, delay_ms: float = 0.0
+) -> None:
+    """An OKR project of ``size`` SQL KRs, settings in okr.toml (queries wait ``delay_ms``)."""
     okrs = folder / "okrs"
     okrs.mkdir(parents=True)
     per_file = 1000
@@ -159,7 +174,7 @@ def write_project(folder: Path, size: int, warehouse: str, store: str, concurren
                     "        source:",
                     "          type: sql",
                     "          connection: warehouse",
-                    f'          query: "{query_for(i + 1)}"',
+                    f'          query: "{query_for(i + 1, delay_ms)}"',
                 ]
         (okrs / f"bench-{f // per_file:03d}.yaml").write_text("\n".join(lines) + "\n")
     (folder / "okr.toml").write_text(
@@ -477,8 +492,20 @@ def main() -> None:
         help="before the timed run, give every KR this many daily values in the store (a "
         "run mid-cycle reads and forecasts from them); default 0, as after a first run",
     )
+    parser.add_argument(
+        "--query-delay-ms",
+        type=float,
+        default=0.0,
+        help="make every query, the flow's and the baselines' alike, wait this long on the "
+        "server (pg_sleep), as a slower warehouse's would; default 0",
+    )
     args = parser.parse_args()
     say = (lambda *_: None) if args.json else print
+    delay = args.query_delay_ms
+    naive_child, batched_child, cursor_child, best_child = (
+        with_delay(code, delay)
+        for code in (BARE_CHILD, BATCHED_BARE_CHILD, CURSOR_BARE_CHILD, BEST_BARE_CHILD)
+    )
     work = Path(tempfile.mkdtemp(prefix="okr-bench-"))
     warehouse = create_database(args.postgres, "okr_bench_wh")
     stores: list[str] = []
@@ -495,6 +522,8 @@ def main() -> None:
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
+        if delay:
+            say(f"every query waits {delay:g} ms on the server (pg_sleep)")
         say(
             f"{'KRs':>7} {'best bare s':>11} {'cursor bare s':>13} {'batched bare s':>14} "
             f"{'naive bare s':>12} "
@@ -506,19 +535,19 @@ def main() -> None:
             store = create_database(args.postgres, "okr_bench_store")
             stores.append(store)
             project = work / f"project-{size}"
-            write_project(project, size, warehouse, store, args.concurrency)
+            write_project(project, size, warehouse, store, args.concurrency, delay)
             first = run_child(FLOW_CHILD, str(project), env=env)  # parses and syncs
             add_history(store, args.history_days)
-            naive = run_child(BARE_CHILD, warehouse, str(size), str(args.concurrency), env=env)
+            naive = run_child(naive_child, warehouse, str(size), str(args.concurrency), env=env)
             bare = (warehouse, str(size), str(args.concurrency))
             kinds = ("batched", "cursor", "best", "same")
             tries: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
             flows: list[dict[str, Any]] = []
             # Interleaved, so that a slow minute of the machine slows each of them alike.
             for _ in range(args.repeat):
-                tries["batched"].append(run_child(BATCHED_BARE_CHILD, *bare, env=env))
-                tries["cursor"].append(run_child(CURSOR_BARE_CHILD, *bare, env=env))
-                tries["best"].append(run_child(BEST_BARE_CHILD, *bare, env=env))
+                tries["batched"].append(run_child(batched_child, *bare, env=env))
+                tries["cursor"].append(run_child(cursor_child, *bare, env=env))
+                tries["best"].append(run_child(best_child, *bare, env=env))
                 tries["same"].append(
                     run_child(
                         SAME_WORK_CHILD, store, warehouse, str(args.concurrency), str(size), env=env
@@ -552,6 +581,7 @@ def main() -> None:
                 # Parsing the YAML, checking every source, syncing, reading the KRs back.
                 "first_run_setup_s": first_steps.get("load-definitions"),
                 "flow_steps_s": steps,
+                "query_delay_ms": delay,
             }
             if args.json:
                 print(json.dumps(figures), flush=True)
