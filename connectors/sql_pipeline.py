@@ -59,6 +59,7 @@ def numbered_sql(query: str) -> tuple[str, tuple[str, ...]]:
     return _ESCAPED.sub(lambda m: m.group(1), BIND_PARAM.sub(number, query)), tuple(names)
 
 
+@lru_cache(maxsize=64)  # a run binds the same few times (as-of, cycle bounds) to every KR
 def timestamptz(value: datetime) -> bytes:
     """A time as a ``timestamptz`` parameter in text form, in UTC.
 
