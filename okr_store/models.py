@@ -180,10 +180,8 @@ class Measurement(Base):
             "(outcome = 'ok' AND value IS NOT NULL) OR (outcome <> 'ok' AND value IS NULL)",
             name="value_iff_ok",
         ),
-        # History and "last measured": range scans per KR.
+        # A KR's latest measurements by the time they were fetched (its history page).
         sa.Index(None, "kr_id", "measured_at"),
-        # "Last successful value" per KR (wall-clock: staleness, last good value).
-        sa.Index(None, "kr_id", "outcome", "measured_at"),
         # Successful history per KR on the time axis the values describe (as_of), which
         # is what trends and forecasts need, backfills included.
         sa.Index(None, "kr_id", "outcome", "as_of"),

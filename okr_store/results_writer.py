@@ -1,7 +1,7 @@
 """A run's rows written while the run still evaluates: one transaction, in a thread.
 
 Storing 10,000 KRs' measurements and evaluations keeps a PostgreSQL server busy for a
-few tenths of a second (a measurement goes into six indexes, each row is checked against
+few tenths of a second (a measurement goes into five indexes, each row is checked against
 two foreign keys).
 Written at the end, that is time the run waits; written by a thread while the run
 evaluates the next chunk of KRs, the server works while the client computes. The thread

@@ -78,7 +78,7 @@ def test_upgrade_from_0003_keeps_every_row(engine: sa.Engine) -> None:
                 {"t": datetime(2026, 10, 5, 9)},
             )
     upgrade(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     store = Store(engine)
     (measured,) = store.measurements([1])
     assert (measured.value, measured.kind, measured.author, measured.note) == (

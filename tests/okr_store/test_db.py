@@ -22,7 +22,7 @@ TABLES = {
 def test_upgrade_from_empty_creates_every_table(engine: sa.Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "0006"
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
 
 

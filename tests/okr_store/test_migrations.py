@@ -133,7 +133,7 @@ def test_upgrade_from_0001_keeps_data(engine: sa.Engine) -> None:
     ids = _fill_0001(engine)
 
     upgrade(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     store = Store(engine)
     krs = {k.kr_key: k for k in store.active_key_results()}
     assert set(krs) == {"plain", "alerted"}
@@ -190,7 +190,7 @@ def test_downgrade_to_0001_keeps_0001_data(engine: sa.Engine) -> None:
         assert conn.execute(sa.text("SELECT id FROM key_results")).scalar() == kr_id
         assert conn.execute(sa.text("SELECT id FROM runs")).scalar() == run_id
     upgrade(engine)  # and back up
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,7 @@ def test_upgrade_to_0003_moves_duplicate_as_ofs_aside(engine: sa.Engine) -> None
             )
         )  # fmt: skip
     upgrade(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     store = Store(engine)
     # The newest row of the as-of is current; the older one is kept for audit only.
     assert store.history([ids["plain"]]) == {ids["plain"]: [(T0, Decimal("111"))]}
@@ -261,3 +261,21 @@ def test_upgrade_to_0003_moves_duplicate_as_ofs_aside(engine: sa.Engine) -> None
                 value=Decimal(1), outcome="ok",
             )
         )  # fmt: skip
+
+
+def test_0006_drops_the_index_nothing_reads_and_the_downgrade_restores_it(
+    engine: sa.Engine,
+) -> None:
+    def measurement_indexes() -> set[str]:
+        return {str(ix["name"]) for ix in sa.inspect(engine).get_indexes("measurements")}
+
+    unread = "ix_measurements_kr_id_outcome_measured_at"
+    upgrade(engine)
+    assert unread not in measurement_indexes()
+    assert {"ix_measurements_kr_id_measured_at", "ix_measurements_kr_id_outcome_as_of"} <= (
+        measurement_indexes()
+    )
+    _migrate(engine, "downgrade", "0005")
+    assert unread in measurement_indexes()
+    upgrade(engine)
+    assert unread not in measurement_indexes()

@@ -60,7 +60,7 @@ def test_unrouted_failed_alerts_become_recorded_and_back(engine: sa.Engine) -> N
     before = _alerts(engine)
 
     upgrade(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     after = [
         ("default", "", "recorded", None),
         ("pm's", "", "recorded", None),
