@@ -42,6 +42,7 @@ from okr_pipeline.run.formulas import compute_formulas, is_formula
 from okr_pipeline.run.manual import is_manual, manual_results
 from okr_pipeline.run.record import open_store
 from okr_pipeline.run.recorder import RunRecorder
+from okr_pipeline.run.steps import needs_baseline
 
 if TYPE_CHECKING:
     # Types only: run/update.py imports this module, and these from there.
@@ -211,7 +212,9 @@ def run_shard(
         if not todo:
             return outcomes
         with SourcePool(source_environment(settings)) as pool:
-            todo = run.baselines(todo, settings, store, pool, clock(), clock)
+            now = clock()
+            if any(needs_baseline(kr, now) for kr in todo):
+                todo = run.baselines(todo, settings, store, pool, now, clock)
             with RunRecorder(
                 store,
                 settings,

@@ -55,6 +55,11 @@ def load_key_results(
     return target.active_key_results(at), target, scratch is None
 
 
+def needs_baseline(kr: StoredKeyResult, now: datetime) -> bool:
+    """True when the KR's ``baseline: auto`` is still to be measured (its cycle has begun)."""
+    return kr.baseline_auto and kr.baseline is None and kr.cycle_start <= now
+
+
 def measure_baselines(
     krs: list[StoredKeyResult],
     settings: Settings,
@@ -75,9 +80,7 @@ def measure_baselines(
         clock: Times the fetches.
         limits: The connections' limits shared with other runs (see ``run/limits.py``).
     """
-    missing = [
-        kr for kr in krs if kr.baseline_auto and kr.baseline is None and kr.cycle_start <= now
-    ]
+    missing = [kr for kr in krs if needs_baseline(kr, now)]
     if not missing:
         return krs
     results = fetch_all(

@@ -46,6 +46,7 @@ from okr_pipeline.run.steps import (
     fetch_counted,
     load_key_results,
     measure_baselines,
+    needs_baseline,
 )
 from okr_pipeline.run.summary import RunSummary, result_rows
 
@@ -329,8 +330,9 @@ def _measure_here(
     """
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(SourcePool(source_environment(settings)))
-        baseline_store = None if dry_run else store
-        chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
+        if any(needs_baseline(kr, now) for kr in chosen):  # else no step (a task run) at all
+            baseline_store = None if dry_run else store
+            chosen = run.baselines(chosen, settings, baseline_store, pool, now, clock)
         # The values are scored and stored as they arrive (run/recorder.py), the rows
         # committed by the evaluate-and-store step once the last ones are in.
         recorder = stack.enter_context(

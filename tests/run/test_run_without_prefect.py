@@ -84,6 +84,9 @@ def test_a_driver_wraps_every_step(demo_project: Path) -> None:
     dry = run_update(RunRequest(project_dir=demo_project, all_krs=True, dry_run=True), steps=steps)
     assert dry.run_id is None
     assert "mark_crashed" not in calls
+    # The first run measured the demo's auto baseline: with none left to measure, there
+    # is no baselines step (under Prefect, no task run) at all.
+    assert "baselines" not in calls and "fetch" in calls
 
 
 def test_a_plain_run_tells_how_many_krs_are_fetched(demo_project: Path) -> None:
