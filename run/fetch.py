@@ -377,8 +377,11 @@ def _follow_lanes(
             ended += 1
         elif batch and on_results is not None:
             on_results(results_of(batch))
-        if progress is not None and ended < lanes and time.monotonic() >= next_count:
-            next_count = time.monotonic() + every
+        if time.monotonic() < next_count:
+            continue
+        # The next wait is a whole period again, with or without a count to tell.
+        next_count = time.monotonic() + every
+        if progress is not None and ended < lanes:
             now = done()
             if now != last:
                 progress(now, total)

@@ -210,3 +210,27 @@ def test_a_hook_that_fails_stops_the_fetch_with_its_error() -> None:
             clock=lambda: NOW,
             on_results=broken,
         )
+
+
+def test_following_the_lanes_waits_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past the first period the caller's thread must still block between batches, with or
+    # without a progress hook: a loop that polls spends the lanes' CPU (and GIL).
+    clock_reads = [0]
+    real = time.monotonic
+
+    def counted() -> float:
+        clock_reads[0] += 1
+        return real()
+
+    monkeypatch.setattr(fetch.time, "monotonic", counted)
+    results = fetch_all(
+        _requests(20, delay=0.02),  # about 0.4 s, eight periods
+        SourceEnvironment(),
+        max_concurrency=1,
+        clock=lambda: NOW,
+        progress_every=0.05,
+        on_results=lambda batch: None,
+    )
+    assert len(results) == 20
+    # A few reads per batch and per period; a polling loop makes tens of thousands.
+    assert clock_reads[0] < 500, clock_reads[0]
