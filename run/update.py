@@ -121,8 +121,10 @@ class Steps:
         load: :func:`okr_pipeline.run.steps.load_key_results`.
         baselines: :func:`okr_pipeline.run.steps.measure_baselines`.
         fetch: :func:`okr_pipeline.run.steps.fetch_counted` (``fetch_values`` telling its
-            counts to :mod:`okr_pipeline.run.progress`).
-        evaluate_and_store: :func:`okr_pipeline.run.steps.evaluate_and_store`.
+            counts to :mod:`okr_pipeline.run.progress`); called with ``on_results``, which
+            scores and stores each batch of values as it arrives (``run/recorder.py``).
+        evaluate_and_store: :func:`okr_pipeline.run.steps.evaluate_and_store`; called with
+            the run's ``recorder``, it scores the rest and commits.
         alerts: :func:`okr_pipeline.run.alerting.run_alerts`.
         publish: Publishes the summary (the Prefect flow: a table artifact).
         mark_crashed: Marks the orchestrator's runs of crashed runs (by flow run id).
