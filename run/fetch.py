@@ -226,11 +226,11 @@ def fetch_all(
         queues[key] = deque(items[i : i + size] for i in range(0, len(items), size))
         lanes.append((key, min(limit, len(queues[key]))))
 
-    done = [sum(1 for r in results if r is not None)]  # invalid sources are done already
-    done_lock = threading.Lock()
-    # Each lane puts the indexes of every batch it finished, then None once it ends.
+    invalid = sum(1 for r in results if r is not None)  # done already, without a query
+    # Each lane puts the indexes of every batch it finished, then None once it ends: the
+    # caller's thread counts and hands over the results from there.
     finished: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
-    if on_results is not None and done[0]:
+    if on_results is not None and invalid:
         on_results([r for r in results if r is not None])
 
     def lane(key: str) -> None:
@@ -281,12 +281,7 @@ def fetch_all(
             when = clock()
             for (i, _), outcome in zip(batch, outcomes, strict=True):
                 results[i] = _result(requests[i].kr_id, outcome, when, requests[i].source)
-            with done_lock:
-                done[0] += len(batch)
             finished.put([i for i, _ in batch])
-
-    def arrived(indexes: list[int]) -> list[FetchResult]:
-        return [result for i in indexes if (result := results[i]) is not None]
 
     # Lanes of different keys alternate in the queue, so every connection starts early.
     order = [key for round_ in _round_robin(lanes) for key in round_]
@@ -295,21 +290,20 @@ def fetch_all(
         # A server's slots are then asked for together: as many as can run at once.
         slots.expect(key, min(count, workers))
     if progress is not None and not order:
-        progress(done[0], len(requests))  # nothing to fetch: no lane to wait for
+        progress(invalid, len(requests))  # nothing to fetch: no lane to wait for
     try:
         if order:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-fetch") as ex:
-                before = done[0]
                 futures = [ex.submit(lane, key) for key in order]
                 if progress is not None:
                     # Told once the lanes run: a progress hook that calls an API (Prefect's
                     # artifact) then no longer holds back the first query.
-                    progress(before, len(requests))
+                    progress(invalid, len(requests))
                 _follow_lanes(
                     len(futures),
                     finished,
-                    arrived,
-                    lambda: done[0],
+                    results,
+                    invalid,
                     len(requests),
                     progress,
                     progress_every,
@@ -355,8 +349,8 @@ def _fetch_paced(
 def _follow_lanes(
     lanes: int,
     finished: queue.SimpleQueue[list[int] | None],
-    results_of: Callable[[list[int]], list[FetchResult]],
-    done: Callable[[], int],
+    results: Sequence[FetchResult | None],
+    done: int,
     total: int,
     progress: Progress | None,
     every: float,
@@ -364,8 +358,8 @@ def _follow_lanes(
 ) -> None:
     # The caller's thread waits here rather than in a worker: a driver's hook (Prefect's
     # client, the run's recorder and its store) may rely on the caller's context, and the
-    # progress calls are throttled by the wait.
-    last = done()  # already told
+    # progress calls are throttled by the wait. ``done`` KRs were told already.
+    told = done
     next_count = time.monotonic() + every
     ended = 0
     while ended < lanes:
@@ -375,17 +369,17 @@ def _follow_lanes(
             batch = []
         if batch is None:
             ended += 1
-        elif batch and on_results is not None:
-            on_results(results_of(batch))
+        elif batch:
+            done += len(batch)
+            if on_results is not None:
+                on_results([result for i in batch if (result := results[i]) is not None])
         if time.monotonic() < next_count:
             continue
         # The next wait is a whole period again, with or without a count to tell.
         next_count = time.monotonic() + every
-        if progress is not None and ended < lanes:
-            now = done()
-            if now != last:
-                progress(now, total)
-                last = now
+        if progress is not None and ended < lanes and done != told:
+            progress(done, total)
+            told = done
 
 
 def _round_robin(lanes: Sequence[tuple[str, int]]) -> list[list[str]]:
