@@ -35,13 +35,20 @@ interleaved, reporting the median try:
     it (``flows.update.update_here``: in this process, without Prefect's heartbeat thread;
     definitions unchanged, as in a scheduled run): fetch, score, store in batches, publish
     the artifact. Its time by step is read back from the Prefect API afterwards (each task
-    run's duration, and the rest of the flow run).
+    run's duration, and the rest of the flow run);
+  * Prefect's floor: an empty flow run against the same server (what any flow run costs:
+    creating it, its Running and Completed states), and the flow's shape without its work
+    (the same five task runs and artifact calls, doing nothing). Best bare plus the first
+    is the least any flow run could take here: flow / best bare cannot go below
+    1 + empty / best bare, however fast the flow's own work.
 It prints flow / best bare (target at 10,000: 1.5 or less) and flow / same work, the peak
 memory of each process, the first run and its setup step (parse, check, sync: the
-``load-definitions`` task) and the flow's time by step; ``--json`` prints one JSON object
-per size instead, with ``krs``, ``flow_s``, ``best_bare_s``, ``cursor_bare_s``,
-``batched_bare_s``, ``naive_bare_s``, ``same_work_s``, ``flow_over_best_bare``,
-``flow_over_same_work``, ``flow_peak_mib``, ``best_bare_peak_mib``, ``first_run_s``,
+``load-definitions`` task), the flow's time by step and Prefect's floor; ``--json`` prints
+one JSON object per size instead, with ``krs``, ``flow_s``, ``best_bare_s``,
+``cursor_bare_s``, ``batched_bare_s``, ``naive_bare_s``, ``same_work_s``,
+``flow_over_best_bare``, ``flow_over_same_work``, ``flow_peak_mib``, ``best_bare_peak_mib``,
+``prefect_empty_flow_s``, ``prefect_skeleton_s``, ``lowest_possible_ratio`` (1 + empty /
+best bare), ``lowest_ratio_of_this_shape`` (1 + skeleton / best bare), ``first_run_s``,
 ``first_run_setup_s`` and ``flow_steps_s`` (seconds by step).
 """
 
@@ -422,6 +429,44 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 """
 )
 
+#: What Prefect itself costs a run on this machine, whatever the run does
+#: (``prefect_empty_flow_s``): one flow run of a flow that does nothing, started as the
+#: flow is (in this process, heartbeat off) against the same server. It creates the flow
+#: run and sets its Running and Completed states: round trips to the server that any flow
+#: run makes. With it, ``prefect_skeleton_s``: the flow's own shape with no work in it,
+#: the same five task runs and the same artifact calls (the progress artifact created and
+#: updated, the table and the summary). No flow run can take less than the first; the
+#: flow as it is built cannot take less than the second.
+FLOOR_CHILD = """
+import json, sys, time
+from prefect import flow
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact,
+                               create_table_artifact, update_progress_artifact)
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from okr_pipeline.flows.update import as_task
+skeleton = sys.argv[1] == "skeleton"
+def nothing():
+    return None
+def progress():
+    artifact = create_progress_artifact(0.0, key="bench-progress", description="0 of 0")
+    update_progress_artifact(artifact, 100.0, description="0 of 0")
+def publish():
+    create_table_artifact([{"kr": "bench", "status": "on_track"}], key="bench-table")
+    create_markdown_artifact("bench", key="bench-summary")
+@flow(name="bench-prefect-floor", log_prints=False)
+def floor():
+    if skeleton:
+        as_task("load-definitions", nothing)()
+        as_task("fetch-values", progress)()
+        as_task("evaluate-and-store", nothing)()
+        as_task("send-alerts", nothing)()
+        as_task("publish-results", publish)()
+started = time.perf_counter()
+with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    floor()
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
 #: Where a flow run's time went, read back from the Prefect API: each task run's
 #: duration, and the rest of the flow run (Prefect's flow and task orchestration, opening
 #: the store, recording the run).
@@ -531,6 +576,7 @@ def main() -> None:
             f"{'flow MiB':>9} {'first run s':>11} {'(setup s)':>9}"
         )
         profiles: dict[int, dict[str, float]] = {}
+        floors: dict[int, dict[str, Any]] = {}
         for size in args.sizes:
             store = create_database(args.postgres, "okr_bench_store")
             stores.append(store)
@@ -540,7 +586,7 @@ def main() -> None:
             add_history(store, args.history_days)
             naive = run_child(naive_child, warehouse, str(size), str(args.concurrency), env=env)
             bare = (warehouse, str(size), str(args.concurrency))
-            kinds = ("batched", "cursor", "best", "same")
+            kinds = ("batched", "cursor", "best", "same", "empty", "skeleton")
             tries: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
             flows: list[dict[str, Any]] = []
             # Interleaved, so that a slow minute of the machine slows each of them alike.
@@ -553,11 +599,15 @@ def main() -> None:
                         SAME_WORK_CHILD, store, warehouse, str(args.concurrency), str(size), env=env
                     )
                 )
+                tries["empty"].append(run_child(FLOOR_CHILD, "empty", env=env))
+                tries["skeleton"].append(run_child(FLOOR_CHILD, "skeleton", env=env))
                 flow = run_child(FLOW_CHILD, str(project), env=env)
                 if flow["measured"] != size or flow["errors"] or flow["synced"]:
                     raise SystemExit(f"unexpected flow result at {size} KRs: {flow}")
                 flows.append(flow)
-            batched, cursor, best, same = (median_try(tries[kind]) for kind in kinds)
+            batched, cursor, best, same, empty, skeleton = (
+                median_try(tries[kind]) for kind in kinds
+            )
             flow = median_try(flows)
             steps = run_child(
                 PROFILE_CHILD, str(flow["flow_run_id"]), str(flow["seconds"]), env=env
@@ -577,6 +627,12 @@ def main() -> None:
                 "best_bare_peak_mib": round(best["peak_mib"]),
                 "same_work_s": round(same["seconds"], 3),
                 "flow_over_same_work": round(flow["seconds"] / same["seconds"], 2),
+                "prefect_empty_flow_s": round(empty["seconds"], 3),
+                "prefect_skeleton_s": round(skeleton["seconds"], 3),
+                # The least flow / best bare any flow run could show here, and the least
+                # the flow's shape could (its work free): Prefect's share of the ratio.
+                "lowest_possible_ratio": round(1 + empty["seconds"] / best["seconds"], 2),
+                "lowest_ratio_of_this_shape": round(1 + skeleton["seconds"] / best["seconds"], 2),
                 "first_run_s": round(first["seconds"], 3),
                 # Parsing the YAML, checking every source, syncing, reading the KRs back.
                 "first_run_setup_s": first_steps.get("load-definitions"),
@@ -595,10 +651,19 @@ def main() -> None:
                 f"{first_steps.get('load-definitions', 0.0):>9.2f}"
             )
             profiles[size] = steps
+            floors[size] = figures
         for size, steps in profiles.items():
             print(
                 f"\nflow at {size} KRs, by step (s): "
                 + ", ".join(f"{name} {seconds:.2f}" for name, seconds in steps.items())
+            )
+        for size, figures in floors.items():
+            print(
+                f"\nPrefect's floor at {size} KRs: an empty flow run "
+                f"{figures['prefect_empty_flow_s']:.2f} s, the flow's shape without its work "
+                f"{figures['prefect_skeleton_s']:.2f} s; so no flow run can be under "
+                f"{figures['lowest_possible_ratio']:.2f} x best bare, and this flow's shape "
+                f"not under {figures['lowest_ratio_of_this_shape']:.2f} x"
             )
     finally:
         stack.close()
