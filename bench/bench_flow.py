@@ -442,8 +442,7 @@ import json, sys, time
 from prefect import flow
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact,
                                create_table_artifact, update_progress_artifact)
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from okr_pipeline.flows.update import as_task
+from okr_pipeline.flows.update import as_task, run_here
 skeleton = sys.argv[1] == "skeleton"
 def nothing():
     return None
@@ -462,8 +461,7 @@ def floor():
         as_task("send-alerts", nothing)()
         as_task("publish-results", publish)()
 started = time.perf_counter()
-with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-    floor()
+run_here(floor)  # as the flow is started: update_here(...) is run_here(update_key_results, ...)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 

@@ -255,15 +255,31 @@ def update_key_results(
     return summary
 
 
-def update_here(**parameters: Any) -> Any:
-    """Run :func:`update_key_results` in this process, as ``okr run`` does.
+def run_here(flow: Callable[..., Any], **parameters: Any) -> Any:
+    """Call a Prefect flow in this process, without Prefect's flow-run heartbeat thread.
 
-    Prefect's flow-run heartbeat thread is left out: it sleeps in one-second steps and is
-    joined when the run ends, so it made every run up to a second longer (about 1 s for a
-    small one). What it is for, telling Prefect that a run whose process died has
-    crashed, okr's run lease does for these runs: the next run finds the run whose lease
-    ran out and sets its Prefect flow run to Crashed (``run/record.py``). Flow runs that
-    Prefect starts (``okr serve``, workers, shards) keep their heartbeats.
+    That thread sleeps in one-second steps and is joined when the run ends, so it made
+    every run up to a second longer (about 1 s for a small one). What it is for, telling
+    Prefect that a run whose process died has crashed, okr's run lease does for these
+    runs: the next run finds the run whose lease ran out and sets its Prefect flow run to
+    Crashed (``run/record.py``). Flow runs that Prefect starts (``okr serve``, workers,
+    shards) keep their heartbeats.
+
+    Args:
+        flow: The flow.
+        parameters: Its parameters, and Prefect's call options (``return_state``).
+
+    Returns:
+        What the flow call returns.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return flow(**parameters)
+
+
+def update_here(**parameters: Any) -> Any:
+    """Run :func:`update_key_results` in this process, as ``okr run`` does (:func:`run_here`).
 
     Args:
         parameters: The flow's parameters, and Prefect's call options (``return_state``).
@@ -271,10 +287,7 @@ def update_here(**parameters: Any) -> Any:
     Returns:
         What the flow call returns: the run's summary, or its final state.
     """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return update_key_results(**parameters)
+    return run_here(update_key_results, **parameters)
 
 
 # Prefect's runner pickles a flow of an editable install by value, and its copy of the

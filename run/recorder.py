@@ -102,7 +102,6 @@ class RunRecorder:
         self._run_id = run_id
         self._as_of = as_of
         self._flow_run_id = flow_run_id
-        self._chunk = EVALUATE_CHUNK
         self._results: dict[int, FetchResult] = {}
         self._pending: list[FetchResult] = []
         self._evaluations: dict[int, EvaluationRecord] = {}
@@ -135,7 +134,7 @@ class RunRecorder:
         for result in results:
             self._results[result.kr_id] = result
         self._pending += results
-        if len(self._pending) >= self._chunk:
+        if len(self._pending) >= EVALUATE_CHUNK:
             self._score_pending()
 
     def finish(self, results: Sequence[FetchResult]) -> list[EvaluationRecord]:
@@ -176,8 +175,8 @@ class RunRecorder:
         if not pending or self._failure is not None:
             return
         try:
-            for start in range(0, len(pending), self._chunk):
-                chunk = pending[start : start + self._chunk]
+            for start in range(0, len(pending), EVALUATE_CHUNK):
+                chunk = pending[start : start + EVALUATE_CHUNK]
                 evaluated = evaluate_chunk(
                     self._store, self._settings, self._key_results, chunk, self._as_of
                 )
